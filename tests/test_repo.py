@@ -1,0 +1,81 @@
+"""Repository-level checks: the README's commands, CI, environment.yml, notebooks stripped and well-formed."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", quick, flags=re.S)
+    return [line.strip() for b in blocks for line in b.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_quick_start_has_exactly_two_commands():
+    cmds = _readme_commands()
+    assert len(cmds) == 2, f"Quick start must hold exactly two commands, found {cmds}"
+    assert any(c.endswith(" lab") for c in cmds), cmds
+    assert any(c.endswith(" test") for c in cmds), cmds
+
+
+def test_ci_runs_the_readme_test_command():
+    test_cmd = next(c for c in _readme_commands() if c.endswith(" test"))
+    ci_lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_cmd in ci_lines, f".ci/run must run exactly {test_cmd!r}"
+
+
+def test_environment_yml_installs_the_package_from_pyproject():
+    import yaml
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["name"] == "anyres-tutorial"
+    deps = env["dependencies"]
+    pip_sections = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
+    assert pip_sections == [["-e .[dev]"]], "environment.yml must install the package itself, nothing else"
+    # It must not repeat the dependency list of pyproject.toml.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", d)[0].lower() for d in project["dependencies"]}
+    conda_names = {re.split(r"[<>= ]", d)[0].lower() for d in deps if isinstance(d, str)}
+    assert conda_names <= {"python", "pip"}, f"environment.yml repeats dependencies: {conda_names & names}"
+    assert project["name"] == "anyres-tutorial"
+
+
+def test_readme_lists_every_notebook():
+    text = (ROOT / "README.md").read_text()
+    missing = [nb.name for nb in NOTEBOOKS if nb.name not in text]
+    assert not missing, f"README does not list {missing}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_committed_without_outputs(nb):
+    data = json.loads(nb.read_text())
+    dirty = [i for i, c in enumerate(data["cells"]) if c["cell_type"] == "code"
+             and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, f"{nb.name}: cells {dirty} have outputs; run `python -m nbstripout {nb}`"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_skeleton(nb):
+    """Every notebook: learning goals + run time, check yourself, exercises with solutions, summary, next."""
+    data = json.loads(nb.read_text())
+    md = "\n".join("".join(c["source"]) for c in data["cells"] if c["cell_type"] == "markdown").lower()
+    code = "\n".join("".join(c["source"]) for c in data["cells"] if c["cell_type"] == "code")
+    for needle in ("learning goals", "run time", "check yourself", "exercise", "solution", "summary"):
+        assert needle in md, f"{nb.name} lacks a '{needle}' section"
+    assert "import anyres_tutorial" in code or "from anyres_tutorial" in code, f"{nb.name} must import the library"
+    # Library code is imported, never pasted: no class definitions in notebooks, and no long function bodies.
+    assert not re.search(r"^class ", code, flags=re.M), f"{nb.name} defines a class: move it to the library"
+    raising = [c for c in data["cells"] if c["cell_type"] == "code"
+               and "NotImplementedError" in "".join(c["source"])]
+    for c in raising:
+        assert "raises-exception" in c.get("metadata", {}).get("tags", []), (
+            f"{nb.name}: an exercise stub raising NotImplementedError must be tagged raises-exception")
