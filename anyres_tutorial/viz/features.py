@@ -1,0 +1,3 @@
+"""Pictures: features (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Pictures: packing (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Pictures: tiling (being written)."""
+
+__all__: list[str] = []
