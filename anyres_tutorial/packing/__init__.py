@@ -1,0 +1,61 @@
+"""NaViT "Patch n' Pack": native sizes, packing, the packed batch, masks in three forms, positions.
+
+Taught in notebooks 07 (NaViT packing) and 08 (positions); used by 09 (tiling vs packing), 10 (timing) and 11
+(grid explorer). Sizes are (width, height) unless a name says otherwise.
+
+- :mod:`.sizing`    ``native_size(image_size, rule, **options)`` -> (width, height); rules ``navit``,
+                    ``qwen2_vl``, ``siglip2_naflex``, ``pixtral``; ``native_size_details`` shows the steps
+- :mod:`.patchify`  ``patchify(image, patch)`` -> tokens, (row, col) coords, fractional coords; ``unpatchify``
+- :mod:`.packer`    ``pack(lengths, max_len, strategy="ffd" | "next_fit")``, ``padding_report``,
+                    ``bucket_by_resolution``, ``bucketing_report``
+- :mod:`.batch`     ``PackedBatch`` and its builders ``pack_images`` / ``build_batch``
+- :mod:`.masks`     ``segment_ids``, ``dense_mask``, ``flex_block_mask``, ``cu_seqlens``
+- :mod:`.memory`    ``mask_memory(lengths)``: bytes of each mask form
+- :mod:`.positions` learned grid per image, NaViT factorised (absolute / fractional), 2-D RoPE
+- :mod:`.dropping`  ``drop_tokens`` (NaViT token dropping), ``pool_per_image``
+"""
+
+from __future__ import annotations
+
+from .batch import PackedBatch, build_batch, pack_images
+from .dropping import drop_tokens, num_kept, pool_per_image
+from .masks import cu_seqlens, dense_mask, flex_block_mask, segment_ids
+from .memory import mask_memory
+from .packer import (
+    STRATEGIES,
+    bucket_by_resolution,
+    bucketing_report,
+    pack,
+    padded_batches_padding,
+    padding_report,
+)
+from .patchify import grid_coords, patchify, unpatchify
+from .positions import (
+    FactorizedPositionEmbedding,
+    apply_rope_2d,
+    learned_grid,
+    packed_learned_grid,
+    rope_2d,
+)
+from .sizing import (
+    RULES,
+    native_size,
+    native_size_details,
+    navit_size,
+    pixtral_size,
+    qwen2_vl_size,
+    siglip2_naflex_size,
+)
+
+__all__ = [
+    "PackedBatch", "build_batch", "pack_images",
+    "drop_tokens", "num_kept", "pool_per_image",
+    "cu_seqlens", "dense_mask", "flex_block_mask", "segment_ids",
+    "mask_memory",
+    "STRATEGIES", "bucket_by_resolution", "bucketing_report", "pack", "padded_batches_padding",
+    "padding_report",
+    "grid_coords", "patchify", "unpatchify",
+    "FactorizedPositionEmbedding", "apply_rope_2d", "learned_grid", "packed_learned_grid", "rope_2d",
+    "RULES", "native_size", "native_size_details", "navit_size", "pixtral_size", "qwen2_vl_size",
+    "siglip2_naflex_size",
+]

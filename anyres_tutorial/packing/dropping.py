@@ -1,0 +1,78 @@
+"""NaViT token dropping and per-image pooling of packed outputs.
+
+Taught in notebook 07 (NaViT packing).
+
+- :func:`drop_tokens` keeps a random subset of each image's patch tokens (NaViT drops a random fraction per
+  image; lucidrains keeps ``max(1, int(n * (1 - rate)))`` tokens). The kept *indices* (sorted, raster order)
+  are returned, so each kept token keeps its own (row, col) position: that list is exactly the ``keep``
+  argument of ``model.forward_packed(images, keep=...)`` and of :func:`~anyres_tutorial.packing.pack_images`.
+- :func:`pool_per_image` averages the tokens of each image of a packed batch, ignoring padding (and dropped
+  tokens, which are simply not in the sequence).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+
+def num_kept(n: int, rate: float) -> int:
+    """Tokens kept out of ``n`` at drop ``rate`` (lucidrains' na_vit: ``max(1, int(n * (1 - rate)))``)."""
+    return max(1, int(n * (1 - rate)))
+
+
+def drop_tokens(lengths, rate, seed: int | None = 0,
+                generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Random token dropping, one independent draw per image.
+
+    ``lengths``: patch tokens per image (e.g. ``[g_rows * g_cols, ...]``). ``rate``: fraction dropped, one
+    float for every image or one per image, each in ``[0, 1)``. Randomness comes from ``generator`` if
+    given, else from a fresh ``torch.Generator`` seeded with ``seed`` (same seed -> same kept tokens).
+    Returns one sorted ``LongTensor`` of kept patch indices per image.
+    """
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
+        raise TypeError(f"lengths must be a sequence of integers, got {type(lengths).__name__}")
+    lengths = list(lengths)
+    if not lengths:
+        raise ValueError("lengths is empty: no image to drop tokens from")
+    for i, n in enumerate(lengths):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+            raise ValueError(f"lengths[{i}] = {n!r} must be a positive integer")
+    rates = list(rate) if isinstance(rate, (list, tuple)) else [rate] * len(lengths)
+    if len(rates) != len(lengths):
+        raise ValueError(f"got {len(rates)} drop rates for {len(lengths)} images")
+    for r in rates:
+        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0.0 <= r < 1.0:
+            raise ValueError(f"drop rate must be a number in [0, 1), got {r!r}")
+    if generator is None:
+        generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    keep = []
+    for n, r in zip(lengths, rates):
+        k = num_kept(int(n), float(r))
+        idx = torch.randperm(int(n), generator=generator)[:k]  # a uniform random subset of size k
+        keep.append(idx.sort().values)  # raster order: positions travel with their tokens
+    return keep
+
+
+def pool_per_image(x: torch.Tensor, image_ids: torch.Tensor, num_images: int | None = None) -> torch.Tensor:
+    """Mean of the tokens of each image in a packed batch.
+
+    ``x`` (B, L, D) outputs, ``image_ids`` (B, L) long with the image index of each token and -1 for padding
+    (``PackedBatch.image_ids``). Returns (num_images, D). Padding is ignored; dropped tokens are not in the
+    sequence at all, so they are ignored too.
+    """
+    if x.ndim != 3 or image_ids.shape != x.shape[:2]:
+        raise ValueError(f"x must be (B, L, D) and image_ids (B, L); got {tuple(x.shape)} and "
+                         f"{tuple(image_ids.shape)}")
+    ids = image_ids.reshape(-1)  # (B*L,)
+    real = ids >= 0
+    if num_images is None:
+        num_images = int(ids.max().item()) + 1 if bool(real.any()) else 0
+    flat = x.reshape(-1, x.shape[-1])[real]  # (T, D) real tokens only
+    ids = ids[real]
+    sums = torch.zeros(num_images, x.shape[-1], dtype=x.dtype, device=x.device).index_add_(0, ids, flat)
+    counts = torch.bincount(ids, minlength=num_images).to(x.dtype)  # (num_images,)
+    if bool((counts == 0).any()):
+        raise ValueError(f"images {torch.nonzero(counts == 0).flatten().tolist()} have no token in the batch")
+    return sums / counts[:, None]  # (num_images, D)

@@ -1,0 +1,125 @@
+"""LLaVA-NeXT "AnyRes" tiling (LLaVA-1.6). Taught in notebook 03.
+
+Paper: Liu et al., "LLaVA-NeXT: Improved reasoning, OCR, and world knowledge" (blog, Jan 2024) and
+"Improved Baselines with Visual Instruction Tuning" (LLaVA-1.5-HD, arXiv:2310.03744).
+Reference code: LLaVA-VL/LLaVA-NeXT ``llava/mm_utils.py`` (``select_best_resolution``,
+``resize_and_pad_image``, ``divide_to_patches``, ``process_anyres_image``, ``get_anyres_image_grid_shape``)
+and
+``llava/model/llava_arch.py`` (``unpad_image``, ``image_newline``, ``mm_patch_merge_type="spatial_unpad"``);
+the Hugging Face port ``transformers/models/llava_next`` (same rules, ``int(round(x, 7))`` in
+``unpad_image``).
+
+Steps, as the code does them (tile t = 336, CLIP ViT-L/14 -> 24 x 24 features per tile):
+
+1. ``select_best_resolution`` (shared helper in base.py): largest effective resolution, then least waste,
+   first candidate on a full tie. Default candidates = the released v1.6 ``image_grid_pinpoints``
+   [(336,672), (672,336), (672,672), (1008,336), (336,1008)] (W, H); ``candidates="paper"`` gives the blog's
+   grid set {2x2, 1x{2,3,4}, {2,3,4}x1} x 336.
+2. ``resize_and_pad_image``: the side that binds is filled exactly, the other is ``min(ceil(x * s), target)``
+   (note: *ceil* here, while step 1 scored candidates with *int* truncation), pasted centred with ``//2``
+   offsets on a black (0, 0, 0) canvas. PIL ``resize`` default filter (BICUBIC for RGB).
+3. ``divide_to_patches``: row-major 336 x 336 crops.
+4. Global view: the *whole image squashed* to 336 x 336 (``image.resize((336, 336))``; the code carries a
+   FIXME saying it "resizes instead of pad"), placed *before* the tiles.
+5. LLM tokens: 576 global tokens, then the tile features arranged as a (rows*24) x (cols*24) map,
+   ``unpad_image`` removes the rows/cols that only saw padding, and one ``image_newline`` token ends each row:
+   ``576 + h' * w' + h'``. ``unpad_image`` computes the unpadded length with ``int()`` (original) or
+   ``int(round(x, 7))`` (HF port; option ``unpad="hf"``), then slices ``[pad : n - pad]`` with
+   ``pad = (n - new) // 2`` - so when ``n - new`` is odd one extra padded row/col is *kept*.
+
+Paper vs code: the blog describes the grid set and "pad"-ding of the low-res image; the released code uses the
+five pinpoints above and squashes the global view (the FIXME). Both rules are selectable here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .base import (
+    GlobalView,
+    check_choice,
+    check_pair_list,
+    grid_boxes,
+    make_plan,
+    pad_paste,
+    select_best_resolution,
+)
+
+TILE = 336
+PATCH = 14
+SIDE = TILE // PATCH  # 24 features per tile side
+V16_PINPOINTS = ((336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008))  # (W, H), released v1.6
+# the blog's {2x2, 1x{2,3,4}, {2,3,4}x1} read as (cols x rows) tiles of 336, as (W, H)
+PAPER_GRIDS = ((672, 672), (336, 672), (336, 1008), (336, 1344), (672, 336), (1008, 336), (1344, 336))
+CANDIDATE_SETS = {"v1.6": V16_PINPOINTS, "paper": PAPER_GRIDS}
+
+OPTIONS = {"candidates": "v1.6", "unpad": "original"}
+
+
+def resolve(opts: dict) -> dict:
+    cands = opts["candidates"]
+    if isinstance(cands, str):
+        cands = CANDIDATE_SETS[check_choice("candidates", cands, tuple(CANDIDATE_SETS))]
+    else:
+        cands = check_pair_list("candidates", cands, multiple_of=TILE)
+    return {"candidates": cands, "unpad": check_choice("unpad", opts["unpad"], ("original", "hf"))}
+
+
+def resize_and_pad_geometry(image_size: tuple, target: tuple) -> tuple[tuple, tuple]:
+    """``resize_and_pad_image`` without pixels: (resized (W, H), paste offset (x, y))."""
+    (w, h), (tw, th) = image_size, target
+    sw, sh = tw / w, th / h
+    if sw < sh:
+        nw, nh = tw, min(math.ceil(h * sw), th)
+    else:
+        nw, nh = min(math.ceil(w * sh), tw), th
+    return (nw, nh), ((tw - nw) // 2, (th - nh) // 2)
+
+
+def unpad_shape(image_size: tuple, feat_hw: tuple, mode: str = "original") -> dict:
+    """``unpad_image`` on a (H, W) feature map, returning the kept shape and the intermediate numbers."""
+    w, h = image_size
+    fh, fw = feat_hw
+    trunc = (lambda x: int(x)) if mode == "original" else (lambda x: int(round(x, 7)))
+    if w / h > fw / fh:  # image wider than the map: padding was added top and bottom
+        new = trunc(h * (fw / w))
+        pad = (fh - new) // 2
+        kept = (fh - 2 * pad, fw)
+        axis = "rows"
+    else:
+        new = trunc(w * (fh / h))
+        pad = (fw - new) // 2
+        kept = (fh, fw - 2 * pad)
+        axis = "cols"
+    return {"feature_map_hw": (fh, fw), "axis": axis, "new_length": new, "padding": pad, "unpadded_hw": kept}
+
+
+def plan(image_size: tuple, opts: dict):
+    (cw, ch), scores = select_best_resolution(image_size, opts["candidates"])
+    rows, cols = ch // TILE, cw // TILE
+    resize, (ox, oy) = resize_and_pad_geometry(image_size, (cw, ch))
+    boxes, positions = grid_boxes(rows, cols, TILE)
+    un = unpad_shape(image_size, (rows * SIDE, cols * SIDE), opts["unpad"])
+    hh, ww = un["unpadded_hw"]
+    tokens = SIDE * SIDE + hh * ww + hh
+    formula = (f"{SIDE}x{SIDE} global + {hh}x{ww} unpadded tile features (of {rows * SIDE}x{cols * SIDE}) + "
+               f"{hh} newlines = {SIDE * SIDE} + {hh * ww} + {hh} = {tokens}")
+    return make_plan(
+        method="llava_next", image_size=image_size, options=opts, tile_size=TILE, grid=(rows, cols),
+        canvas_size=(cw, ch), resize_size=resize, content_box=(ox, oy, ox + resize[0], oy + resize[1]),
+        fill=(0, 0, 0), tile_boxes=boxes, tile_positions=positions,
+        global_views=(GlobalView("squash", (TILE, TILE), None, (0, 0, TILE, TILE)),),
+        global_position="before",
+        num_images=len(boxes) + 1, num_tokens=tokens, token_formula=formula,
+        details={"candidates": scores, "unpad": un, "unpad_mode": opts["unpad"]},
+    )
+
+
+def render(plan, image):
+    """PIL pixels: canvas (resize + centred black pad), row-major crops, squashed global view."""
+    from PIL import Image
+
+    x, y = plan.content_box[:2]
+    canvas = pad_paste(image, plan.canvas_size, plan.resize_size, (x, y), plan.fill, Image.BICUBIC)
+    tiles = [canvas.crop(b) for b in plan.tile_boxes]
+    return canvas, tiles, [image.resize((TILE, TILE), Image.BICUBIC)]

