@@ -940,10 +940,10 @@ def generate(out_dir: str | Path | None = None, names: list[str] | None = None) 
     return paths
 
 
-def check(data_dir: str | Path | None = None) -> list[str]:
-    """Names of synthetic images whose committed file differs (in pixels) from a fresh ``render``."""
+def check(data_dir: str | Path | None = None, names: list[str] | None = None) -> list[str]:
+    """Names of synthetic images whose file is missing or differs (in pixels) from a fresh ``render``."""
     bad = []
-    for name in list_images("synthetic"):
+    for name in names or list_images("synthetic"):
         path = data_path(name, data_dir)
         if not path.exists():
             bad.append(name)

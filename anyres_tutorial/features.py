@@ -554,19 +554,30 @@ def attention_pool(features, num_queries: int = 1, queries: str = "grid", cls=No
     flat = g.reshape(-1, d)  # (N, D)
     if q_n > flat.shape[0]:
         raise ValueError(f"num_queries={q_n} exceeds the {flat.shape[0]} patches")
+    ok = torch.ones(rows, cols, dtype=torch.bool) if valid is None else torch.as_tensor(valid).bool()
+    if ok.shape != (rows, cols):
+        raise ValueError(f"valid has shape {tuple(ok.shape)}, expected {(rows, cols)}")
+    if not bool(ok.any()):
+        raise ValueError("valid masks out every patch")
+    okf = ok.reshape(-1)  # (N,)
     if queries == "grid":
         c = math.isqrt(q_n)
         if c * c != q_n:
             raise ValueError(f"queries='grid' needs a square num_queries (C x C), got {q_n}")
         if c > min(rows, cols):
             raise ValueError(f"a {c}x{c} query grid does not fit a {rows}x{cols} map")
-        q = F.adaptive_avg_pool2d(g.permute(2, 0, 1)[None], (c, c))[0].permute(1, 2, 0).reshape(q_n, d)
+        m = ok.float()[None, None]  # (1, 1, rows, cols): mean over the valid patches of each cell
+        num = F.adaptive_avg_pool2d((g.permute(2, 0, 1)[None] * m), (c, c))[0]  # (D, c, c)
+        den = F.adaptive_avg_pool2d(m, (c, c))[0].clamp_min(1e-12)  # (1, c, c)
+        q = (num / den).permute(1, 2, 0).reshape(q_n, d)
     elif queries == "kmeans":
-        q = _kmeans(flat, q_n)
+        if q_n > int(okf.sum()):
+            raise ValueError(f"num_queries={q_n} exceeds the {int(okf.sum())} valid patches")
+        q = _kmeans(flat[okf], q_n)
     elif queries == "mean":
         if q_n != 1:
             raise ValueError("queries='mean' gives exactly one query; use num_queries=1")
-        q = flat.mean(0, keepdim=True)
+        q = flat[okf].mean(0, keepdim=True)
     elif queries == "cls":
         if cls is None:
             raise ValueError("queries='cls' needs the CLS token: pass cls=feature_map.cls[0]")
@@ -580,14 +591,7 @@ def attention_pool(features, num_queries: int = 1, queries: str = "grid", cls=No
     t = math.sqrt(d) if temperature is None else float(temperature)
     if not t > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    logits = q @ flat.T / t  # (Q, N)
-    if valid is not None:
-        ok = torch.as_tensor(valid).bool()
-        if ok.shape != (rows, cols):
-            raise ValueError(f"valid has shape {tuple(ok.shape)}, expected {(rows, cols)}")
-        if not bool(ok.any()):
-            raise ValueError("valid masks out every patch")
-        logits = logits.masked_fill(~ok.reshape(1, -1), float("-inf"))
+    logits = (q @ flat.T / t).masked_fill(~okf[None], float("-inf"))  # (Q, N); invalid patches get 0 weight
     w = torch.softmax(logits, dim=-1)  # (Q, N)
     pooled = w @ flat  # (Q, D)
     return PoolResult(pooled=pooled, weights=w.reshape(q_n, rows, cols), queries=q, kind=queries)

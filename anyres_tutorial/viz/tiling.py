@@ -46,9 +46,16 @@ def tile_color(k: int):
     return plt.get_cmap("tab20")(_TILE_PALETTE[k % len(_TILE_PALETTE)])
 
 
+def _new_figure(figsize) -> Figure:
+    """A Figure *not* registered with pyplot: Jupyter shows the returned figure once (no duplicate from the
+    inline backend) and widgets/tests need no ``plt.close``."""
+    return Figure(figsize=figsize, layout="constrained")
+
+
 def _fig_ax(ax, figsize):
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        fig = _new_figure(figsize)
+        ax = fig.subplots()
         return fig, ax
     return ax.figure, ax
 
@@ -350,7 +357,7 @@ def token_strip(plan, ax=None, *, wrap: int | None = None) -> Figure:
     cmap = _layout_cmap(n_tiles)
     vmin, vmax = -1, _TILE0 + max(1, n_tiles) - 1
     if ax is None:
-        fig = plt.figure(figsize=(11, 6.2), layout="constrained")
+        fig = _new_figure((11, 6.2))
         gs = fig.add_gridspec(2, 1, height_ratios=[1, 7])
         ax_seq, ax = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
         ax_seq.imshow(seq[None, :], aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
@@ -428,7 +435,7 @@ def template_diagram(image_size, *, templates=None, tile_size: int | None = None
     t = p.tile_size
     w, h = p.image_size
     if axes is None:
-        fig = plt.figure(figsize=(11, 6.5), layout="constrained")
+        fig = _new_figure((11, 6.5))
         gs = fig.add_gridspec(2, 1, height_ratios=[1, 2.2])
         ax1, ax2 = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
     else:
@@ -610,7 +617,7 @@ def unpad_diagram(plan_or_size, axes=None) -> Figure:
     if plan.method != "llava_next":
         raise ValueError(f"unpad_diagram needs a llava_next plan, got {plan.method!r}")
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), layout="constrained")
+        axes = _new_figure((11, 5.2)).subplots(1, 2)
     fig = axes[0].figure
     rows, cols = plan.grid
     s = ln.SIDE
@@ -682,7 +689,7 @@ def ureader_scores(image_size, *, anchors="release", axes=None) -> Figure:
     H = max(a[0] for a in anc)
     W = max(a[1] for a in anc)
     if axes is None:
-        fig, axes = plt.subplots(2, 2, figsize=(11, 9.5), layout="constrained")
+        axes = _new_figure((11, 9.5)).subplots(2, 2)
         axes = list(np.ravel(axes))
     fig = axes[0].figure
     panels = [("Srr = IoU(anchor, image)  (resolution-related)", srr, "{:.2f}"),
