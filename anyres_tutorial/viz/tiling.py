@@ -47,9 +47,12 @@ def tile_color(k: int):
 
 
 def _new_figure(figsize) -> Figure:
-    """A Figure *not* registered with pyplot: Jupyter shows the returned figure once (no duplicate from the
-    inline backend) and widgets/tests need no ``plt.close``."""
-    return Figure(figsize=figsize, layout="constrained")
+    """A new Figure, created through pyplot (so Jupyter's inline backend and its PNG formatter are set up) and
+    closed at once: the returned figure is shown exactly once (as the cell's value), never twice, and no
+    figure accumulates in pyplot (widgets redraw often)."""
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    plt.close(fig)
+    return fig
 
 
 def _fig_ax(ax, figsize):
