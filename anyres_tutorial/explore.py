@@ -128,7 +128,8 @@ def _score_table(plan) -> tuple[str | None, list[dict]]:
         return "aspect", rows
     if plan.method == "template":
         rows = [{"grid": (r["template"][1], r["template"][0]), "log_distance": float(r["log_distance"]),
-                 "covers_image": bool(r["covers_image"]), "chosen": bool(r["chosen"])} for r in d["templates"]]
+                 "covers_image": bool(r["covers_image"]), "chosen": bool(r["chosen"])}
+                for r in d["templates"]]
         return "template", rows
     return None, []
 
@@ -176,7 +177,8 @@ def tiling_summary(image_size: Any, method: str, **options: Any) -> dict:
     }
 
 
-def compare_methods(image_size: Any, methods: Any = tiling.METHODS, options: dict | None = None) -> list[dict]:
+def compare_methods(image_size: Any, methods: Any = tiling.METHODS,
+                    options: dict | None = None) -> list[dict]:
     """One row per method for the same image size: grid, canvas, encoder images / tokens, LLM tokens,
     padding fraction. ``options``: dict method -> plan options (default: each method's defaults).
     The side-by-side mode of the tiling explorer shows this table (notebook 11)."""

@@ -92,11 +92,11 @@ def normalize(image) -> torch.Tensor:
     except ImportError:  # pragma: no cover - pillow is a dependency
         Image = None
     if Image is not None and isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        image = np.array(image.convert("RGB"))  # a writable copy
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"numpy images must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # (3, H, W)
+        image = torch.from_numpy(image.copy()).permute(2, 0, 1)  # (3, H, W)
     if not isinstance(image, torch.Tensor):
         raise TypeError(
             f"normalize() takes a PIL image, a uint8 array or a tensor, got {type(image).__name__}"
@@ -356,7 +356,7 @@ class DinoViT(nn.Module):
                 "(resize or crop first)"
             )
         if x.device != self.device:
-            raise ValueError(f"{what} is on {x.device} but the model is on {self.device}")
+            raise ValueError(f"{what} is on device {x.device} but the model is on device {self.device}")
 
     def _check_images(self, images) -> list[torch.Tensor]:
         if isinstance(images, torch.Tensor):

@@ -111,9 +111,9 @@ def hf_dinov2():
         ("astronaut", (518, 518)),  # native grid: transformers skips the resize
         ("chelsea", (448, 294)),  # non-square, upsampled grid 21 x 32
         ("rocket", (70, 630)),  # tall and thin, 45 x 5: one side up, one side down
-        ("coffee", (224, 168)),  # both sides shrink
     ],
 )
+@pytest.mark.slow
 def test_matches_transformers_dinov2(dinov2, hf_dinov2, stem, size):
     x = _real(stem, size)[None]
     with torch.no_grad():
@@ -126,7 +126,7 @@ def test_matches_transformers_dinov2(dinov2, hf_dinov2, stem, size):
 
 def test_position_embedding_resize_follows_transformers(dinov2, hf_dinov2):
     emb = hf_dinov2.embeddings
-    for rows, cols in [(37, 37), (16, 16), (21, 32), (45, 5), (1, 1), (37, 40)]:
+    for rows, cols in [(37, 37), (16, 16), (12, 16), (21, 32), (45, 5), (1, 1), (37, 40)]:
         ref = emb.interpolate_pos_encoding(torch.zeros(1, 1 + rows * cols, 384), rows * 14, cols * 14)[0]
         assert torch.allclose(dinov2.pos_embed_for(rows, cols), ref, atol=1e-6, rtol=0)
 
@@ -135,10 +135,10 @@ def test_position_embedding_resize_follows_transformers(dinov2, hf_dinov2):
 # Packed sequences: every backend equals the loop reference
 
 
-PACKED_SETS = [
-    [(14, 14), (518, 518), (42, 98)],  # one-patch image + a large one (1370 tokens)
-    [(14, 14), (350, 224), (28, 420), (140, 140)],
-    [(252, 322), (14, 14), (56, 14), (98, 70), (14, 196)],
+PACKED_SETS = [  # (width, height); kept small: the CPU forward is the slow part of this file
+    [(14, 14), (336, 336), (42, 98)],  # a one-patch image + a large one (577 tokens)
+    [(14, 14), (224, 140), (28, 280), (112, 112)],
+    [(182, 238), (14, 14), (56, 14), (98, 70), (14, 126)],
 ]
 
 
@@ -146,6 +146,7 @@ def _packed_backends():
     return [b for b in available_attention("cpu") if b != "loop"]
 
 
+@pytest.mark.slow
 def test_packed_backends_equal_loop(dinov2):
     assert "dense_mask" in _packed_backends()
     for seed, sizes in enumerate(PACKED_SETS):
@@ -167,8 +168,9 @@ def test_loop_equals_tiles(dinov2):
     assert _max_diff(loop, tiles) == 0.0
 
 
+@pytest.mark.slow
 def test_packed_backends_with_token_dropping(dinov2):
-    sizes = [(140, 98), (14, 14), (70, 210), (28, 28)]
+    sizes = [(98, 70), (14, 14), (70, 140), (28, 28)]
     images = _rand_images(sizes, seed=3)
     g = torch.Generator().manual_seed(3)
     n = [(w // 14) * (h // 14) for (w, h) in sizes]
@@ -206,13 +208,14 @@ def test_kept_tokens_keep_their_positions(dinov2):
 
 
 @pytest.mark.skipif("flex" not in available_attention("cpu"), reason="no C++ compiler for torch.compile")
+@pytest.mark.slow
 def test_flex_does_not_recompile_for_new_lengths(dinov2):
     from torch._dynamo.utils import counters
 
     with torch.no_grad():
         dinov2.forward_packed(_rand_images([(28, 28), (14, 14)], 0), attention="flex")  # warm-up
         before = dict(counters["stats"])
-        for sizes in ([(14, 14)], [(140, 84), (42, 14)], [(14, 28), (70, 70), (28, 14)]):
+        for sizes in ([(14, 14)], [(140, 84), (42, 14), (28, 14)]):
             dinov2.forward_packed(_rand_images(sizes, 1), attention="flex")
     assert dict(counters["stats"]).get("unique_graphs") == before.get("unique_graphs")
 
@@ -381,10 +384,13 @@ def test_pca_rgb_on_real_features(dinov2):
 def test_flops_match_torch_flop_counter(dinov2):
     from torch.utils.flop_counter import FlopCounterMode
 
+    def explicit_attention(q, k, v):  # matmuls the counter sees (it does not count CPU SDPA kernels)
+        return torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1) @ v
+
     for size in [(224, 224), (70, 28)]:
         x = torch.zeros(1, 3, size[1], size[0])
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            dinov2.forward_tiles(x)
+            dinov2._run(dinov2.embed(x), explicit_attention)
         assert dinov2.flops([V.num_tokens(size)]) == counter.get_total_flops()
 
 

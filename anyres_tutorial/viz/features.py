@@ -38,6 +38,13 @@ __all__ = [
 USEFUL, PADDING, DUPLICATED = "#4C72B0", "#C0C0C0", "#DD8452"
 
 
+def _shown_once(fig: Figure) -> Figure:
+    """Close the figure in pyplot before returning it: Jupyter then shows it once (as the cell's value), not
+    twice, and figures do not pile up in pyplot."""
+    plt.close(fig)
+    return fig
+
+
 def _off(ax):
     ax.set_xticks([])
     ax.set_yticks([])
@@ -84,7 +91,7 @@ def downsample_comparison(image: Image.Image, box, sides=(224, 336, 448), title:
     fig.suptitle(title or "What a fixed low input resolution erases: the same crop before and after "
                  "squashing the whole image", fontsize=11)
     fig.tight_layout()
-    return fig
+    return _shown_once(fig)
 
 
 def token_cost_curve(sides=None, patch_sizes=(14, 16), marks=(224, 336, 448, 518, 672, 1024)) -> Figure:
@@ -123,7 +130,7 @@ def token_cost_curve(sides=None, patch_sizes=(14, 16), marks=(224, 336, 448, 518
         a.legend(loc="upper left")
         a.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return _shown_once(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -169,7 +176,7 @@ def patch_grid(image: Image.Image, size=(224, 224), patch_size: int = 14, highli
     a2.set_aspect("equal")
     a2.axis("off")
     fig.tight_layout()
-    return fig
+    return _shown_once(fig)
 
 
 def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Figure:
@@ -218,7 +225,7 @@ def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Fi
             ax.set_ylabel("row", fontsize=8)
     fig.suptitle(f"Position embedding {a.shape[0]}x{a.shape[1]} -> {b.shape[0]}x{b.shape[1]}: "
                  "interpolation keeps the spatial pattern", fontsize=11)
-    return fig
+    return _shown_once(fig)
 
 
 def _draw_map(ax, rgb: np.ndarray, fmap=None, title: str = "", borders: bool = True):
@@ -265,7 +272,7 @@ def pca_map(image: Image.Image, features, title: str | None = None, foreground: 
     _draw_map(a2, rgb, fmap, f"PCA of {rows}x{cols} = {rows * cols} patch features -> RGB")
     fig.suptitle(title or "Patch features as colours: the first 3 principal components", fontsize=11)
     fig.tight_layout()
-    return fig
+    return _shown_once(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -336,7 +343,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
                  "(one joint PCA, comparable colours)", fontsize=12)
     if not show_edges:
         fig.tight_layout()
-    return fig
+    return _shown_once(fig)
 
 
 def token_budget_bars(rows, title: str | None = None) -> Figure:
@@ -379,7 +386,7 @@ def token_budget_bars(rows, title: str | None = None) -> Figure:
     fig.suptitle(title or "Where the encoder tokens go: content vs padding vs duplicated thumbnail "
                  "(bars), and what the LLM receives (diamonds)", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return fig
+    return _shown_once(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -439,4 +446,4 @@ def compression_map(image: Image.Image, fmap, pool, cls=None, max_queries: int =
         fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="cosine similarity")
     fig.suptitle(title or f"Compressing {rows * cols} patch tokens into {pool.weights.shape[0]}: "
                  "where each query looks, and what its token resembles", fontsize=11)
-    return fig
+    return _shown_once(fig)

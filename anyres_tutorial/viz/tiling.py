@@ -659,7 +659,7 @@ def unpad_diagram(plan_or_size, axes=None) -> Figure:
         rnd = "int(x)" if mode == "original" else "int(round(x, 7))"
         hh, ww = un["unpadded_hw"]
         ax.set_title(f"{'original LLaVA-NeXT' if mode == 'original' else 'Hugging Face port'}: {rnd}\n"
-                     f"x = {expr} = {raw:.10g} → new = {un['new_length']}, pad = {pad} per side\n"
+                     f"x = {expr} = {raw!r} → new = {un['new_length']}, pad = {pad} per side\n"
                      f"kept {hh}×{ww} → {s * s} + {hh}·{ww} + {hh} = {s * s + hh * ww + hh} tokens",
                      fontsize=9)
         ax.legend(fontsize=7, loc="lower right", framealpha=0.85)
