@@ -79,7 +79,7 @@ def lab(tmp_path):
     (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
     # render every cell (no virtual scrolling), so all outputs exist in the DOM
     (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
-        json.dumps({"windowingMode": "none"}))
+        json.dumps({"windowingMode": "none", "autoStartDefaultKernel": True}))
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
@@ -125,6 +125,7 @@ def _text(page, selector: str) -> str:
 
 
 def test_grid_explorer_in_jupyterlab(lab, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     base, token, log_path = lab
@@ -136,60 +137,75 @@ def test_grid_explorer_in_jupyterlab(lab, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
             page.set_default_timeout(60_000)
-            page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
-            page.locator(".jp-Notebook").first.wait_for()
-            # wait until the kernel is idle, then run every cell from the Run menu
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-                timeout=90_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-
-            numbers = page.locator(".anyres-tiling-numbers")
-            expect(numbers.first).to_contain_text("LLM tokens", timeout=120_000)
-            packing = page.locator(".anyres-packing-numbers")
-            expect(packing.first).to_contain_text("padding", timeout=120_000)
-            # Run All stops at the first exercise stub (it raises NotImplementedError on purpose)
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-                timeout=120_000)
-            time.sleep(1.0)
-            explorer = page.locator(".anyres-tiling-explorer").first
-            explorer.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "1_after_run_all.png"), full_page=False)
-
-            before = _text(page, ".anyres-tiling-numbers")
-            assert "llava_next" in before and "LLM tokens" in before, before
-            # change the method dropdown: the card (numbers) must change to UReader's
-            explorer.locator(".anyres-method select").select_option("ureader")
-            expect(numbers.first).to_contain_text("ureader", timeout=60_000)
-            expect(numbers.first).to_contain_text("65", timeout=60_000)  # UReader's formula: images x 65
-            after = _text(page, ".anyres-tiling-numbers")
-            assert after != before
-            explorer.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "2_ureader.png"))
-            # switch to the side-by-side tab: a comparison table appears
-            explorer.locator(".lm-TabBar-tab", has_text="Side by side").first.click()
-            expect(page.locator(".anyres-compare-table table").first).to_be_visible(timeout=60_000)
-            explorer.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "3_side_by_side.png"))
-
-            # packing explorer: next-fit instead of first-fit-decreasing changes the summary
-            pack_before = _text(page, ".anyres-packing-numbers")
-            pexp = page.locator(".anyres-packing-explorer").first
-            pexp.scroll_into_view_if_needed()
-            pexp.locator("button", has_text="next_fit").first.click()
-            expect(packing.first).to_contain_text("strategy next_fit", timeout=60_000)
-            assert _text(page, ".anyres-packing-numbers") != pack_before
-            page.screenshot(path=str(shots / "4_packing.png"))
-
-            # no error anywhere: no traceback / stderr output, no error message from the explorers
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
-            # the exercise stubs raise NotImplementedError on purpose (tagged raises-exception)
-            unexpected = [t for t in tracebacks if "NotImplementedError" not in t]
-            assert not unexpected, unexpected
-            widget_errors = [t for t in page.locator(".anyres-message").all_inner_texts() if t.strip()]
-            assert not widget_errors, widget_errors
-            assert page.locator(".jp-RenderedText:has-text('Exception in')").count() == 0
+            _drive(page, base, token, shots, PlaywrightTimeout, expect)
+        except Exception:
+            try:
+                page.screenshot(path=str(shots / "failure.png"), full_page=True)
+            except Exception:
+                pass
+            raise
         finally:
             browser.close()
     assert "Traceback" not in log_path.read_text(errors="replace"), log_path.read_text()[-3000:]
+
+
+def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
+    """Open notebook 11, run all cells, change controls, check outputs (screenshots in ``shots``)."""
+    page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
+    page.locator(".jp-Notebook").first.wait_for()
+    try:  # older/newer JupyterLabs may still ask which kernel to start: take the preferred one
+        page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=8_000)
+    except PlaywrightTimeout:
+        pass
+    # wait until the kernel is idle, then run every cell from the Run menu
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
+        timeout=90_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+    numbers = page.locator(".anyres-tiling-numbers")
+    expect(numbers.first).to_contain_text("LLM tokens", timeout=120_000)
+    packing = page.locator(".anyres-packing-numbers")
+    expect(packing.first).to_contain_text("padding", timeout=120_000)
+    # Run All stops at the first exercise stub (it raises NotImplementedError on purpose)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
+        timeout=120_000)
+    time.sleep(1.0)
+    explorer = page.locator(".anyres-tiling-explorer").first
+    explorer.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "1_after_run_all.png"), full_page=False)
+
+    before = _text(page, ".anyres-tiling-numbers")
+    assert "llava_next" in before and "LLM tokens" in before, before
+    # change the method dropdown: the card (numbers) must change to UReader's
+    explorer.locator(".anyres-method select").select_option("ureader")
+    expect(numbers.first).to_contain_text("ureader", timeout=60_000)
+    expect(numbers.first).to_contain_text("65", timeout=60_000)  # UReader's formula: images x 65
+    after = _text(page, ".anyres-tiling-numbers")
+    assert after != before
+    explorer.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "2_ureader.png"))
+    # switch to the side-by-side tab: a comparison table appears
+    explorer.locator(".lm-TabBar-tab", has_text="Side by side").first.click()
+    expect(page.locator(".anyres-compare-table table").first).to_be_visible(timeout=60_000)
+    explorer.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "3_side_by_side.png"))
+
+    # packing explorer: next-fit instead of first-fit-decreasing changes the summary
+    pack_before = _text(page, ".anyres-packing-numbers")
+    pexp = page.locator(".anyres-packing-explorer").first
+    pexp.scroll_into_view_if_needed()
+    pexp.locator("button", has_text="next_fit").first.click()
+    expect(packing.first).to_contain_text("strategy next_fit", timeout=60_000)
+    assert _text(page, ".anyres-packing-numbers") != pack_before
+    page.screenshot(path=str(shots / "4_packing.png"))
+
+    # no error anywhere: no traceback / stderr output, no error message from the explorers
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+    # the exercise stubs raise NotImplementedError on purpose (tagged raises-exception)
+    unexpected = [t for t in tracebacks if "NotImplementedError" not in t]
+    assert not unexpected, unexpected
+    widget_errors = [t for t in page.locator(".anyres-message").all_inner_texts() if t.strip()]
+    assert not widget_errors, widget_errors
+    assert page.locator(".jp-RenderedText:has-text('Exception in')").count() == 0

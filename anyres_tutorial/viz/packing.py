@@ -49,10 +49,17 @@ def image_color(i: int):
     return cmap((2 * i) % 20 if (i // 10) % 2 == 0 else (2 * i + 1) % 20)
 
 
+def _closed(fig: Figure) -> Figure:
+    """Close a new figure in pyplot before returning it: Jupyter shows it once (as the cell's value), never
+    twice, and figures do not pile up in pyplot (the widgets redraw often), as in the other viz modules."""
+    plt.close(fig)
+    return fig
+
+
 def _fig_ax(ax, figsize):
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-        return fig, ax
+        return _closed(fig), ax
     return ax.figure, ax
 
 
@@ -117,6 +124,7 @@ def packing_comparison(lengths, max_len: int, strategies=("next_fit", "ffd"), *,
     nrows = max(len(r) for _, r in results)
     fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 0.55 * nrows + 1.8),
                              layout="constrained", squeeze=False)
+    _closed(fig)
     names = {"next_fit": "next-fit (keeps order)", "ffd": "first-fit decreasing"}
     for ax, (s, rows) in zip(axes[0], results):
         packed_rows(rows, lengths, max_len, ax=ax, title=names.get(s, s), labels=labels)
@@ -311,6 +319,7 @@ def position_map(batch, row: int = 0, *, show_wrong: bool = True, annotate: bool
         annotate = n <= 48
     fig, axes = plt.subplots(len(strips), 1, figsize=(min(14, max(7, 0.28 * n)), 0.9 * len(strips) + 1.1),
                              layout="constrained", sharex=True)
+    _closed(fig)
     bounds = _boundaries(seg)
     for ax, (name, vals, cmap_name, wrong) in zip(axes, strips):
         vals = np.asarray(vals, dtype=float)
@@ -417,6 +426,7 @@ def native_sizes(images, rule: str = "navit", *, names=None, title: str | None =
     fig_h = max(2.8, min(7.5, fig_w * hmax / sum(eff) + 1.2))
     fig, axes = plt.subplots(1, len(items), figsize=(fig_w, fig_h), layout="constrained", squeeze=False,
                              gridspec_kw=dict(width_ratios=eff))
+    _closed(fig)
     for ax, (name, im), d in zip(axes[0], items, details):
         W, H = d["size"]
         gw, gh = d["grid"]
