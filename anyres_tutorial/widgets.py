@@ -111,7 +111,7 @@ class TilingExplorer:
         self._option_widgets: dict[str, W.Widget] = {}
         self.message = W.HTML()
         self.message.add_class("anyres-message")
-        self.numbers = W.HTML(layout=W.Layout(min_width="380px"))
+        self.numbers = W.HTML(layout=W.Layout(min_width="360px", max_width="560px"))
         self.numbers.add_class("anyres-tiling-numbers")
 
         self.pictures = {t: _image_widget() for t in self.TABS}
@@ -128,14 +128,14 @@ class TilingExplorer:
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
 
-        help_html = W.HTML("<small>Pick an image (or upload one), a tiling method (切图) and its options. "
-                           "Tabs: the cut canvas, what the ViT sees, what the LLM receives, why this grid "
-                           "won, and several methods side by side.</small>", layout=W.Layout(width="300px"))
-        left = W.VBox([W.HTML("<b>Image</b>"), self.image_dd, self.upload, help_html],
-                      layout=W.Layout(margin="0 16px 0 0"))
-        middle = W.VBox([W.HTML("<b>Method and options</b>"), self.method_dd, self.options_box],
-                        layout=W.Layout(margin="0 16px 0 0"))
-        self.widget = W.VBox([W.HBox([left, middle, self.numbers], layout=W.Layout(flex_flow="row wrap")),
+        help_html = W.HTML("<small>Pick an image (or upload your own), a tiling method and its options. "
+                           "Tabs: "
+                           "the cut canvas · what the ViT sees · what the LLM receives · why this grid won · "
+                           "several methods side by side.</small>")
+        controls = W.VBox([self.image_dd, self.upload, self.method_dd, self.options_box],
+                          layout=W.Layout(width="350px", margin="0 16px 0 0"))
+        self.widget = W.VBox([help_html,
+                              W.HBox([controls, self.numbers], layout=W.Layout(flex_flow="row wrap")),
                               self.message, self.tabs])
         self.widget.add_class("anyres-tiling-explorer")
 

@@ -381,7 +381,7 @@ def position_similarity(vectors, query, ax=None, *, title: str | None = None, me
         vmin, vmax = -m, m
     else:
         raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
-    fig, ax = _fig_ax(ax, (4.6, 4.2 * gh / max(gw, 1) + 0.8))
+    fig, ax = _fig_ax(ax, (5.6, 4.4 * gh / max(gw, 1) + 1.0))
     im = ax.imshow(sims.reshape(gh, gw).numpy(), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.plot([c], [r], marker="*", color="gold", markersize=14, markeredgecolor="black")
     ax.set_xlabel("patch col")
