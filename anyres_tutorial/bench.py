@@ -2,7 +2,7 @@
 
 Taught in notebook 10 (timing). Run it from a shell:
 
-    python -m anyres_tutorial.bench --quick                 # about a minute on a 2-core CPU (used by the tests)
+    python -m anyres_tutorial.bench --quick                 # a minute or two on a 2-core CPU (the tests)
     python -m anyres_tutorial.bench --out results/cpu.json  # the full run: JSON + PNG plots next to it
     python -m anyres_tutorial.bench --help
 
@@ -12,8 +12,8 @@ What is compared (the same images, the same real weights, one forward pass of th
 
 - ``tiled``: every image gets a LLaVA-NeXT plan (``tiling.plan("llava_next", (W, H))``: 2-4 local 336 tiles +
   a squashed 336 thumbnail) and ``tiling.apply``; all tiles of all images form ONE batch (B, 3, 336, 336) of
-  equal tiles (336 = 24 patches of 14) -> ``model.forward_tiles``. ``--tiling-methods internvl,ureader`` adds
-  ``tiled-<method>`` configurations (their tiles are resized to a multiple of 14 when needed, e.g. 384 -> 378).
+  equal tiles (336 = 24 patches of 14) -> ``model.forward_tiles``. ``--tiling-methods internvl,ureader``
+  adds ``tiled-<method>`` configurations (tiles resized to a multiple of 14 when needed, e.g. 384 -> 378).
 - ``packed-<backend>``: every image is resized to its native size under a comparable budget
   (``packing.native_size((W, H), "navit", max_tokens=B)`` with B = the number of patch tokens of that image's
   LLaVA-NeXT *local tiles*, i.e. the same pixel budget as the tiled canvas, without padding and thumbnail;
@@ -25,9 +25,10 @@ What is compared (the same images, the same real weights, one forward pass of th
 
 Workload (seeded, deterministic): the curated images of ``data/`` (real photos and generated documents,
 panorama, screenshot, chart, icon, strip) interleaved with synthetic images whose sizes follow a seeded
-distribution: aspect ratio W/H log-uniform in [1/3, 3] (one in eight drawn from the extremes 1/8 or 8 instead),
-area log-uniform in [0.03, 2.0] megapixels, sides rounded to integers; pixels are smooth random colour fields
-(a seeded 8x8 random image, bicubic-upsampled). The first ``--num-images`` (default 16) form the main set.
+distribution: aspect ratio W/H log-uniform in [1/3, 3] (one in eight drawn from the extremes 1/8 or 8
+instead), area log-uniform in [0.03, 2.0] megapixels, sides rounded to integers; pixels are smooth random
+colour fields (a seeded 8x8 random image, bicubic-upsampled). The first ``--num-images`` (default 16) form
+the main set.
 
 Scale: ``--scale s`` shrinks the *encoder resolution* of both paths by s (tiles are resampled from 336 to
 round(336 s / 14) * 14 px, the packed budgets shrink by the same factor s^2, the images are scaled by s before
@@ -42,8 +43,8 @@ mask's N^2 growth against block-sparse flex/varlen) and ``small_images`` (N imag
 (recorded in ``skipped`` with the reason). Planning throughput (plans/s) is timed for every tiling method.
 
 Checks before timing: every configuration's output is compared with a reference on the same inputs —
-``packed-*`` with ``packed-loop``; ``packed-loop`` itself with ``forward_tiles`` of each image alone; ``tiled``
-with ``forward_packed(tiles, "loop")`` (each tile alone). The max abs diff and the tolerance
+``packed-*`` with ``packed-loop``; ``packed-loop`` itself (main set) with ``forward_tiles`` of each image
+alone; ``tiled`` with ``forward_packed(tiles, "loop")`` (each tile alone). The max abs diff and the tolerance
 (fp32: 1e-4 + 1e-4 max|ref|; bf16: 5e-2 + 2e-2 max|ref|) are recorded; a failed check aborts the run.
 
 Timing: the check run doubles as the first warm-up (it triggers torch.compile for flex), then ``--warmup``
@@ -76,8 +77,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "BACKENDS", "build_parser", "run", "main", "make_workload", "synthetic_sizes", "tiled_token_counts",
-    "dense_executed_flops", "results_table", "load_results", "recorded_results", "plot_summary", "plot_num_images",
-    "plot_resolution", "plot_planning", "BenchCheckError",
+    "dense_executed_flops", "results_table", "load_results", "recorded_results", "plot_summary",
+    "plot_num_images", "plot_resolution", "plot_planning", "BenchCheckError",
 ]
 
 PATCH = 14
@@ -99,7 +100,7 @@ def _int_list(text: str) -> list[int]:
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers: {text!r}") from None
     if not vals or any(v <= 0 for v in vals):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
     return vals
@@ -139,17 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``python -m anyres_tutorial.bench`` (defaults depend on the device)."""
     p = argparse.ArgumentParser(
         prog="python -m anyres_tutorial.bench",
-        description="Tiled batches (LLaVA-NeXT) vs packed sequences (loop / dense_mask / flex / varlen) on the "
-        "real DINOv2 ViT-S/14. Writes a JSON file of results and PNG plots next to it.",
+        description="Tiled batches (LLaVA-NeXT) vs packed sequences (loop / dense_mask / flex / varlen) on "
+        "the real DINOv2 ViT-S/14. Writes a JSON file of results and PNG plots next to it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="small sizes and few repeats (tests, notebook default)")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes and few repeats (tests, notebook default)")
     p.add_argument("--out", type=Path, default=None,
-                   help="JSON path (default results/<device>-<date>.json; quick: results/tmp/quick-<device>.json)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda if available")
+                   help="JSON path (default results/<device>-<date>.json; "
+                   "quick: results/tmp/quick-<device>.json)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto = cuda if available")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="auto = bfloat16 on CUDA, float32 on CPU")
-    p.add_argument("--threads", type=_pos_int, default=None, help="CPU threads (default: torch.get_num_threads())")
+    p.add_argument("--threads", type=_pos_int, default=None,
+                   help="CPU threads (default: torch.get_num_threads())")
     p.add_argument("--num-images", type=_pos_int, default=16, help="images in the main mixed set")
     p.add_argument("--scale", type=_scale, default=None,
                    help="encoder resolution factor (default 1 on CUDA, 0.5 on CPU, 0.25 with --quick)")
@@ -167,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="num_images sweep points (default 1,2,4,8,16,32,64; quick 1,4,16)")
     p.add_argument("--budgets", type=_int_list, default=None,
                    help="resolution sweep: tokens per image (default CPU 64,144,256,576,1024; "
-                   "CUDA 64,256,576,1024,2048; quick 16,36,64)")
+                   "CUDA 64,256,576,1024,2048; quick 16,64)")
     p.add_argument("--small-budget", type=_pos_int, default=None,
                    help="small_images sweep: max tokens per image (default CPU 64, CUDA 256, quick 16)")
     p.add_argument("--dense-max-tokens", type=_pos_int, default=None,
@@ -233,7 +238,7 @@ def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Setti
     methods = [m for m in dict.fromkeys(methods) if m != "llava_next"]
     q = args.quick
     sweep_images = args.sweep_images or ([1, 4, 16] if q else [1, 2, 4, 8, 16, 32, 64])
-    budgets = args.budgets or ([16, 36, 64] if q else ([64, 256, 576, 1024, 2048] if cuda
+    budgets = args.budgets or ([16, 64] if q else ([64, 256, 576, 1024, 2048] if cuda
                                                       else [64, 144, 256, 576, 1024]))
     date = _dt.date.today().isoformat()
     out = args.out
@@ -265,8 +270,8 @@ def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Setti
 
 
 def synthetic_sizes(n: int, seed: int = 0) -> list[tuple[int, int]]:
-    """``n`` seeded (width, height) sizes: aspect W/H log-uniform in [1/3, 3] (1 in 8 at the extremes 1/8 or 8),
-    area log-uniform in [0.03, 2.0] megapixels. Deterministic for a given seed. Notebook 10."""
+    """``n`` seeded (width, height) sizes: aspect W/H log-uniform in [1/3, 3] (1 in 8 at the extremes 1/8
+    or 8), area log-uniform in [0.03, 2.0] megapixels. Deterministic for a given seed. Notebook 10."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}")
     rng = np.random.default_rng(seed)
@@ -572,8 +577,9 @@ def _meta(s: Settings) -> dict:
                 break
     except OSError:
         pass
-    m = dict(date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), host=socket.gethostname(),
-             cpu=cpu, cpu_count=os.cpu_count(), platform=platform.platform(), python=platform.python_version(),
+    m = dict(date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+             host=socket.gethostname(), cpu=cpu, cpu_count=os.cpu_count(), platform=platform.platform(),
+             python=platform.python_version(),
              torch_version=torch.__version__, device=s.device.type, dtype=str(s.dtype).replace("torch.", ""),
              threads=s.threads, quick=s.quick, scale=s.scale, repeats=s.repeats, warmup=s.warmup, seed=s.seed,
              num_images=s.num_images, dense_max_tokens=s.dense_max_tokens, command=" ".join(sys.argv))
@@ -616,7 +622,7 @@ def _cpu_memory(cfg: str, lengths: list[int]) -> dict:
 class _Runner:
     def __init__(self, s: Settings, model, meta: dict, bar):
         self.s, self.model, self.meta, self.bar = s, model, meta, bar
-        self.results, self.checks, self.skipped = [], [], []
+        self.results, self.checks, self.skipped, self.errors = [], [], [], []
         self.matmul = None
 
     def forward(self, cfg: str, inp: Inputs):
@@ -688,28 +694,38 @@ class _Runner:
                 loop_chk = _check("packed-loop", ref, alone, "forward_tiles(each image alone)", s, sweep)
                 del alone
             else:
-                loop_chk = dict(config="packed-loop", sweep=sweep, reference="(the reference; checked in main)",
-                                max_abs_diff=0.0, max_abs_ref=None, tolerance=None, passed=True)
+                loop_chk = dict(config="packed-loop", sweep=sweep, max_abs_diff=0.0, max_abs_ref=None,
+                                reference="(the reference; checked in main)", tolerance=None, passed=True)
             self.checks.append(loop_chk)
             for cfg in configs:
                 backend = cfg.split("-", 1)[1]
                 if backend == "dense_mask" and n_tok > s.dense_max_tokens:
                     self.skipped.append(dict(
                         config=cfg, sweep=sweep, **point, tokens=n_tok,
-                        reason=f"{n_tok} tokens > --dense-max-tokens {s.dense_max_tokens}: the N x N boolean mask "
-                        f"alone is {n_tok * n_tok / 2**30:.2f} GiB and every query meets all N keys"))
+                        reason=f"{n_tok} tokens > --dense-max-tokens {s.dense_max_tokens}: the N x N boolean "
+                        f"mask alone is {n_tok * n_tok / 2**30:.2f} GiB and every query meets all N keys"))
                     self.bar.update(1)
                     continue
                 chk = loop_chk
-                if backend != "loop":
-                    self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {cfg} check")
-                    out = m.forward_packed(imgs, attention=backend)  # also the first warm-up (compiles flex)
-                    chk = _check(cfg, out, ref, "packed-loop", s, sweep)
-                    self.checks.append(chk)
-                    del out
-                self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {cfg}")
-                inp = Inputs(cfg, len(items), pk["lengths"], pk["counts"], imgs, info=dict(sizes=pk["sizes"]))
-                self.measure(cfg, inp, sweep, point, chk)
+                try:
+                    if backend != "loop":
+                        self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {cfg} check")
+                        out = m.forward_packed(imgs, attention=backend)  # 1st warm-up (compiles flex)
+                        chk = _check(cfg, out, ref, "packed-loop", s, sweep)
+                        self.checks.append(chk)
+                        del out
+                    self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {cfg}")
+                    inp = Inputs(cfg, len(items), pk["lengths"], pk["counts"], imgs,
+                                 info=dict(sizes=pk["sizes"]))
+                    self.measure(cfg, inp, sweep, point, chk)
+                except BenchCheckError:
+                    raise
+                except Exception as e:  # a crash (not a wrong number): fatal in main, recorded in sweeps
+                    first = (str(e).strip().splitlines() or [""])[0][:300]
+                    msg = f"{type(e).__name__}: {first}"
+                    if sweep == "main":
+                        raise BenchCheckError(f"{cfg} crashed on the main set before timing: {msg}") from e
+                    self.errors.append(dict(config=cfg, sweep=sweep, **point, tokens=n_tok, error=msg))
                 self.bar.update(1)
 
 
@@ -817,12 +833,13 @@ def run(argv: list[str] | None = None) -> dict:
     data = dict(
         schema=1, meta=meta,
         workload=dict(
-            description="data/ images interleaved with seeded synthetic sizes (aspect log-uniform in [1/3, 3], "
-            "1 in 8 at 1/8 or 8; area log-uniform in [0.03, 2.0] MP); packed budget = tokens of the image's "
-            "LLaVA-NeXT local tiles at the run's scale",
+            description="data/ images interleaved with seeded synthetic sizes (aspect log-uniform in "
+            "[1/3, 3], 1 in 8 at 1/8 or 8; area log-uniform in [0.03, 2.0] MP); packed budget = tokens of "
+            "the image's LLaVA-NeXT local tiles at the run's scale",
             data_note=data_note,
             main=[dict(name=it.name, source=it.source, size=list(it.size)) for it in main_items]),
         matmul=r.matmul, results=r.results, checks=r.checks, unavailable=unavailable, skipped=r.skipped,
+        errors=r.errors,
         planning=planning, plots=[])
     s.out.parent.mkdir(parents=True, exist_ok=True)
     if s.plots:
@@ -909,8 +926,9 @@ def _title(data: dict) -> str:
 
 
 def plot_summary(data: dict):
-    """Main set: median time per configuration (with min-max whiskers), the encoder tokens of each split into
-    useful / CLS / padding / thumbnail-duplicated, and the FLOP efficiency vs the same-run matmul. Notebook 10."""
+    """Main set: median time per configuration (with min-max whiskers), the encoder tokens of each split
+    into useful / CLS / padding / thumbnail-duplicated, and the FLOP efficiency vs the same-run matmul.
+    Notebook 10."""
     import matplotlib.pyplot as plt
 
     rows = [r for r in data["results"] if r["sweep"] == "main"]
@@ -933,7 +951,8 @@ def plot_summary(data: dict):
     ax.set_xlim(0, med.max() * 1.3)
     ax = axes[1]
     parts = [("useful_tokens", "useful", "#2ca02c"), ("cls_tokens", "CLS", "#1f77b4"),
-             ("padding_tokens", "padding", "#d62728"), ("duplicated_tokens", "thumbnail (duplicated)", "#ff7f0e")]
+             ("padding_tokens", "padding", "#d62728"),
+             ("duplicated_tokens", "thumbnail (duplicated)", "#ff7f0e")]
     left = np.zeros(len(rows))
     for key, label, col in parts:
         v = np.array([r[key] for r in rows], dtype=float)
@@ -980,14 +999,15 @@ def plot_num_images(data: dict):
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     for cfg, rs in mixed.items():
         x = [r["num_images"] for r in rs]
-        axes[0].errorbar(x, [r["median_ms"] for r in rs], yerr=[[r["median_ms"] - r["min_ms"] for r in rs],
-                         [r["max_ms"] - r["median_ms"] for r in rs]], marker="o", color=_color(cfg), label=cfg,
+        err = [[r["median_ms"] - r["min_ms"] for r in rs], [r["max_ms"] - r["median_ms"] for r in rs]]
+        axes[0].errorbar(x, [r["median_ms"] for r in rs], yerr=err, marker="o", color=_color(cfg), label=cfg,
                          capsize=2)
         axes[1].plot(x, [r["images_per_s"] for r in rs], marker="o", color=_color(cfg), label=cfg)
     for cfg, rs in small.items():
         x = [r["num_images"] for r in rs]
         lab = f"{cfg} (small, ≤{rs[0].get('budget')} tok)"
-        axes[0].plot(x, [r["median_ms"] for r in rs], marker="s", ls="--", color=_color(cfg), alpha=0.7, label=lab)
+        axes[0].plot(x, [r["median_ms"] for r in rs], marker="s", ls="--", color=_color(cfg), alpha=0.7,
+                     label=lab)
         axes[1].plot(x, [r["images_per_s"] for r in rs], marker="s", ls="--", color=_color(cfg), alpha=0.7,
                      label=lab)
     for ax, lab in zip(axes, ("median time per forward (ms)", "images per second")):

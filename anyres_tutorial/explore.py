@@ -53,9 +53,8 @@ OPTION_CONTROLS: dict[str, dict[str, tuple]] = {
         "unpad": ("choice", [("original: int()", "original"), ("HF port: int(round(x, 7))", "hf")]),
     },
     "ureader": {
-        "anchors": ("choice", [("release config (48, nh·nw ≤ 20)", "release"),
-                               ("class default (23, nh·nw ≤ 9)", "default")]
-                    + [(f"Nc = {n} (all nh·nw ≤ {n})", n) for n in (4, 6, 9, 12, 16, 20, 25)]),
+        "anchors": ("choice", [("release config (48)", "release"), ("class default (23)", "default")]
+                    + [(f"Nc = {n}: nh·nw ≤ {n}", n) for n in (4, 6, 9, 12, 16, 20, 25)]),
         "score": ("choice", [("code: 100·Sra + Srr", "code"), ("paper: Sra + Srr", "paper")]),
     },
     "deepseek_vl2": {

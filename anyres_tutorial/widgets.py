@@ -128,10 +128,10 @@ class TilingExplorer:
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
 
-        help_html = W.HTML("<small>Pick an image (or upload your own), a tiling method and its options. "
-                           "Tabs: "
+        help_html = W.HTML('<div style="line-height:1.4"><small>Pick an image (or upload your own), '
+                           "a tiling method and its options. Tabs: "
                            "the cut canvas · what the ViT sees · what the LLM receives · why this grid won · "
-                           "several methods side by side.</small>")
+                           "several methods side by side.</small></div>")
         controls = W.VBox([self.image_dd, self.upload, self.method_dd, self.options_box],
                           layout=W.Layout(width="350px", margin="0 16px 0 0"))
         self.widget = W.VBox([help_html,
@@ -237,10 +237,10 @@ class TilingExplorer:
             for p in self.pictures.values():
                 p.value = b""
             return
-        self.message.value = ""
         self.last_result = res
+        self._render_tab()  # draw first, so the picture and the numbers change together
+        self.message.value = ""
         self.numbers.value = self._numbers_html(res)
-        self._render_tab()
 
     def _numbers_html(self, r: dict) -> str:
         rows, cols = r["grid"]
@@ -450,9 +450,10 @@ class PackingExplorer:
                                     W.VBox([self.pictures["Packing vs tiling"]])])
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
-        note = W.HTML("<small>Ctrl/Shift-click to pick several images. Budget: NaViT max_tokens, SigLIP2 "
+        note = W.HTML('<div style="line-height:1.4"><small>Ctrl/Shift-click to pick several images. '
+                      "Budget: NaViT max_tokens, SigLIP2 "
                       "max_num_patches, Qwen2-VL max_pixels = budget·28² (pixtral has none: longest edge "
-                      "1024).</small>", layout=W.Layout(width="300px"))
+                      "1024).</small></div>", layout=W.Layout(width="300px"))
         controls = W.HBox([W.VBox([self.images_sel, note], layout=W.Layout(margin="0 16px 0 0")),
                            W.VBox([self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd])],
                           layout=W.Layout(flex_flow="row wrap"))
@@ -496,11 +497,11 @@ class PackingExplorer:
             for p in self.pictures.values():
                 p.value = b""
             return
-        self.message.value = ""
         self.last_result = res
         self.row.max = len(res["rows"]) - 1  # clamps .value (may fire _on_tab)
+        self._render_tab()  # draw first, so the picture and the numbers change together
+        self.message.value = ""
         self.numbers.value = self._numbers_html(res)
-        self._render_tab()
 
     def _numbers_html(self, r: dict) -> str:
         rep = r["report"]
@@ -511,7 +512,8 @@ class PackingExplorer:
               x["tiling_encoder_tokens"], x["tiling_llm_tokens"]] for x in r["images"]]
             + [["total", "", "", r["packed_tokens"], sum(x["tiling_images"] for x in r["images"]),
                 r["tiling_encoder_tokens"], r["tiling_llm_tokens"]]])
-        head = (f'<div class="anyres-pack-summary"><b>{rep["rows"]} rows × max_len {r["max_len"]} = '
+        head = (f'<div class="anyres-pack-summary" style="line-height:1.4;margin:4px 0">'
+                f'<b>{rep["rows"]} rows × max_len {r["max_len"]} = '
                 f'{rep["slots"]} slots</b>: {rep["tokens"]} tokens + {rep["padding"]} padding '
                 f'(<b>{rep["padding_fraction"]:.1%} padding</b>, strategy {html.escape(r["strategy"])}). '
                 f'Tiling with {html.escape(r["tiling_method"])} would run the encoder on '

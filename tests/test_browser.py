@@ -175,6 +175,9 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     explorer.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "1_after_run_all.png"), full_page=False)
 
+    picture = explorer.locator(".lm-TabPanel-stackedpanel:visible img, .widget-tab-contents img").first
+    expect(picture).to_be_visible()
+    src_before = picture.get_attribute("src")
     before = _text(page, ".anyres-tiling-numbers")
     assert "LLM tokens" in before and "ureader" not in before, before
     # change the method dropdown: the card (numbers) must change to UReader's
@@ -183,6 +186,7 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     expect(numbers.first).to_contain_text("65", timeout=60_000)  # UReader's formula: images x 65
     after = _text(page, ".anyres-tiling-numbers")
     assert after != before
+    expect(picture).not_to_have_attribute("src", src_before or "", timeout=60_000)  # the figure changed
     explorer.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "2_ureader.png"))
     # switch to the side-by-side tab: a comparison table appears

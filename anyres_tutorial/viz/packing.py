@@ -106,8 +106,6 @@ def packed_rows(rows, lengths, max_len: int, ax=None, *, title: str | None = Non
     head = title if title is not None else "Packed rows"
     ax.set_title(f"{head}: {len(rows)} rows, padding {rep['padding']} of {rep['slots']} slots "
                  f"({_pct(rep['padding_fraction'])})", fontsize=10)
-    ax.legend(handles=[Patch(facecolor=PAD_COLOR, edgecolor=PAD_EDGE, hatch="///", label="padding")],
-              loc="lower right", fontsize=8, framealpha=0.9)
     return fig
 
 
