@@ -143,7 +143,8 @@ def cmd_book(py: str, args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("command", choices=["setup", "lab", "test", "book"])
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="extra arguments passed to jupyter / pytest")
     args = parser.parse_args()

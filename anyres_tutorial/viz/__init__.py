@@ -5,7 +5,8 @@
 - ``viz.features``  PCA-RGB maps of real DINOv2 features, downsampling comparisons, token/padding bar charts
 
 Every function returns a matplotlib ``Figure`` (it never calls ``plt.show()``), so that notebooks, widgets and
-tests can all use it. Everything is re-exported here: ``from anyres_tutorial import viz; viz.grid_overlay(...)``.
+tests can all use it. Everything is re-exported here:
+``from anyres_tutorial import viz; viz.grid_overlay(...)``.
 """
 
 from __future__ import annotations
