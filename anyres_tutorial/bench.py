@@ -931,8 +931,9 @@ def results_table(data: dict, sweep: str = "main") -> str:
     rows = [r for r in data["results"] if r["sweep"] == sweep]
     head = (f"{'config':<18}{'imgs':>5}{'tokens':>8}{'pad':>7}{'dup':>7}{'median ms':>11}{'IQR':>8}"
             f"{'img/s':>8}{'tok/s':>9}{'GFLOP/s':>9}{'eff':>6}{'maxdiff':>9}")
-    lines = [f"{data['meta']['device_name']} · {data['meta']['dtype']} · {data['meta']['threads']} threads · "
-             f"torch {data['meta']['torch_version']} · scale {data['meta']['scale']} · sweep {sweep}", head]
+    m = data["meta"]
+    lines = [f"{m['device_name']} · {m['dtype']} · {m['threads']} threads · torch {m['torch_version']} · "
+             f"scale {m['scale']:.3g} · sweep {sweep}", head]
     for r in rows:
         lines.append(f"{r['config']:<18}{r['num_images']:>5}{r['tokens']:>8}{r['padding_tokens']:>7}"
                      f"{r['duplicated_tokens']:>7}{r['median_ms']:>11.1f}{r['iqr_ms']:>8.1f}"
@@ -954,7 +955,7 @@ def _color(cfg: str) -> str:
 
 def _title(data: dict) -> str:
     m = data["meta"]
-    return f"{m['device_name']} · {m['dtype']} · {m['threads']} threads · scale {m['scale']}"
+    return f"{m['device_name']} · {m['dtype']} · {m['threads']} threads · scale {m['scale']:.3g}"
 
 
 def plot_summary(data: dict):
@@ -1008,6 +1009,7 @@ def plot_summary(data: dict):
     ax.set_xlim(0, max(100, eff.max() * 1.2))
     fig.suptitle(_title(data))
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
     return fig
 
 
@@ -1042,20 +1044,22 @@ def plot_num_images(data: dict):
                      label=lab)
         axes[1].plot(x, [r["images_per_s"] for r in rs], marker="s", ls="--", color=_color(cfg), alpha=0.7,
                      label=lab)
-    from matplotlib.ticker import ScalarFormatter
-
+    points = sorted({r["num_images"] for rs in (*mixed.values(), *small.values()) for r in rs})
     for ax, lab in zip(axes, ("median time per forward (ms)", "images per second")):
         ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_xticks(points, [str(p) for p in points])
+        ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel("number of images in the batch / packed sequence")
         ax.set_ylabel(lab)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_title("time vs number of images (solid: mixed set)")
     axes[1].set_title("throughput vs number of images")
-    axes[1].legend(fontsize=7, ncol=2)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(0.995, 0.5))
     fig.suptitle(_title(data))
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
     return fig
 
 
@@ -1073,10 +1077,10 @@ def plot_resolution(data: dict):
     for cfg, rs in ser.items():
         x = [r["tokens"] for r in rs]
         axes[0].plot(x, [r["median_ms"] for r in rs], marker="o", color=_color(cfg), label=cfg)
-    # reference slopes through the first loop point
-    loop = ser.get("packed-loop")
-    if loop:
-        x0, y0 = loop[0]["tokens"], loop[0]["median_ms"]
+    # reference slopes through the fastest point at the smallest N
+    first = min((rs[0] for rs in ser.values()), key=lambda r: (r["tokens"], r["median_ms"]))
+    if first:
+        x0, y0 = first["tokens"], first["median_ms"]
         xs = np.array([x0, max(r["tokens"] for rs in ser.values() for r in rs)])
         axes[0].plot(xs, y0 * (xs / x0), ":", color="k", lw=1, label="∝ N")
         axes[0].plot(xs, y0 * (xs / x0) ** 2, "--", color="k", lw=1, label="∝ N²")
@@ -1102,12 +1106,13 @@ def plot_resolution(data: dict):
         ax.legend(fontsize=8)
     fig.suptitle(_title(data))
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
     return fig
 
 
 def plot_workload(items, scale: float = 1.0):
-    """The benchmark's images as points (width, height) on log axes, coloured by source, each labelled with
-    its LLaVA-NeXT grid (rows x cols) and the tokens the tiled and packed paths give it at ``scale``.
+    """The benchmark's images as numbered points (width, height) on log axes, coloured by source, and a list
+    giving each its LLaVA-NeXT grid (rows x cols + thumbnail) and the tiled encoder tokens at ``scale``.
     Notebook 10."""
     import matplotlib.pyplot as plt
 
@@ -1115,29 +1120,40 @@ def plot_workload(items, scale: float = 1.0):
 
     if not items:
         raise ValueError("items is empty")
-    fig, ax = plt.subplots(figsize=(8.5, 5.2))
-    for src, col, mk in (("data", "#1f77b4", "o"), ("synthetic", "#ff7f0e", "s")):
-        pts = [it for it in items if it.source == src]
-        if pts:
-            ax.scatter([it.size[0] for it in pts], [it.size[1] for it in pts], c=col, marker=mk, s=40,
-                       label=f"{src} ({len(pts)})", zorder=3)
-    for it in items:
+    fig, (ax, tx) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw=dict(width_ratios=[1.6, 1]))
+    colors = {"data": "#1f77b4", "synthetic": "#ff7f0e"}
+    lines = []
+    for i, it in enumerate(items, 1):
+        ax.scatter(*it.size, c=colors.get(it.source, "k"), marker="o" if it.source == "data" else "s", s=36,
+                   zorder=3)
         pl = tiling.plan("llava_next", it.size)
-        tiled = tiled_token_counts(pl, _tile_px(pl.tile_size, scale))["tokens"]
-        label = f"{it.name}\n{pl.grid[0]}x{pl.grid[1]}+1 · {tiled} tok"
-        ax.annotate(label, it.size, textcoords="offset points", xytext=(5, 3), fontsize=6.5)
-    ax.plot([10, 5000], [10, 5000], ":", color="grey", lw=1, label="square (W = H)")
+        tok = tiled_token_counts(pl, _tile_px(pl.tile_size, scale))["tokens"]
+        grid = f"{pl.grid[0]}x{pl.grid[1]}+1"
+        lines.append(f"{i:>2} {it.name:<18} {it.size[0]:>4}x{it.size[1]:<4} {grid:<5} {tok:>5}")
+    at: dict[tuple, list[str]] = {}
+    for i, it in enumerate(items, 1):  # identical sizes share one number label
+        at.setdefault(tuple(it.size), []).append(str(i))
+    for size, nums in at.items():
+        ax.annotate(",".join(nums), size, textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for src, col in colors.items():
+        n = sum(it.source == src for it in items)
+        ax.scatter([], [], c=col, marker="o" if src == "data" else "s", label=f"{src} ({n})")
+    ax.plot([10, 6000], [10, 6000], ":", color="grey", lw=1, label="square (W = H)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(30, 6000)
     ax.set_ylim(30, 6000)
     ax.set_xlabel("width (px)")
     ax.set_ylabel("height (px)")
-    ax.set_title(f"the benchmark's {len(items)} images (label: LLaVA-NeXT grid + thumbnail, "
-                 f"tiled tokens at scale {scale:.3g})", fontsize=9)
+    ax.set_title(f"the benchmark's {len(items)} mixed images (width, height)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    tx.axis("off")
+    head = f"{'#':>2} {'image':<18} {'W x H':<9} {'grid':<5} {'tok':>5}"
+    tx.text(0, 1, "\n".join([head, *lines]), family="monospace", fontsize=7.5, va="top")
+    tx.set_title(f"LLaVA-NeXT grid (rows x cols + thumbnail), tiled tokens at scale {scale:.3g}", fontsize=8)
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
     return fig
 
 
@@ -1163,6 +1179,7 @@ def plot_planning(data: dict):
     ax.set_title(f"planning throughput · {data['meta']['cpu']}", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
     return fig
 
 
@@ -1176,7 +1193,7 @@ def _save_plots(data: dict, out: Path) -> list[str]:
     for name, fn in plots:
         fig = fn(data)
         p = out.with_name(f"{out.stem}-{name}.png")
-        fig.savefig(p, dpi=110)
+        fig.savefig(p, dpi=110, bbox_inches="tight")
         plt.close(fig)
         paths.append(str(p))
     return paths

@@ -216,3 +216,16 @@ def test_load_results_refuses_other_json(tmp_path):
     with pytest.raises(ValueError, match="not a benchmark result"):
         bench.load_results(p)
     assert bench.recorded_results(tmp_path) == []
+
+
+def test_other_tiling_methods_give_one_batch_of_equal_tiles():
+    items = bench.make_workload(3)
+    pils = [it.load() for it in items]
+    for method in ("internvl", "deepseek_vl2", "ureader"):
+        inp = bench._prep_tiled(items, pils, method, 0.25, torch.device("cpu"), torch.float32)
+        assert inp.config == f"tiled-{method}"
+        t = inp.info["tile_px"]
+        assert t % 14 == 0
+        assert tuple(inp.payload.shape[1:]) == (3, t, t)
+        assert inp.payload.shape[0] == sum(tiling.plan(method, it.size).num_images for it in items)
+        assert inp.counts["tokens"] == inp.payload.shape[0] * (1 + (t // 14) ** 2)
