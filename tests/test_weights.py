@@ -9,6 +9,7 @@ import struct
 
 import pytest
 import torch
+from conftest import to_installed_transformers_names
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -64,28 +65,10 @@ def test_extracted_names_are_transformers_dinov2_names(extracted):
         hidden_size=384, num_hidden_layers=12, num_attention_heads=6, patch_size=14, image_size=518
     )
     ref = transformers.Dinov2Model(config).state_dict()
-    renamed = _to_installed_transformers_names(extracted, ref)
+    renamed = to_installed_transformers_names(extracted, ref)
     assert set(ref) - set(renamed) == {"embeddings.mask_token"}
     assert set(renamed) <= set(ref)
     assert all(renamed[k].shape == ref[k].shape for k in renamed)
-
-
-def _to_installed_transformers_names(sd, ref_keys):
-    """4.x names (attention.attention.query, ...) -> 5.x (attention.q_proj, ...) if ref_keys has them."""
-    if "encoder.layer.0.attention.q_proj.weight" not in ref_keys:
-        return dict(sd)
-    swaps = {
-        "attention.attention.query": "attention.q_proj",
-        "attention.attention.key": "attention.k_proj",
-        "attention.attention.value": "attention.v_proj",
-        "attention.output.dense": "attention.o_proj",
-    }
-    out = {}
-    for k, v in sd.items():
-        for a, b in swaps.items():
-            k = k.replace(a, b)
-        out[k] = v
-    return out
 
 
 def test_cache_file_metadata_and_contents(converted, extracted):
@@ -188,7 +171,7 @@ def test_key_mappings_cover_the_model(extracted):
     from_hf4 = state_dict_from_hf(extracted)
     assert set(from_hf4) == ours
 
-    hf5 = _to_installed_transformers_names(extracted, {"encoder.layer.0.attention.q_proj.weight"})
+    hf5 = to_installed_transformers_names(extracted, {"encoder.layer.0.attention.q_proj.weight"})
     from_hf5 = state_dict_from_hf({**hf5, "embeddings.mask_token": torch.zeros(1, 384)})
     assert set(from_hf5) == ours and all(torch.equal(from_hf5[k], from_hf4[k]) for k in ours)
 

@@ -31,8 +31,12 @@ import numbers
 import torch
 
 
-def _check_lengths(lengths) -> list[int]:
-    """Positive integer lengths, at least one (ValueError / TypeError otherwise)."""
+def check_lengths(lengths) -> list[int]:
+    """Positive integer lengths, at least one, as a list of ints (ValueError / TypeError otherwise).
+
+    Accepts a sequence of ints (numpy / torch scalars too) or a 1-D integer tensor. Shared by the mask
+    builders here and by :func:`anyres_tutorial.packing.pack`.
+    """
     if isinstance(lengths, torch.Tensor):
         if lengths.ndim != 1:
             raise ValueError(f"lengths must be 1-D, got a tensor of shape {tuple(lengths.shape)}")
@@ -46,10 +50,12 @@ def _check_lengths(lengths) -> list[int]:
         raise ValueError("lengths is empty: need at least one sequence")
     out = []
     for i, n in enumerate(lengths):
+        if hasattr(n, "item") and getattr(n, "ndim", 1) == 0:  # numpy / torch scalars
+            n = n.item()
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"lengths[{i}] must be an integer, got {n!r}")
+            raise TypeError(f"lengths[{i}] = {n!r} is not an integer")
         if n <= 0:
-            raise ValueError(f"lengths[{i}] = {n}: every sequence needs at least one token")
+            raise ValueError(f"lengths[{i}] = {n}: every sequence needs a token (zero-size image?)")
         out.append(int(n))
     return out
 
@@ -60,7 +66,7 @@ def segment_ids(lengths, total: int | None = None, device=None) -> torch.Tensor:
     ``lengths`` are the per-image token counts (CLS included, all > 0). Tokens after ``sum(lengths)`` (padding
     up to ``total``, default no padding) get ``-1``.
     """
-    lengths = _check_lengths(lengths)
+    lengths = check_lengths(lengths)
     n = sum(lengths)
     if total is None:
         total = n
@@ -142,7 +148,7 @@ def cu_seqlens(lengths, device=None) -> tuple[torch.Tensor, int]:
     ``cu_seqlens([3, 5, 2]) == (tensor([0, 3, 8, 10], dtype=torch.int32), 5)``: image i owns tokens
     ``cu[i]:cu[i+1]``.
     """
-    lengths = _check_lengths(lengths)
+    lengths = check_lengths(lengths)
     cu = torch.zeros(len(lengths) + 1, dtype=torch.int32)
     cu[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.int64), 0).to(torch.int32)
     return cu.to(device), max(lengths)

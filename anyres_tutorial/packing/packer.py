@@ -16,26 +16,9 @@ from __future__ import annotations
 import math
 import numbers
 
+from .masks import check_lengths
+
 STRATEGIES = ("ffd", "next_fit")
-
-
-def _check_lengths(lengths) -> list[int]:
-    """Positive integer lengths, at least one; clear errors otherwise."""
-    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
-        raise TypeError(f"lengths must be a sequence of integers, got {type(lengths).__name__}")
-    lengths = list(lengths)
-    if len(lengths) == 0:
-        raise ValueError("lengths is empty: nothing to pack")
-    out = []
-    for i, n in enumerate(lengths):
-        if hasattr(n, "item") and getattr(n, "ndim", 1) == 0:  # numpy / torch scalars
-            n = n.item()
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"lengths[{i}] = {n!r} is not an integer")
-        if n <= 0:
-            raise ValueError(f"lengths[{i}] = {n}: every sequence needs a token (zero-size image?)")
-        out.append(int(n))
-    return out
 
 
 def _check_max_len(max_len, lengths: list[int]) -> int:
@@ -65,7 +48,7 @@ def pack(lengths, max_len: int, strategy: str = "ffd") -> list[list[int]]:
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown packing strategy {strategy!r}; choose one of {STRATEGIES}")
-    lengths = _check_lengths(lengths)
+    lengths = check_lengths(lengths)
     max_len = _check_max_len(max_len, lengths)
     rows: list[list[int]] = []
     if strategy == "next_fit":
@@ -114,7 +97,7 @@ def padding_report(rows, lengths, max_len: int | None = None) -> dict:
     a batch tensor would be). Returns ``rows``, ``tokens`` (real), ``slots`` (rows x row length), ``padding``,
     ``padding_fraction`` and ``fill`` (tokens per row / row length, one per row).
     """
-    lengths = _check_lengths(lengths)
+    lengths = check_lengths(lengths)
     rows = _check_rows(rows, len(lengths))
     used = [sum(lengths[i] for i in r) for r in rows]
     row_len = max(used) if max_len is None else _check_max_len(max_len, lengths)
@@ -182,7 +165,7 @@ def bucket_by_resolution(sizes, batch_size: int, patch_size: int = 14) -> list[l
 
 def padded_batches_padding(batches, lengths) -> int:
     """Padding tokens when each batch is padded to its own longest sequence (no packing)."""
-    lengths = _check_lengths(lengths)
+    lengths = check_lengths(lengths)
     batches = _check_rows(batches, len(lengths))
     return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
 
