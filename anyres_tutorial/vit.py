@@ -340,12 +340,20 @@ class DinoViT(nn.Module):
         patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(rows * cols, DIM)  # (rows*cols, D)
         return torch.cat([pos[:1], patch_pos], dim=0)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised -> tokens (B, 1 + N, D): [CLS, patches row-major] + position embedding."""
+    def embed(self, x: torch.Tensor, pos_embed: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) normalised -> tokens (B, 1 + N, D): [CLS, patches row-major] + position embedding.
+
+        ``pos_embed`` (1 + N, D) replaces the resized learned table (default ``pos_embed_for(H/14, W/14)``).
+        """
         B, _, H, W = x.shape
         patches = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D), N = (H/14) * (W/14)
         tokens = torch.cat([self.cls_token.expand(B, -1, -1), patches], dim=1)  # (B, 1 + N, D)
-        return tokens + self.pos_embed_for(H // PATCH, W // PATCH)
+        if pos_embed is None:
+            pos_embed = self.pos_embed_for(H // PATCH, W // PATCH)
+        elif tuple(pos_embed.shape) != tuple(tokens.shape[1:]):
+            raise ValueError(f"pos_embed must have shape {tuple(tokens.shape[1:])} (1 + N, D) for a {W}x{H} "
+                             f"input, got {tuple(pos_embed.shape)}")
+        return tokens + pos_embed
 
     def _run(self, x: torch.Tensor, attend=_sdpa) -> torch.Tensor:
         for block in self.blocks:
@@ -415,13 +423,15 @@ class DinoViT(nn.Module):
 
     # -- forward passes ------------------------------------------------------------------------------------
 
-    def forward_tiles(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_tiles(self, x: torch.Tensor, pos_embed: torch.Tensor | None = None) -> torch.Tensor:
         """A batch of equal-size tiles (B, 3, H, W), normalised, sides multiples of 14 -> (B, 1 + N, 384).
 
         The output is after the final LayerNorm: index 0 is CLS, then the N = (H/14)*(W/14) patches row-major.
+        ``pos_embed`` (1 + N, D) overrides the position embedding; notebook 08 uses it to show what goes wrong
+        when positions continue across images instead of restarting.
         """
         self._check_pixels(x, "x", ndim=4)
-        return self._run(self.embed(x))
+        return self._run(self.embed(x, pos_embed))
 
     forward = forward_tiles
 

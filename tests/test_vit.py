@@ -416,3 +416,15 @@ def test_flops_of_packed_sequences_are_block_diagonal():
         count_flops([])
     with pytest.raises(ValueError):
         count_flops([0])
+
+
+def test_pos_embed_override(dinov2):
+    x = _rand_images([(56, 42)], 3)[0][None]  # (1, 3, 42, 56): 3 x 4 patches
+    default = dinov2.pos_embed_for(3, 4)
+    with torch.no_grad():
+        assert torch.equal(dinov2.forward_tiles(x), dinov2.forward_tiles(x, pos_embed=default))
+        shifted = dinov2.pos_embed_for(6, 4)  # a taller grid: the bottom rows, as if positions continued
+        wrong = torch.cat([shifted[:1], shifted[1 + 3 * 4:]])
+        assert (dinov2.forward_tiles(x, pos_embed=wrong) - dinov2.forward_tiles(x)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="pos_embed must have shape"):
+        dinov2.forward_tiles(x, pos_embed=default[:5])
