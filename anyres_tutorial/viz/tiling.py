@@ -193,10 +193,11 @@ def grid_overlay(plan, image=None, ax=None, *, show_global: bool = True, title: 
     ax.set_title(title, fontsize=10)
     handles = [Patch(facecolor=PAD_COLOR, hatch="//", alpha=0.45, label="padding")] if n_pad else []
     handles.append(Patch(facecolor="none", edgecolor=GLOBAL_COLOR, label="global view"))
-    if plan.global_views and show_global:
-        ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
-    elif n_pad:
-        ax.legend(handles=handles[:1], loc="lower right", fontsize=8, framealpha=0.8)
+    if not (plan.global_views and show_global):
+        handles = handles[:1] if n_pad else []
+    if handles:  # below the axes, so it never hides a tile or the global view's label
+        ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, -0.09), fontsize=8,
+                  ncol=len(handles), frameon=False)
     return fig
 
 
