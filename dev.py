@@ -118,7 +118,8 @@ def notebooks() -> list[Path]:
 def cmd_lab(py: str, args) -> None:
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
-    _run([py, "-m", "jupyter", "lab", "--notebook-dir", str(ROOT / "notebooks"), *args.rest], env=env)
+    extra = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # e.g. in a container
+    _run([py, "-m", "jupyter", "lab", "--notebook-dir", str(ROOT / "notebooks"), *extra, *args.rest], env=env)
 
 
 def cmd_test(py: str, args) -> None:
