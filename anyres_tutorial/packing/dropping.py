@@ -16,6 +16,8 @@ import numbers
 
 import torch
 
+from .masks import check_lengths
+
 
 def num_kept(n: int, rate: float) -> int:
     """Tokens kept out of ``n`` at drop ``rate`` (lucidrains' na_vit: ``max(1, int(n * (1 - rate)))``)."""
@@ -31,14 +33,7 @@ def drop_tokens(lengths, rate, seed: int | None = 0,
     given, else from a fresh ``torch.Generator`` seeded with ``seed`` (same seed -> same kept tokens).
     Returns one sorted ``LongTensor`` of kept patch indices per image.
     """
-    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
-        raise TypeError(f"lengths must be a sequence of integers, got {type(lengths).__name__}")
-    lengths = list(lengths)
-    if not lengths:
-        raise ValueError("lengths is empty: no image to drop tokens from")
-    for i, n in enumerate(lengths):
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-            raise ValueError(f"lengths[{i}] = {n!r} must be a positive integer")
+    lengths = check_lengths(lengths)
     rates = list(rate) if isinstance(rate, (list, tuple)) else [rate] * len(lengths)
     if len(rates) != len(lengths):
         raise ValueError(f"got {len(rates)} drop rates for {len(lengths)} images")

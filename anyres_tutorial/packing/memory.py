@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from .masks import check_lengths
+
 
 def mask_memory(lengths, total: int | None = None, block_size: int = 128) -> dict:
     """Bytes needed by each mask form for one packed sequence of images with ``lengths`` tokens.
@@ -27,14 +29,7 @@ def mask_memory(lengths, total: int | None = None, block_size: int = 128) -> dic
     ``block_segment_ids`` (the int64 segment ids read by the mask_mod),
     ``cu_seqlens`` and ``blocks`` (blocks per side).
     """
-    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
-        raise TypeError("lengths must be a sequence of positive integers")
-    lengths = list(lengths)
-    if not lengths:
-        raise ValueError("lengths is empty")
-    for i, n in enumerate(lengths):
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-            raise ValueError(f"lengths[{i}] = {n!r} must be a positive integer")
+    lengths = check_lengths(lengths)
     if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size <= 0:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     n_tok = sum(lengths)
