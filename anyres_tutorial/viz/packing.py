@@ -20,6 +20,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from .. import features as _features
 from ..packing import masks as _masks
 from ..packing import memory as _memory
 from ..packing import packer as _packer
@@ -368,13 +369,11 @@ def position_similarity(vectors, query, ax=None, *, title: str | None = None, me
     if not (isinstance(r, numbers.Integral) and isinstance(c, numbers.Integral)) \
             or not (0 <= r < gh and 0 <= c < gw):
         raise ValueError(f"query (row, col) = {query!r} is outside the {gh}×{gw} grid")
-    flat = v.reshape(gh * gw, -1)  # (N, D)
-    q = v[r, c]  # (D,)
     if metric == "cosine":
-        sims = torch.nn.functional.cosine_similarity(flat, q[None, :], dim=1)  # (N,)
+        sims = _features.position_similarity(v, (r, c))  # (rows, cols)
         vmin, vmax = -1.0, 1.0
     elif metric == "dot":
-        sims = flat @ q  # (N,)
+        sims = v @ v[r, c]  # (rows, cols)
         m = float(sims.abs().max())
         vmin, vmax = -m, m
     else:
