@@ -1,8 +1,8 @@
 """One place for argument checks: every public function validates its inputs with these.
 
-Each check returns the cleaned value or raises ``TypeError`` (wrong kind of value) / ``ValueError`` (right kind,
-wrong value) with a message that names the argument and says what was expected. Nothing here imports torch,
-numpy or PIL, so the pure-geometry modules (``tiling``, ``packing.sizing``) can use it.
+Each check returns the cleaned value or raises ``TypeError`` (wrong kind of value) / ``ValueError``
+(right kind, wrong value) with a message that names the argument and says what was expected. Nothing
+here imports torch, numpy or PIL, so the pure-geometry modules (``tiling``, ``packing.sizing``) can use it.
 
 Image limits, stated once for the whole package (``images.load_image`` and every tiling method use them):
 ``MAX_SIDE`` = 65536 pixels per side and ``MAX_ASPECT`` = 100, the largest long-side / short-side ratio (the
@@ -64,7 +64,8 @@ def check_pair(name: str, value: Any, minimum: int = 1, maximum: int | None = No
         raise TypeError(f"{name} must be a pair of integers like (width, height), got {value!r}")
     if len(value) != 2:
         raise ValueError(f"{name} must have exactly 2 entries, got {len(value)}: {value!r}")
-    return check_int(f"{name}[0]", value[0], minimum, maximum), check_int(f"{name}[1]", value[1], minimum, maximum)
+    a = check_int(f"{name}[0]", value[0], minimum, maximum)
+    return a, check_int(f"{name}[1]", value[1], minimum, maximum)
 
 
 def check_size(image_size: Any, name: str = "image_size", max_aspect: float | None = MAX_ASPECT) -> Size:

@@ -1,59 +1,153 @@
-"""Every tiling method of the tutorial as an inspectable plan. Taught in notebooks 02-06, used by 09-11.
+"""Every tiling method of the tutorial as an inspectable plan, behind one registry.
+
+Taught in `tiling_basics`, `llava_next_anyres`, `ureader_shape_adaptive`, `deepseek_vl2_and_internvl` and
+`llava_mini`; used by `tiling_vs_packing`, `timing` and `grid_explorer`.
 
     from anyres_tutorial import tiling
     p = tiling.plan("llava_next", (800, 600))          # pure geometry from (width, height)
-    p.grid, p.canvas_size, p.num_images, p.num_tokens   # (2, 2), (672, 672), 5, 2340
+    p.grid, p.canvas_size, p.num_images, p.num_tokens   # Grid(2, 2), Size(672, 672), 5, 2340
+    p.encoder_tokens()                                  # useful / padding / duplicated / CLS encoder tokens
     batch = tiling.apply(p, pil_image)                  # batch.tensor: (N, 3, t, t) in [0, 1]
 
-Methods (tutorial order): template, llava_next, ureader, deepseek_vl2, internvl, llava_mini. One file per
-method; ``base.py`` holds the shared ``Plan``/``GlobalView``, size checks and LLaVA's select_best_resolution.
-Sizes are (width, height) everywhere.
+Methods (tutorial order): template, llava_next, ureader, deepseek_vl2, internvl, llava_mini - one file each,
+each a module following the protocol of ``protocol.py``. ``base.py`` holds the shared ``Plan`` (with the one
+token accounting, ``Plan.encoder_tokens``), ``GlobalView`` and LLaVA's select_best_resolution.
+
+Adding a method: write one object (a module is fine) with the attributes listed in ``protocol.py`` and call
+``tiling.register("name", obj)``; ``tiling.METHODS``, ``plan``, ``apply``, every tiling picture, the explorer
+and the benchmark then know it. Sizes are (width, height) and grids (rows, cols) everywhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import deepseek_vl2, internvl, llava_mini, llava_next, template, ureader
-from .base import MAX_ASPECT, MAX_SIDE, GlobalView, Plan, check_size, select_best_resolution, to_rgb_image
+from .base import (
+    MAX_ASPECT,
+    MAX_SIDE,
+    EncoderTokens,
+    GlobalView,
+    Plan,
+    check_size,
+    pil_to_tensor,
+    select_best_resolution,
+    to_rgb_image,
+)
+from .protocol import ScoreTable, TilingMethod, TokenBlock, check_method
 
-METHODS = ("template", "llava_next", "ureader", "deepseek_vl2", "internvl", "llava_mini")
-_MODULES = {
-    "template": template,
-    "llava_next": llava_next,
-    "ureader": ureader,
-    "deepseek_vl2": deepseek_vl2,
-    "internvl": internvl,
-    "llava_mini": llava_mini,
-}
+_REGISTRY: dict[str, Any] = {}
+
+#: The tiling method the benchmark and the comparison use as their reference (its budget sizes the packing).
+DEFAULT_METHOD = "llava_next"
 
 
-def _module(method: Any):
-    if not isinstance(method, str) or method not in _MODULES:
-        raise ValueError(f"unknown tiling method {method!r}; choose one of {METHODS}")
-    return _MODULES[method]
+class _MethodNames(Sequence):
+    """A live, read-only view of the registered method names, in registration order (compares equal to the
+    tuple of the same names)."""
+
+    def __getitem__(self, i):
+        return tuple(_REGISTRY)[i]
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+    def __contains__(self, name) -> bool:
+        return name in _REGISTRY
+
+    def __eq__(self, other) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, (Sequence, _MethodNames)) else other)
+
+    def __hash__(self):
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+#: The registered tiling methods' names (a live view: ``register`` adds to it).
+METHODS = _MethodNames()
+
+
+def register(name: str, method: Any, *, replace: bool = False) -> Any:
+    """Add a tiling method under ``name``: any object with the protocol's attributes (``protocol.py``).
+
+    TypeError names any missing attribute; registering a taken name needs ``replace=True``. Returns the
+    method, so ``register`` can decorate a class instance."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"a tiling method name must be an identifier-like string, got {name!r}")
+    check_method(name, method)
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"tiling method {name!r} is already registered (pass replace=True to replace it)")
+    _REGISTRY[name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    """Remove a registered method (tests use it to clean up after themselves)."""
+    get(name)
+    del _REGISTRY[name]
+
+
+def get(method: Any) -> Any:
+    """The method object registered under ``method``; ValueError naming the registered ones otherwise."""
+    if not isinstance(method, str) or method not in _REGISTRY:
+        raise ValueError(f"unknown tiling method {method!r}; choose one of {tuple(METHODS)}")
+    return _REGISTRY[method]
 
 
 def method_options(method: str) -> dict:
     """Documented option names of ``method`` and their defaults (the widgets build their controls from it)."""
-    return dict(_module(method).OPTIONS)
+    return dict(get(method).OPTIONS)
 
 
 def plan(method: str, image_size: Any, **options: Any) -> Plan:
     """Plan how ``method`` tiles an image of ``image_size = (width, height)``; pure geometry, no pixels.
 
     Unknown methods or bad option values raise ValueError, unknown option names TypeError, bad sizes
-    ValueError/TypeError (see ``base.check_size``: positive ints, aspect ratio at most 100:1).
+    ValueError/TypeError (see ``checks.check_size``: positive ints, aspect ratio at most 100:1).
     """
-    mod = _module(method)
+    m = get(method)
     size = check_size(image_size)
-    unknown = set(options) - set(mod.OPTIONS)
+    unknown = set(options) - set(m.OPTIONS)
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)} for method {method!r}; "
-                        f"valid options: {sorted(mod.OPTIONS)}")
-    opts = mod.resolve({**mod.OPTIONS, **options})
-    return mod.plan(size, opts)
+                        f"valid options: {sorted(m.OPTIONS)}")
+    p = m.plan(size, m.resolve({**m.OPTIONS, **options}))
+    if not isinstance(p, Plan) or p.method != method:
+        raise TypeError(f"tiling method {method!r} must return a Plan with method={method!r}, got "
+                        f"{type(p).__name__}{'' if not isinstance(p, Plan) else f' for {p.method!r}'}")
+    return p
+
+
+def replan(p: Plan, **options: Any) -> Plan:
+    """The same image and method as ``p`` with some options changed (e.g. UReader's score rule)."""
+    return plan(p.method, p.image_size, **{**p.options, **options})
+
+
+def token_layout(p: Plan) -> list[TokenBlock]:
+    """The LLM's visual tokens of ``p`` as labelled blocks (the method's ``token_layout``), checked to add up
+    to ``p.num_tokens``. Drawn by ``viz.token_strip``."""
+    blocks = get(p.method).token_layout(p)
+    n = sum(b.num_tokens for b in blocks)
+    if n != p.num_tokens:
+        raise RuntimeError(f"token layout of {p.method} has {n} tokens but the plan says {p.num_tokens}")
+    return blocks
+
+
+def score_table(p: Plan) -> ScoreTable:
+    """The per-candidate numbers that decided ``p``'s grid (the method's ``score_table``)."""
+    table = get(p.method).score_table(p)
+    if not isinstance(table, ScoreTable):
+        raise TypeError(f"{p.method}.score_table must return a ScoreTable, got {type(table).__name__}")
+    return table
+
+
+def title(method: str) -> str:
+    """Display name of a method (its ``TITLE``)."""
+    return get(method).TITLE
 
 
 @dataclass
@@ -74,14 +168,13 @@ class TiledImages:
 
 def apply(plan: Plan, image: Any) -> TiledImages:
     """Cut ``image`` (a PIL image or (H, W, 3) uint8 array of size ``plan.image_size``) as ``plan`` says."""
-    from .base import pil_to_tensor
-
     if not isinstance(plan, Plan):
         raise TypeError(f"apply() needs a Plan from tiling.plan(), got {type(plan).__name__}")
     img = to_rgb_image(image)
     if img.size != tuple(plan.image_size):
-        raise ValueError(f"image size {img.size} does not match the plan's image_size {plan.image_size}")
-    canvas, tiles, views = _module(plan.method).render(plan, img)
+        raise ValueError(f"image size {img.size} does not match the plan's image_size "
+                         f"{tuple(plan.image_size)}")
+    canvas, tiles, views = get(plan.method).render(plan, img)
     tile_labels = [f"r{r}c{c}" for r, c in plan.tile_positions]
     view_labels = ["global"] if len(views) == 1 else [f"global{i}" for i in range(len(views))]
     if plan.global_position == "before":
@@ -91,9 +184,16 @@ def apply(plan: Plan, image: Any) -> TiledImages:
     t = plan.tile_size
     assert all(im.size == (t, t) for im in ordered), "every encoder image must be t x t"
     tensor = pil_to_tensor(ordered)  # (N, 3, t, t)
-    assert tensor.shape[0] == plan.num_images
+    assert tensor.shape[0] == plan.num_images, "one encoder image per tile and global view"
     return TiledImages(tensor=tensor, tiles=tiles, global_views=views, canvas=canvas, labels=labels)
 
 
-__all__ = ["METHODS", "plan", "apply", "method_options", "Plan", "GlobalView", "TiledImages", "check_size",
-           "select_best_resolution", "MAX_ASPECT", "MAX_SIDE"]
+for _name, _module in (("template", template), ("llava_next", llava_next), ("ureader", ureader),
+                       ("deepseek_vl2", deepseek_vl2), ("internvl", internvl), ("llava_mini", llava_mini)):
+    register(_name, _module)
+del _name, _module
+
+__all__ = ["METHODS", "DEFAULT_METHOD", "register", "unregister", "get", "plan", "replan", "apply",
+           "token_layout", "score_table", "title", "method_options", "Plan", "GlobalView", "EncoderTokens",
+           "TiledImages", "TilingMethod", "TokenBlock", "ScoreTable", "check_size", "select_best_resolution",
+           "MAX_ASPECT", "MAX_SIDE"]

@@ -1,6 +1,6 @@
 """Shared pieces of every tiling method: the ``Plan``, size checks, selection helpers, pixels.
 
-Taught in notebook 02 (tiling basics) and used by 03-06 and 09-11.
+Taught in `tiling_basics` and used by every tiling notebook, `tiling_vs_packing` and `grid_explorer`.
 
 A *plan* is pure geometry computed from the image size alone (no pixels, no torch, no PIL): which canvas the
 image is resized/padded to, how the canvas is cut into tiles, which global views are added and where, and how
@@ -13,89 +13,21 @@ exclusive, as PIL's ``crop``); grids are ``(rows, cols)``; tile positions are ``
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Largest accepted aspect ratio max(W, H) / min(W, H). Beyond it tiles of a few pixels (or none) would hold
-#: the image, so every method refuses it with a ValueError.
-MAX_ASPECT = 100
-#: Largest accepted side in pixels (a 65536-pixel side is already far beyond any VLM's input).
-MAX_SIDE = 65536
-
-Box = tuple  # (left, top, right, bottom)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# validation
-
-
-def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
-    """``value`` as an int: bools, floats and strings raise TypeError, out-of-range values ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
-    return value
-
-
-def check_pair(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> tuple[int, int]:
-    """A pair of integers such as a size ``(width, height)`` or a grid; clear errors otherwise."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not hasattr(value, "__getitem__"):
-        raise TypeError(f"{name} must be a pair of integers like (width, height), got {value!r}")
-    if len(value) != 2:
-        raise ValueError(f"{name} must have exactly 2 entries, got {len(value)}: {value!r}")
-    a = check_int(f"{name}[0]", value[0], minimum, maximum)
-    b = check_int(f"{name}[1]", value[1], minimum, maximum)
-    return a, b
-
-
-def check_size(image_size: Any, name: str = "image_size") -> tuple[int, int]:
-    """Validate an image size ``(width, height)`` and return it as a tuple of two ints.
-
-    Rules: exactly two integers (bools and floats are refused), each in [1, MAX_SIDE], and an aspect ratio
-    max/min of at most ``MAX_ASPECT`` (100:1). Raises TypeError (wrong types) or ValueError (wrong values).
-    """
-    w, h = check_pair(name, image_size, minimum=1, maximum=MAX_SIDE)
-    if max(w, h) > MAX_ASPECT * min(w, h):
-        raise ValueError(
-            f"{name}={w}x{h} has aspect ratio {max(w, h) / min(w, h):.1f}:1, beyond the supported "
-            f"limit of {MAX_ASPECT}:1"
-        )
-    return w, h
-
-
-def check_choice(name: str, value: Any, choices: tuple) -> Any:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
-def check_rgb(name: str, value: Any) -> tuple[int, int, int]:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
-        raise ValueError(f"{name} must be an (R, G, B) tuple of 3 integers in [0, 255], got {value!r}")
-    return tuple(check_int(f"{name}[{i}]", v, 0, 255) for i, v in enumerate(value))
-
-
-def check_pair_list(name: str, value: Any, multiple_of: int | None = None, max_len: int = 256) -> tuple:
-    """A non-empty sequence of integer pairs (e.g. candidate canvases or anchors), as a tuple of tuples."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-        raise TypeError(f"{name} must be a sequence of integer pairs, got {value!r}")
-    if len(value) == 0:
-        raise ValueError(f"{name} must not be empty")
-    if len(value) > max_len:
-        raise ValueError(f"{name} has {len(value)} entries, more than the supported {max_len}")
-    pairs = tuple(check_pair(f"{name}[{i}]", p, minimum=1, maximum=MAX_SIDE) for i, p in enumerate(value))
-    if multiple_of is not None:
-        for p in pairs:
-            if p[0] % multiple_of or p[1] % multiple_of:
-                raise ValueError(f"{name}: every entry must be a multiple of the tile size {multiple_of}, "
-                                 f"got {p}")
-    return pairs
-
+from ..checks import (  # noqa: F401  (re-exported: the methods import their checks from here)
+    MAX_ASPECT,
+    MAX_SIDE,
+    check_choice,
+    check_int,
+    check_pair,
+    check_pair_list,
+    check_rgb,
+    check_size,
+)
+from ..types import PATCH, Grid, Size
+from .protocol import ScoreTable
 
 # ----------------------------------------------------------------------------------------------------------
 # the plan
@@ -121,28 +53,74 @@ def _area(box) -> float:
     return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
 
 
+def patch_coverage(lo: float, hi: float, extent: float, g: int) -> list[float]:
+    """Fraction of each of ``g`` equal patches spanning [0, extent) that lies inside [lo, hi) -> g floats.
+
+    The building block of the token accounting: along each axis of an encoder image, how much of every patch
+    row/column shows image content. Taught in `tiling_vs_packing`."""
+    step = extent / g
+    return [max(0.0, min((i + 1) * step, hi) - max(i * step, lo)) / step for i in range(g)]
+
+
+def content_patches(box, size, gx: int, gy: int) -> int:
+    """Patches of a gx x gy patch grid laid over an encoder image of ``size`` = (w, h) that show image
+    content: at least half of the patch's area lies inside ``box`` (left, top, right, bottom). The same
+    rule marks padding patches in ``features.encode_tiled``'s feature maps."""
+    fx = patch_coverage(box[0], box[2], size[0], gx)
+    fy = patch_coverage(box[1], box[3], size[1], gy)
+    return sum(1 for y in fy for x in fx if x * y >= 0.5)
+
+
+@dataclass(frozen=True)
+class EncoderTokens:
+    """The tutorial's one token accounting of a plan (``Plan.encoder_tokens``); every table, picture, explorer
+    and the benchmark report these numbers.
+
+    ``images``: encoder images (tiles + global views); ``per_image``: patch tokens of one encoder image;
+    ``useful``: patches showing image content for the first time; ``padding``: patches showing mostly fill
+    (less than half of their area is image); ``duplicated``: global-view patches showing content that the
+    tiles already show; ``cls``: one CLS token per encoder image. ``patches`` = useful + padding + duplicated,
+    ``total`` = patches + cls (the length the ViT runs on).
+    """
+
+    images: int
+    per_image: int
+    useful: int
+    padding: int
+    duplicated: int
+    cls: int
+
+    @property
+    def patches(self) -> int:
+        return self.useful + self.padding + self.duplicated
+
+    @property
+    def total(self) -> int:
+        return self.patches + self.cls
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything a tiling method decides for one image size (pure geometry; see module docstring).
 
-    Fields (sizes are (width, height), boxes (left, top, right, bottom)):
-      method, image_size, options (resolved options), tile_size (t), grid (rows, cols), canvas_size,
+    Fields (sizes are ``Size(width, height)``, grids ``Grid(rows, cols)``, boxes (left, top, right, bottom)):
+      method, image_size, options (resolved options), tile_size (t), grid, canvas_size,
       resize_size (the image's size inside the canvas), content_box (image inside canvas), fill (canvas
       padding colour or None), tile_boxes (crop boxes in canvas coordinates, method order), tile_positions
       ((row, col) per tile), tile_content_boxes (where image content lies inside each t x t tile the encoder
-      sees),
-      global_views, global_position ("before" | "after" | None), num_images (encoder images), num_tokens (LLM
-      tokens by the method's own accounting), token_formula (that accounting with numbers), details
-      (method-specific intermediate steps, e.g. per-candidate scores).
+      sees), global_views, global_position ("before" | "after" | None), num_images (encoder images),
+      num_tokens (LLM tokens by the method's own accounting), token_formula (that accounting with numbers),
+      details (method-specific intermediate steps, e.g. per-candidate scores), patch_size (the encoder's
+      patch side, 14 for every method here).
     """
 
     method: str
-    image_size: tuple
+    image_size: Size
     options: dict
     tile_size: int
-    grid: tuple
-    canvas_size: tuple
-    resize_size: tuple
+    grid: Grid
+    canvas_size: Size
+    resize_size: Size
     content_box: tuple
     fill: tuple | None
     tile_boxes: tuple
@@ -154,12 +132,42 @@ class Plan:
     token_formula: str
     details: dict = field(default_factory=dict)
     tile_content_boxes: tuple = ()
+    patch_size: int = PATCH
 
-    # --- pixel accounting (used by notebook 09, the comparison) ---
     @property
     def num_tiles(self) -> int:
         return len(self.tile_boxes)
 
+    # --- the token accounting (one definition, see EncoderTokens) ---
+    def encoder_tokens(self, patch: int | None = None, tile_px: int | None = None) -> EncoderTokens:
+        """Count the encoder's tokens when every encoder image is fed at ``tile_px`` pixels (default: the
+        plan's tile size; the benchmark shrinks it) with ``patch``-pixel patches (default ``patch_size``).
+
+        An encoder image of t x t pixels fed at tile_px gives g x g patches, g = tile_px // patch (so
+        DeepSeek-VL2's 384-px tile gives 27 x 27, as its SigLIP/14 does). Content boxes are scaled with the
+        image. Taught in `tiling_vs_packing`; the explorer (`grid_explorer`) and the benchmark (`timing`)
+        report the same numbers.
+        """
+        patch = self.patch_size if patch is None else check_int("patch", patch, 1)
+        t = self.tile_size
+        tile_px = t if tile_px is None else check_int("tile_px", tile_px, patch)
+        g = tile_px // patch
+        useful = padding = duplicated = 0
+        for box in self.tile_content_boxes:
+            inside = content_patches(box, (t, t), g, g)
+            useful, padding = useful + inside, padding + g * g - inside
+        for v in self.global_views:
+            gx, gy = (v.size[0] * tile_px // t) // patch, (v.size[1] * tile_px // t) // patch
+            inside = content_patches(v.content_box, v.size, gx, gy)
+            padding += gx * gy - inside
+            if self.tile_boxes:  # the tiles show this content already
+                duplicated += inside
+            else:
+                useful += inside
+        return EncoderTokens(images=self.num_images, per_image=g * g, useful=useful, padding=padding,
+                             duplicated=duplicated, cls=self.num_images)
+
+    # --- pixel accounting (used by `tiling_vs_packing`) ---
     @property
     def pixels_used(self) -> int:
         """Pixels the vision encoder processes: num_images * t**2."""
@@ -191,7 +199,7 @@ class Plan:
         return sum(_area(v.content_box) for v in self.global_views)
 
     def summary(self) -> dict:
-        """A short dict for tables (notebooks 09 and 11)."""
+        """A short dict for tables (`tiling_vs_packing`, `grid_explorer`)."""
         return {
             "method": self.method,
             "image": f"{self.image_size[0]}x{self.image_size[1]}",
@@ -230,7 +238,11 @@ def content_in_tiles(tile_boxes, content_box) -> tuple:
 
 
 def make_plan(**kw) -> Plan:
-    """Build a Plan; fills ``tile_content_boxes`` for 1:1 crop methods and checks basic invariants."""
+    """Build a Plan; fills ``tile_content_boxes`` for 1:1 crop methods, types sizes as ``Size`` and the grid
+    as ``Grid`` and checks basic invariants."""
+    for key in ("image_size", "canvas_size", "resize_size"):
+        kw[key] = Size(*kw[key])
+    kw["grid"] = Grid(*kw["grid"])
     if not kw.get("tile_content_boxes"):
         kw["tile_content_boxes"] = content_in_tiles(kw["tile_boxes"], kw["content_box"])
     plan = Plan(**kw)
@@ -251,7 +263,7 @@ def select_best_resolution(image_size: tuple, candidates: tuple) -> tuple[tuple,
     pixels); wasted = W'*H' - effective. Keep the largest effective resolution, then the least waste; on a
     full tie the *first* candidate in list order wins (strict comparisons). DeepSeek-VL2's processor carries
     an identical copy. Returns (best (W', H'), per-candidate list of dicts for pictures).
-    Taught in notebook 03 (and 05 for DeepSeek-VL2).
+    Taught in `llava_next_anyres` (and `deepseek_vl2_and_internvl`).
     """
     w, h = image_size
     best, best_eff, best_waste = None, 0, float("inf")
@@ -272,6 +284,20 @@ def select_best_resolution(image_size: tuple, candidates: tuple) -> tuple[tuple,
             r["chosen"] = True
             break
     return best, rows
+
+
+def resolution_table(candidates: list) -> ScoreTable:
+    """The score table of LLaVA's select_best_resolution (shared with DeepSeek-VL2: the same rule)."""
+    data = tuple({"candidate": tuple(r["candidate"]), "effective_resolution": int(r["effective_resolution"]),
+                  "wasted_resolution": int(r["wasted_resolution"]), "chosen": bool(r["chosen"])}
+                 for r in candidates)
+    return ScoreTable(
+        kind="resolution",
+        rule="select_best_resolution: largest effective resolution, then least waste, first on a tie.",
+        columns=("candidate (W×H)", "effective resolution", "wasted resolution"),
+        rows=tuple((f"{d['candidate'][0]}×{d['candidate'][1]}", d["effective_resolution"],
+                    d["wasted_resolution"]) for d in data),
+        chosen=tuple(d["chosen"] for d in data), data=data)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -314,12 +340,9 @@ def pad_paste(image, canvas_size: tuple, resize_size: tuple, offset: tuple, fill
     return canvas
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 __all__ = [
     "MAX_ASPECT", "MAX_SIDE", "Plan", "GlobalView", "check_size", "check_int", "check_pair", "check_choice",
     "check_rgb", "check_pair_list", "grid_boxes", "content_in_tiles", "make_plan", "select_best_resolution",
-    "to_rgb_image", "pil_to_tensor", "pad_paste", "ceil_div",
+    "to_rgb_image", "pil_to_tensor", "pad_paste", "EncoderTokens",
+    "patch_coverage", "content_patches", "resolution_table",
 ]

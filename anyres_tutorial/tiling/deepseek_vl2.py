@@ -1,4 +1,4 @@
-"""DeepSeek-VL2 dynamic tiling. Taught in notebook 05.
+"""DeepSeek-VL2 dynamic tiling. Taught in `deepseek_vl2_and_internvl`.
 
 Paper: Wu et al., "DeepSeek-VL2: Mixture-of-Experts Vision-Language Models for Advanced Multimodal
 Understanding" (arXiv:2412.10302), Section 2 "Dynamic Tiling Strategy".
@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from ..types import PATCH
 from .base import (
     GlobalView,
     check_int,
@@ -36,11 +39,13 @@ from .base import (
     grid_boxes,
     make_plan,
     pad_paste,
+    resolution_table,
     select_best_resolution,
 )
+from .protocol import EXTRA, GLOBAL, ScoreTable, TokenBlock, no_search, tile_map, with_newlines
 
+TITLE = "DeepSeek-VL2 dynamic tiling"
 TILE = 384
-PATCH = 14
 DOWNSAMPLE = 2
 SIDE = math.ceil((TILE // PATCH) / DOWNSAMPLE)  # 14 tokens per side per view
 FILL = tuple(int(x * 255) for x in (0.5, 0.5, 0.5))  # (127, 127, 127)
@@ -52,6 +57,7 @@ CANDIDATES = (
 )
 
 OPTIONS = {"candidates": "default", "images_in_prompt": 1}
+CONTROLS = {"images_in_prompt": ("int", 1, 5)}
 
 
 def resolve(opts: dict) -> dict:
@@ -103,6 +109,7 @@ def plan(image_size: tuple, opts: dict):
         fill=FILL, tile_boxes=boxes, tile_positions=positions,
         global_views=(GlobalView("pad", (TILE, TILE), FILL, (gx, gy, gx + gw, gy + gh)),),
         global_position="before", num_images=len(boxes) + 1, num_tokens=tokens, token_formula=formula,
+        # images_spatial_crop is the reference's (cols, rows) = (width, height) in tiles; grid is (rows, cols)
         details={"candidates": scores, "cropping": cropping, "images_spatial_crop": (cols, rows)},
     )
 
@@ -118,3 +125,22 @@ def render(plan, image):
     x0, y0, x1, y1 = view.content_box
     glob = pad_paste(image, view.size, (x1 - x0, y1 - y0), (x0, y0), view.fill, Image.BICUBIC)
     return canvas, tiles, [glob]
+
+
+def token_layout(plan) -> list[TokenBlock]:
+    """``modeling_deepseek_vl_v2.py`` with the global view at the head: global 14×14 with a newline per row,
+    one view-separator token, then the local (14·rows)×(14·cols) map with a newline per row."""
+    rows, cols = plan.grid
+    glob = with_newlines(np.full((SIDE, SIDE), GLOBAL))  # (14, 15)
+    local = with_newlines(tile_map(plan, (SIDE, SIDE)))  # (14 rows, 14 cols + 1)
+    return [TokenBlock(f"1 · global {SIDE}×{SIDE} + {SIDE} newlines", glob),
+            TokenBlock("2 · view\nseparator", np.full((1, 1), EXTRA)),
+            TokenBlock(f"3 · local {SIDE * rows}×{SIDE * cols} + newlines", local)]
+
+
+def score_table(plan) -> ScoreTable:
+    """select_best_resolution's table; with more than two images in the prompt no candidate is compared."""
+    if not plan.details["cropping"]:
+        n = plan.options["images_in_prompt"]
+        return no_search(f"More than two images in the prompt ({n}): no tiling, one {TILE}×{TILE} view.")
+    return resolution_table(plan.details["candidates"])

@@ -1,4 +1,4 @@
-"""InternVL dynamic high resolution (InternVL 1.5 / 2 / 2.5). Taught in notebook 05.
+"""InternVL dynamic high resolution (InternVL 1.5 / 2 / 2.5). Taught in `deepseek_vl2_and_internvl`.
 
 Paper: Chen et al., "How Far Are We to GPT-4V? Closing the Gap to Commercial Multimodal Models with
 Open-Source Suites" (InternVL 1.5, arXiv:2404.16821), Section 3.3 "Dynamic High-Resolution".
@@ -29,12 +29,18 @@ from __future__ import annotations
 from functools import lru_cache
 
 from .base import GlobalView, check_int, grid_boxes, make_plan
+from .protocol import ScoreTable
+from .protocol import uniform_layout as token_layout  # noqa: F401  (256 = 16×16 tokens per image)
 
+TITLE = "InternVL dynamic high resolution"
+# The reference's ratios are (i, j) = (cols, rows); the plan's grid is Grid(rows, cols): converted in plan()
+# and score_table().
 TILE = 448
 TOKENS_PER_IMAGE = 256
 MAX_TILES = 64
 
 OPTIONS = {"max_num": 12, "min_num": 1}
+CONTROLS = {"max_num": ("int", 1, 40), "min_num": ("int", 1, 12)}
 
 
 def resolve(opts: dict) -> dict:
@@ -102,3 +108,15 @@ def render(plan, image):
     tiles = [canvas.crop(b) for b in plan.tile_boxes]
     views = [image.resize((TILE, TILE), Image.BICUBIC) for _ in plan.global_views]
     return canvas, tiles, views
+
+
+def score_table(plan) -> ScoreTable:
+    """|W/H − cols/rows| for every candidate grid, with the tie events of the area rule."""
+    data = tuple({"grid": (r["ratio"][1], r["ratio"][0]), "aspect_diff": float(r["aspect_diff"]),
+                  "event": r["event"], "chosen": bool(r["chosen"])} for r in plan.details["candidates"])
+    return ScoreTable(
+        kind="aspect",
+        rule="find_closest_aspect_ratio: smallest |W/H − cols/rows|; exact ties go by image area.",
+        columns=("grid (rows×cols)", "|W/H − cols/rows|", "event"),
+        rows=tuple((f"{d['grid'][0]}×{d['grid'][1]}", f"{d['aspect_diff']:.4f}", d["event"]) for d in data),
+        chosen=tuple(d["chosen"] for d in data), data=data)

@@ -1,4 +1,4 @@
-"""LLaVA-Mini high-resolution split. Taught in notebook 06 (which also teaches the compression).
+"""LLaVA-Mini high-resolution split. Taught in `llava_mini` (which also teaches the compression).
 
 Paper: Zhang et al., "LLaVA-Mini: Efficient Image and Video Large Multimodal Models with One Vision Token"
 (ICLR 2025, arXiv:2501.03895), Section 4 "high-resolution image" variant.
@@ -32,12 +32,21 @@ checked offline, hence the ``view`` option.
 
 from __future__ import annotations
 
+from ..types import PATCH
 from .base import GlobalView, check_choice, check_int, make_plan
+from .protocol import ScoreTable, no_search
+from .protocol import uniform_layout as token_layout  # noqa: F401  (C*C compressed tokens)
 
+TITLE = "LLaVA-Mini split + compression"
 TILE = 336
 MEAN_FILL = tuple(int(x * 255) for x in (0.48145466, 0.4578275, 0.40821073))  # (122, 116, 104)
 
 OPTIONS = {"resolution_ratio": 2, "compressor_size": 1, "view": "pad"}
+CONTROLS = {
+    "resolution_ratio": ("int", 1, 4),
+    "compressor_size": ("int", 1, 8),
+    "view": ("choice", [("pad (expand2square)", "pad"), ("crop (CLIP centre crop)", "crop")]),
+}
 
 
 def resolve(opts: dict) -> dict:
@@ -82,7 +91,7 @@ def plan(image_size: tuple, opts: dict):
         global_views=views, global_position="after" if views else None, num_images=n_images,
         num_tokens=c * c, token_formula=formula,
         details={"block_size": (bw, bh), "dropped_pixels": dropped, "view": kind,
-                 "encoder_tokens": n_images * (TILE // 14) ** 2},
+                 "encoder_tokens": n_images * (TILE // PATCH) ** 2},
     )
 
 
@@ -113,3 +122,10 @@ def render(plan, image):
     tiles = [_view(image.crop(b), plan.details["view"], fill) for b in plan.tile_boxes]
     views = [_view(image, v.kind, fill) for v in plan.global_views]
     return canvas, tiles, views
+
+
+def score_table(plan) -> ScoreTable:
+    """LLaVA-Mini compares no candidates: the split is always N×N blocks plus the full image."""
+    n = plan.options["resolution_ratio"]
+    return no_search(f"LLaVA-Mini does not search candidates: it always splits the image into {n}×{n} blocks"
+                     f"{' plus the full image' if n > 1 else ''} (see the `llava_mini` notebook).")

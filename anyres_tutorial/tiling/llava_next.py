@@ -1,4 +1,4 @@
-"""LLaVA-NeXT "AnyRes" tiling (LLaVA-1.6). Taught in notebook 03.
+"""LLaVA-NeXT "AnyRes" tiling (LLaVA-1.6). Taught in `llava_next_anyres`.
 
 Paper: Liu et al., "LLaVA-NeXT: Improved reasoning, OCR, and world knowledge" (blog, Jan 2024) and
 "Improved Baselines with Visual Instruction Tuning" (LLaVA-1.5-HD, arXiv:2310.03744).
@@ -35,6 +35,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from ..types import PATCH
 from .base import (
     GlobalView,
     check_choice,
@@ -42,11 +45,13 @@ from .base import (
     grid_boxes,
     make_plan,
     pad_paste,
+    resolution_table,
     select_best_resolution,
 )
+from .protocol import GLOBAL, ScoreTable, TokenBlock, tile_map, with_newlines
 
+TITLE = "LLaVA-NeXT AnyRes"
 TILE = 336
-PATCH = 14
 SIDE = TILE // PATCH  # 24 features per tile side
 V16_PINPOINTS = ((336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008))  # (W, H), released v1.6
 # the blog's {2x2, 1x{2,3,4}, {2,3,4}x1} read as (cols x rows) tiles of 336, as (W, H)
@@ -54,6 +59,10 @@ PAPER_GRIDS = ((672, 672), (336, 672), (336, 1008), (336, 1344), (672, 336), (10
 CANDIDATE_SETS = {"v1.6": V16_PINPOINTS, "paper": PAPER_GRIDS}
 
 OPTIONS = {"candidates": "v1.6", "unpad": "original"}
+CONTROLS = {
+    "candidates": ("choice", [("v1.6 pinpoints (released)", "v1.6"), ("paper grid set", "paper")]),
+    "unpad": ("choice", [("original: int()", "original"), ("HF port: int(round(x, 7))", "hf")]),
+}
 
 
 def resolve(opts: dict) -> dict:
@@ -123,3 +132,29 @@ def render(plan, image):
     canvas = pad_paste(image, plan.canvas_size, plan.resize_size, (x, y), plan.fill, Image.BICUBIC)
     tiles = [canvas.crop(b) for b in plan.tile_boxes]
     return canvas, tiles, [image.resize((TILE, TILE), Image.BICUBIC)]
+
+
+def unpad_slice(plan) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the kept part of the stitched (rows*24, cols*24) feature map."""
+    un = plan.details["unpad"]
+    fh, fw = un["feature_map_hw"]
+    pad = un["padding"]
+    if un["axis"] == "rows":
+        return pad, fh - pad, 0, fw
+    return 0, fh, pad, fw - pad
+
+
+def token_layout(plan) -> list[TokenBlock]:
+    """``llava_arch.py`` with ``spatial_unpad``: the global view's 24×24 features, then the tiles' stitched
+    feature map, unpadded, with one ``image_newline`` token after each row: 576 + h'·(w' + 1)."""
+    top, bottom, left, right = unpad_slice(plan)
+    kept = tile_map(plan, (SIDE, SIDE))[top:bottom, left:right]  # the unpadded (h', w') map
+    return [TokenBlock(f"1 · global view {SIDE}×{SIDE}", np.full((SIDE, SIDE), GLOBAL)),
+            TokenBlock(f"2 · tiles, unpadded {kept.shape[0]}×{kept.shape[1]} + {kept.shape[0]} newlines",
+                       with_newlines(kept))]
+
+
+def score_table(plan) -> ScoreTable:
+    """select_best_resolution's effective and wasted resolution for every candidate canvas."""
+    return resolution_table(plan.details["candidates"])
+

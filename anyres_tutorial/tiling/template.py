@@ -1,6 +1,6 @@
-"""Template tiling: the generic recipe the other methods refine. Taught in notebook 02.
+"""Template tiling: the generic recipe the other methods refine. Taught in `tiling_basics`.
 
-Source: the tutorial's seed notes (no paper or reference code; this is the textbook baseline).
+Source: the textbook baseline that the other methods refine (no paper or reference code of its own).
 Recipe, with tile t = 384 and templates 1:1, 1:2, 2:1, 2:2 (written cols:rows, i.e. width:height in tiles):
 
 1. map the image to the closest template: smallest |log(W/H) - log(cols/rows)| (log, so that portrait and
@@ -31,8 +31,14 @@ from .base import (
     make_plan,
     pad_paste,
 )
+from .protocol import ScoreTable
+from .protocol import uniform_layout as token_layout  # noqa: F401  (every image gives (t // patch)**2 tokens)
 
+TITLE = "Template tiling (generic)"
+# Templates are written (cols, rows) = width:height in tiles, as the recipe states them; the plan's grid is
+# Grid(rows, cols): the conversion happens in plan() and score_table().
 DEFAULT_TEMPLATES = ((1, 1), (1, 2), (2, 1), (2, 2))  # (cols, rows)
+_TEMPLATES_3X3 = tuple((c, r) for r in (1, 2, 3) for c in (1, 2, 3))
 
 OPTIONS = {
     "tile_size": 384,
@@ -41,6 +47,15 @@ OPTIONS = {
     "thumbnail": "pad",
     "global_position": "after",
     "patch_size": 14,
+}
+
+CONTROLS = {
+    "tile_size": ("choice", [("224", 224), ("336", 336), ("384 (default)", 384), ("448", 448)]),
+    "templates": ("choice", [("1:1, 1:2, 2:1, 2:2 (default)", DEFAULT_TEMPLATES),
+                             ("every grid up to 3x3", _TEMPLATES_3X3)]),
+    "thumbnail": ("choice", [("pad (keep aspect)", "pad"), ("squash", "squash")]),
+    "fill": ("choice", [("black", (0, 0, 0)), ("grey", (127, 127, 127)), ("white", (255, 255, 255))]),
+    "global_position": ("choice", [("after the tiles", "after"), ("before the tiles", "before")]),
 }
 
 
@@ -105,8 +120,22 @@ def plan(image_size: tuple, opts: dict):
         canvas_size=canvas, resize_size=resize, content_box=content, fill=opts["fill"], tile_boxes=boxes,
         tile_positions=positions, global_views=(view,), global_position=opts["global_position"],
         num_images=n_images, num_tokens=n_images * per, token_formula=formula,
-        details={"templates": scores, "tokens_per_image": per},
+        details={"templates": scores, "tokens_per_image": per}, patch_size=opts["patch_size"],
     )
+
+
+def score_table(plan) -> ScoreTable:
+    """The log-aspect distance of every template and whether it holds the image without downscaling."""
+    data = tuple({"grid": (r["template"][1], r["template"][0]), "log_distance": float(r["log_distance"]),
+                  "covers_image": bool(r["covers_image"]), "chosen": bool(r["chosen"])}
+                 for r in plan.details["templates"])
+    return ScoreTable(
+        kind="template",
+        rule="Closest template in log aspect ratio; equal aspect: the smallest that holds the image.",
+        columns=("template (rows×cols)", "|log aspect distance|", "holds image unscaled"),
+        rows=tuple((f"{d['grid'][0]}×{d['grid'][1]}", f"{d['log_distance']:.3f}",
+                    "yes" if d["covers_image"] else "no") for d in data),
+        chosen=tuple(d["chosen"] for d in data), data=data)
 
 
 def render(plan, image):

@@ -1,4 +1,4 @@
-"""UReader shape-adaptive cropping (mPLUG-DocOwl). Taught in notebook 04.
+"""UReader shape-adaptive cropping (mPLUG-DocOwl). Taught in `ureader_shape_adaptive`.
 
 Paper: Ye et al., "UReader: Universal OCR-free Visually-situated Language Understanding with Multimodal Large
 Language Model" (EMNLP Findings 2023, arXiv:2310.05126), Section 3.2 "Shape-Adaptive Cropping Module".
@@ -39,7 +39,9 @@ from functools import lru_cache
 import numpy as np
 
 from .base import GlobalView, check_choice, check_int, check_pair_list, grid_boxes, make_plan
+from .protocol import EMPTY, EXTRA, GLOBAL, ScoreTable, TokenBlock, per_image_blocks
 
+TITLE = "UReader shape-adaptive cropping"
 TILE = 224
 TOKENS_PER_IMAGE = 65
 # (nh, nw), in the order of UReader/configs/sft/release.yaml
@@ -56,6 +58,13 @@ DEFAULT_ANCHORS = (
 )
 
 OPTIONS = {"anchors": "release", "score": "code"}
+CONTROLS = {
+    "anchors": ("choice", [("release config (48)", "release"), ("class default (23)", "default")]
+                + [(f"Nc = {n}: nh·nw ≤ {n}", n) for n in (4, 6, 9, 12, 16, 20, 25)]),
+    "score": ("choice", [("code: 100·Sra + Srr", "code"), ("paper: Sra + Srr", "paper")]),
+}
+#: Rows of the explorer's score table: the best anchors by the code's score (plus both rules' winners).
+TABLE_ROWS = 8
 
 
 def anchors_up_to(nc: int) -> tuple:
@@ -145,3 +154,38 @@ def render(plan, image):
     canvas = image.resize(plan.canvas_size, Image.BICUBIC)
     tiles = [canvas.crop(b) for b in plan.tile_boxes]
     return canvas, tiles, [image.resize((TILE, TILE), Image.BICUBIC)]
+
+
+def token_layout(plan) -> list[TokenBlock]:
+    """Per encoder image (global first) the visual abstractor's 64 query tokens (drawn 8×8) plus its one extra
+    token: 65 per image."""
+    block = np.full((8, 9), EMPTY)
+    block[:, :8] = GLOBAL
+    block[0, 8] = EXTRA
+    return per_image_blocks(plan, block)
+
+
+def score_table(plan) -> ScoreTable:
+    """Srr, Sra and both rules' scores (the code's 100·Sra + Srr and the paper's Sra + Srr) for every anchor;
+    the table shows the best few by the code's score, always including both rules' winners."""
+    anchors = plan.options["anchors"]
+    srr, sra, code, _, best_code = score_anchors(plan.image_size, anchors, "code")
+    _, _, paper, _, best_paper = score_anchors(plan.image_size, anchors, "paper")
+    data = tuple({"anchor": tuple(a), "Srr": float(srr[i]), "Sra": float(sra[i]),
+                  "score_code": float(code[i]), "score_paper": float(paper[i]), "best_code": i == best_code,
+                  "best_paper": i == best_paper, "chosen": bool(row["chosen"])}
+                 for i, (a, row) in enumerate(zip(anchors, plan.details["anchors"])))
+    top = sorted(range(len(data)), key=lambda i: -data[i]["score_code"])[:TABLE_ROWS]
+    shown = [data[i] for i in dict.fromkeys(top + [best_code, best_paper])]
+
+    def winner(d):
+        return " ".join(n for n, b in (("code", d["best_code"]), ("paper", d["best_paper"])) if b)
+
+    rule = "100·Sra + Srr (the code)" if plan.options["score"] == "code" else "Sra + Srr (the paper)"
+    return ScoreTable(
+        kind="anchors",
+        rule=f"argmax of {rule}; listed: the best anchors by the code's score and both rules' winners.",
+        columns=("anchor (nh×nw)", "Srr", "Sra", "code 100·Sra+Srr", "paper Sra+Srr", "winner"),
+        rows=tuple((f"{d['anchor'][0]}×{d['anchor'][1]}", f"{d['Srr']:.3f}", f"{d['Sra']:.3f}",
+                    f"{d['score_code']:.2f}", f"{d['score_paper']:.3f}", winner(d)) for d in shown),
+        chosen=tuple(d["chosen"] for d in shown), data=data)
