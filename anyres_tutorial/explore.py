@@ -229,7 +229,7 @@ def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strate
     the lengths are packed into rows of ``max_len`` tokens with ``strategy`` ("ffd" or "next_fit"). For
     comparison the same images are tiled with ``tiling_method`` (``tiling_options``).
 
-    Returns a dict: ``images`` (one dict per image: name, size, native_size, grid (cols, rows), tokens,
+    Returns a dict: ``images`` (one dict per image: name, size, native_size, grid (rows, cols), tokens,
     tiling_images, tiling_encoder_tokens, tiling_llm_tokens), ``lengths``, ``rows`` (image indices per row),
     ``report`` (``packing.padding_report``: rows, slots, padding, padding_fraction, fill),
     ``packed_tokens``, ``packed_slots``, ``tiling_encoder_tokens``, ``tiling_llm_tokens`` (totals),

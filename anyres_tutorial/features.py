@@ -10,7 +10,7 @@ The compute behind the feature pictures (``viz.features``); every function is pu
 - :func:`token_budget`, :func:`format_token_table`: useful / padding / duplicated tokens per method (09)
 - :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor (06)
 
-PCA-RGB pictures use ``vit.pca_rgb`` (one PCA fitted jointly on a list of maps). Feature maps are
+PCA-RGB pictures use :func:`pca_rgb` (one PCA fitted jointly on a list of maps). Feature maps are
 :class:`FeatureMap` objects holding a ``(rows, cols, D)`` grid of patch features. Sizes are
 ``(width, height)`` unless a name says otherwise; boxes are ``(x0, y0, x1, y1)``.
 """
@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from .pca import pca_rgb  # re-exported: the compute behind the PCA pictures
 
 PATCH = 14  # DINOv2 ViT-S/14, our encoder
 
@@ -599,7 +601,7 @@ def attention_pool(features, num_queries: int = 1, queries: str = "grid", cls=No
 
 __all__ = [
     "ENCODER_PATCH", "FeatureMap", "PoolResult", "attention_pool", "borders_in_image", "cosine_map",
-    "edge_map",
+    "edge_map", "pca_rgb",
     "encode_native", "encode_tiled", "format_token_table", "neighbour_dissimilarity", "position_similarity",
     "psnr", "roundtrip_resize", "seam_contrast", "seams_at_image_borders", "token_budget", "tokens_for_side",
 ]

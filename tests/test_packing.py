@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from anyres_tutorial import packing as P
 from anyres_tutorial.packing import masks
+from anyres_tutorial.types import Grid, Size
 
 # --------------------------------------------------------------------------------------------------------
 # sizing: the issue's vectors
@@ -48,7 +49,7 @@ def test_siglip2_naflex_vectors():
 
 def test_pixtral_vector():
     d = P.native_size_details((1920, 1080), "pixtral")
-    assert d["size"] == (1024, 576) and d["grid"] == (64, 36)
+    assert d["size"] == (1024, 576) and d["grid"] == Grid(rows=36, cols=64)
 
 
 def test_pixtral_small_image_not_upscaled_and_rounded_up():
@@ -82,7 +83,7 @@ def test_sizing_rules_match_transformers_on_random_sizes():
 def test_navit_rule():
     p = 14
     d = P.native_size_details((640, 480), "navit")  # 256-token budget, patch 14
-    gw, gh = d["grid"]
+    gh, gw = d["grid"]  # (rows, cols)
     assert d["size"] == (gw * p, gh * p) and gw * gh <= 256
     assert abs(gw / gh - 640 / 480) < 0.1
     assert P.native_size((100, 60), "navit") == (98, 56)  # under budget: floored to patches, no upscale
@@ -90,7 +91,7 @@ def test_navit_rule():
     assert up["tokens"] <= 256 and up["tokens"] > 200  # fills the budget
     assert P.native_size((5, 3), "navit") == (14, 14)  # at least one patch per side
     ext = P.native_size_details((10000, 10), "navit", max_tokens=64)
-    assert ext["tokens"] <= 64 and ext["grid"][1] == 1
+    assert ext["tokens"] <= 64 and ext["grid"].rows == 1
     assert P.native_size((1000, 1000), "navit", max_tokens=None, patch_size=10) == (1000, 1000)
 
 
@@ -219,6 +220,48 @@ def test_packed_batch_positions_restart_and_split():
     assert all(torch.equal(a, P.patchify(c, 14)[0]) for a, c in zip(b.split(), imgs))
     assert all(torch.equal(a, c) for a, c in zip(b.unpack_images(), imgs))
     assert b.image_sizes == [(42, 28), (14, 14), (28, 56), (28, 14)]
+
+
+def test_sizes_and_grids_are_typed():
+    d = P.native_size_details((640, 480), "navit")
+    assert isinstance(d["size"], Size) and isinstance(d["input"], Size) and isinstance(d["grid"], Grid)
+    assert d["grid"].count == d["tokens"] and d["size"] == (d["grid"].cols * 14, d["grid"].rows * 14)
+    for rule in P.RULES:
+        out = P.native_size((1000, 400), rule)
+        g = P.native_size_details((1000, 400), rule)["grid"]
+        assert isinstance(out, Size) and out.width > out.height and g.cols > g.rows  # a wide image stays wide
+    b = P.pack_images(_images([(28, 42)]), 14)
+    assert b.grids == [Grid(rows=2, cols=3)] and isinstance(b.grids[0], Grid)
+    assert b.image_sizes == [Size(width=42, height=28)] and isinstance(b.image_sizes[0], Size)
+
+
+def test_one_keep_rule_for_batches_and_the_model():
+    """check_keep is the rule of build_batch / pack_images and of forward_packed: one index tensor or None
+    per image; an image may keep no patch only when it still has a CLS token."""
+    assert P.check_keep(None, [4, 2]) is None
+    kept = P.check_keep([torch.tensor([3, 0], dtype=torch.int32), None], [4, 2])
+    assert kept[0].dtype == torch.long and kept[0].tolist() == [3, 0] and kept[1] is None
+    assert P.check_keep([[1]], [2])[0].tolist() == [1]  # a list of ints is converted
+    for bad, err, msg in [([torch.tensor([0])], ValueError, "one index tensor"),
+                          (torch.tensor([0, 1]), ValueError, "one index tensor"),
+                          ([torch.tensor([4]), None], ValueError, "outside"),
+                          ([torch.tensor([1, 1]), None], ValueError, "repeated"),
+                          ([torch.tensor([0.0]), None], TypeError, "LongTensor"),
+                          ([torch.zeros(1, 1, dtype=torch.long), None], TypeError, "1-D")]:
+        with pytest.raises(err, match=msg):
+            P.check_keep(bad, [4, 2])
+    with pytest.raises(ValueError, match="at least 1"):
+        P.check_keep([torch.tensor([], dtype=torch.long)], [4], min_kept=1)
+    imgs = _images([(14, 28), (28, 28)])
+    b = P.pack_images(imgs, 14, keep=[None, torch.tensor([3, 1])])  # None keeps every patch
+    assert b.lengths == [2, 2] and b.keep[0].tolist() == [0, 1]
+    assert torch.equal(b.unpack_images()[0], imgs[0])
+    with pytest.raises(ValueError, match="at least 1"):  # no CLS token: an image needs a patch
+        P.pack_images(imgs, 14, keep=[torch.tensor([], dtype=torch.long), None])
+    embeds = [P.patchify(im, 14)[0] for im in imgs]
+    cls_b = P.build_batch(embeds, [(1, 2), (2, 2)], keep=[torch.tensor([], dtype=torch.long), None],
+                          cls_token=torch.zeros(embeds[0].shape[-1]))
+    assert cls_b.lengths == [1, 5]  # CLS only, then CLS + 4 patches
 
 
 def test_dense_mask_block_diagonal_and_padding():

@@ -11,7 +11,8 @@ from PIL import Image
 
 from anyres_tutorial import DATA_DIR
 from anyres_tutorial import vit as V
-from anyres_tutorial.vit import available_attention, count_flops, normalize, pca_rgb, resolve_attention
+from anyres_tutorial.features import pca_rgb
+from anyres_tutorial.vit import available_attention, count_flops, normalize, resolve_attention
 
 TOL = 1e-4
 
@@ -209,7 +210,7 @@ def test_flex_does_not_recompile_for_new_lengths_in_one_bucket(dinov2):
 
 
 def test_flex_padded_length_buckets():
-    from anyres_tutorial.vit import FLEX_BLOCK, FLEX_MIN_LEN, flex_padded_length
+    from anyres_tutorial.attention import FLEX_BLOCK, FLEX_MIN_LEN, flex_padded_length
 
     buckets = set()
     for n in range(1, 40_000, 7):

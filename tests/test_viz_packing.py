@@ -154,7 +154,7 @@ def test_native_sizes_draws_each_image_at_its_native_size(rule):
         d = P.native_size_details(s, rule)
         assert f"{d['tokens']} tok" in ax.get_title(loc="left")
         assert f"{s[0]}×{s[1]}" in ax.get_title(loc="left")
-        gw, gh = d["grid"]
+        gh, gw = d["grid"]  # (rows, cols)
         assert len(ax.lines) == (gw - 1) + (gh - 1)  # the patch grid
     with pytest.raises(TypeError):
         V.native_sizes([np.zeros((4, 4, 3))], rule)

@@ -1,9 +1,9 @@
 """NaViT "Patch n' Pack": native sizes, packing, the packed batch, masks in three forms, positions.
 
-Taught in notebooks 07 (NaViT packing) and 08 (positions); used by 09 (tiling vs packing), 10 (timing) and 11
-(grid explorer). Sizes are (width, height) unless a name says otherwise.
+Taught in `navit_packing` and `positions`; used by `tiling_vs_packing`, `timing` and `grid_explorer`. Sizes
+are ``Size(width, height)`` and patch grids ``Grid(rows, cols)`` (:mod:`anyres_tutorial.types`).
 
-- :mod:`.sizing`    ``native_size(image_size, rule, **options)`` -> (width, height); rules ``navit``,
+- :mod:`.sizing`    ``native_size(image_size, rule, **options)`` -> Size; rules ``navit``,
                     ``qwen2_vl``, ``siglip2_naflex``, ``pixtral``; ``native_size_details`` shows the steps
 - :mod:`.patchify`  ``patchify(image, patch)`` -> tokens, (row, col) coords, fractional coords; ``unpatchify``
 - :mod:`.packer`    ``pack(lengths, max_len, strategy="ffd" | "next_fit")``, ``padding_report``,
@@ -12,13 +12,14 @@ Taught in notebooks 07 (NaViT packing) and 08 (positions); used by 09 (tiling vs
 - :mod:`.masks`     ``segment_ids``, ``dense_mask``, ``flex_block_mask``, ``cu_seqlens``
 - :mod:`.memory`    ``mask_memory(lengths)``: bytes of each mask form
 - :mod:`.positions` learned grid per image, NaViT factorised (absolute / fractional), 2-D RoPE
-- :mod:`.dropping`  ``drop_tokens`` (NaViT token dropping), ``pool_per_image``
+- :mod:`.dropping`  ``drop_tokens`` (NaViT token dropping), ``check_keep`` (the ``keep`` rule),
+                    ``pool_per_image``
 """
 
 from __future__ import annotations
 
 from .batch import PackedBatch, build_batch, pack_images
-from .dropping import drop_tokens, num_kept, pool_per_image
+from .dropping import check_keep, drop_tokens, num_kept, pool_per_image
 from .masks import cu_seqlens, dense_mask, flex_block_mask, segment_ids
 from .memory import mask_memory
 from .packer import (
@@ -49,7 +50,7 @@ from .sizing import (
 
 __all__ = [
     "PackedBatch", "build_batch", "pack_images",
-    "drop_tokens", "num_kept", "pool_per_image",
+    "check_keep", "drop_tokens", "num_kept", "pool_per_image",
     "cu_seqlens", "dense_mask", "flex_block_mask", "segment_ids",
     "mask_memory",
     "STRATEGIES", "bucket_by_resolution", "bucketing_report", "pack", "padded_batches_padding",

@@ -1,6 +1,6 @@
 """The packed batch: many images of different sizes in fixed-length rows, and everything to undo it.
 
-Taught in notebook 07 (NaViT packing); notebooks 08 (positions), 09 and 10 use it.
+Taught in `navit_packing`; `positions`, `tiling_vs_packing` and `timing` use it.
 
 :class:`PackedBatch` holds, for ``B`` rows of ``L`` slots:
 
@@ -12,8 +12,8 @@ Taught in notebook 07 (NaViT packing); notebooks 08 (positions), 09 and 10 use i
 - ``patch_index``  (B, L) raster index of the patch in its image (differs from the slot when tokens were
   dropped), -1 for padding and for CLS slots
 - ``rows``, ``lengths``, ``grids`` and ``keep``: the row assignment from :func:`~.packer.pack`, sequence
-  length per image (kept patches, plus 1 with a CLS token), patch grid (rows, cols) per image and the kept
-  indices (token dropping) if any.
+  length per image (kept patches, plus 1 with a CLS token), patch ``Grid(rows, cols)`` per image and the
+  kept indices (token dropping, validated by :func:`~.dropping.check_keep`) if any.
 - ``cls``          whether every image's segment starts with a CLS token (``build_batch(cls_token=...)``), as
   in the ViT's packed forward: ``[CLS_a, a's patches, CLS_b, b's patches, ..., padding]``.
 
@@ -23,15 +23,16 @@ The three attention-mask forms all come from ``segment_ids`` through :mod:`anyre
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_int
+from ..types import Grid, Size
 from . import masks
-from .dropping import pool_per_image
+from .dropping import check_keep, pool_per_image
 from .packer import _check_rows, pack
-from .patchify import grid_coords, patchify, unpatchify
+from .patchify import check_grid, grid_coords, patchify, unpatchify
 
 
 @dataclass
@@ -46,7 +47,7 @@ class PackedBatch:
     patch_index: torch.Tensor  # (B, L) long, -1 = padding
     rows: list[list[int]]  # image indices per row, in slot order
     lengths: list[int]  # tokens per image (after dropping), original image order
-    grids: list[tuple[int, int]]  # (rows, cols) patch grid per image
+    grids: list[Grid]  # Grid(rows, cols) of patches per image
     patch_size: int | None = None
     keep: list[torch.Tensor] | None = None
     cls: bool = False
@@ -75,11 +76,11 @@ class PackedBatch:
         return (self.patch_index < 0) & (self.segment_ids >= 0)
 
     @property
-    def image_sizes(self) -> list[tuple[int, int]]:
-        """(width, height) in pixels of every image (needs ``patch_size``)."""
+    def image_sizes(self) -> list[Size]:
+        """Size(width, height) in pixels of every image (needs ``patch_size``)."""
         if self.patch_size is None:
             raise ValueError("this batch was built without patch_size, so pixel sizes are unknown")
-        return [(gw * self.patch_size, gh * self.patch_size) for gh, gw in self.grids]
+        return [Size(g.cols * self.patch_size, g.rows * self.patch_size) for g in self.grids]
 
     def row_lengths(self, b: int) -> list[int]:
         """Token counts of the images in row ``b``, in slot order."""
@@ -143,8 +144,6 @@ class PackedBatch:
                 start += self.lengths[i]
         return out  # type: ignore[return-value]
 
-    unpack = split
-
     def unpack_images(self) -> list[torch.Tensor]:
         """Rebuild the (3, H, W) images from patch tokens; dropped patches come back as zeros."""
         if self.patch_size is None:
@@ -175,39 +174,22 @@ class PackedBatch:
 # builders
 
 
-def _check_keep(keep, counts: list[int]) -> list[torch.Tensor] | None:
-    if keep is None:
-        return None
-    keep = list(keep)
-    if len(keep) != len(counts):
-        raise ValueError(f"keep has {len(keep)} entries for {len(counts)} images")
-    out = []
-    for i, (k, n) in enumerate(zip(keep, counts)):
-        k = torch.as_tensor(k)
-        if k.dtype not in (torch.int64, torch.int32) or k.ndim != 1 or k.numel() == 0:
-            raise ValueError(f"keep[{i}] must be a non-empty 1-D integer tensor of patch indices")
-        k = k.long()
-        if int(k.min()) < 0 or int(k.max()) >= n or k.unique().numel() != k.numel():
-            raise ValueError(f"keep[{i}] must hold distinct patch indices in [0, {n})")
-        out.append(k)
-    return out
-
-
 def build_batch(token_sets, grids, max_len: int | None = None, strategy: str = "ffd", rows=None, keep=None,
                 patch_size: int | None = None, cls_token: torch.Tensor | None = None) -> PackedBatch:
     """Pack per-image token sets into a :class:`PackedBatch`.
 
     ``token_sets``: list of (N_i, D) tensors in raster order of their grid; ``grids``: list of (rows, cols)
     with ``rows * cols == N_i``; ``keep``: optional kept patch indices per image (token dropping, see
-    :func:`~.dropping.drop_tokens`). Rows come from ``rows`` if given, else from
+    :func:`~.dropping.drop_tokens`; the rule is :func:`~.dropping.check_keep`; an image may keep no patch
+    only when ``cls_token`` gives it a CLS token). Rows come from ``rows`` if given, else from
     ``pack(lengths, max_len, strategy)``; ``max_len=None`` puts every image in one row. The row length ``L``
     is ``max_len`` (or the longest row when ``max_len`` is None). ``cls_token`` (D,): put a copy of it in
     front of every image's patches (the ViT's per-image CLS); it then counts in ``lengths``.
     """
     token_sets = list(token_sets)
-    grids = [tuple(int(v) for v in g) for g in grids]
     if not token_sets:
         raise ValueError("no images to pack (empty list)")
+    grids = [check_grid(g, f"grids[{i}]") for i, g in enumerate(grids)]
     if len(grids) != len(token_sets):
         raise ValueError(f"{len(token_sets)} token sets but {len(grids)} grids")
     dims = {t.shape[-1] for t in token_sets}
@@ -215,17 +197,17 @@ def build_batch(token_sets, grids, max_len: int | None = None, strategy: str = "
         raise ValueError("every token set must be (N_i, D) with the same D")
     counts = []
     for i, (t, (gh, gw)) in enumerate(zip(token_sets, grids)):
-        if gh <= 0 or gw <= 0 or t.shape[0] == 0:
-            raise ValueError(f"image {i} is empty (grid {gh}x{gw}, {t.shape[0]} tokens)")
         if t.shape[0] != gh * gw:
             raise ValueError(f"image {i}: {t.shape[0]} tokens do not fill its {gh}x{gw} grid")
         counts.append(gh * gw)
-    keep = _check_keep(keep, counts)
     n_cls = 0
     if cls_token is not None:
         if cls_token.shape != (token_sets[0].shape[-1],):
             raise ValueError(f"cls_token must be ({token_sets[0].shape[-1]},), got {tuple(cls_token.shape)}")
         n_cls = 1
+    keep = check_keep(keep, counts, min_kept=1 - n_cls)
+    if keep is not None:  # None entries keep every patch
+        keep = [torch.arange(n) if k is None else k for k, n in zip(keep, counts)]
     kept = [len(k) for k in keep] if keep is not None else counts
     lengths = [n_cls + n for n in kept]
     if rows is None:
@@ -238,9 +220,7 @@ def build_batch(token_sets, grids, max_len: int | None = None, strategy: str = "
     if max_len is None:
         L = max(used)
     else:
-        if isinstance(max_len, bool) or not isinstance(max_len, numbers.Integral):
-            raise TypeError(f"max_len must be an integer, got {max_len!r}")
-        L = int(max_len)
+        L = check_int("max_len", max_len)
         if max(used) > L:
             raise ValueError(f"a row needs {max(used)} tokens, more than max_len={L}")
 
@@ -280,7 +260,7 @@ def pack_images(images, patch_size: int = 14, max_len: int | None = None, strate
     """Patchify every (3, H, W) image (sides multiples of ``patch_size``) and pack the patches.
 
     ``tokens`` of the result are raw patch pixels (B, L, 3*p*p). See :func:`build_batch` for the rest.
-    Notebook 07.
+    Taught in `navit_packing`.
     """
     if isinstance(images, torch.Tensor) and images.ndim == 3:
         images = [images]
@@ -296,6 +276,6 @@ def pack_images(images, patch_size: int = 14, max_len: int | None = None, strate
         except ValueError as e:
             raise ValueError(f"images[{i}]: {e}") from None
         token_sets.append(toks)
-        grids.append((img.shape[1] // patch_size, img.shape[2] // patch_size))
+        grids.append(Grid(img.shape[1] // patch_size, img.shape[2] // patch_size))
     return build_batch(token_sets, grids, max_len=max_len, strategy=strategy, rows=rows, keep=keep,
                        patch_size=patch_size)

@@ -1,7 +1,7 @@
 """Block-diagonal attention masks for packed sequences, in the three forms the attention backends want.
 
-Taught in notebook 07 (NaViT packing) and timed in notebook 10; :mod:`anyres_tutorial.vit` uses them in
-``forward_packed``.
+Taught in `navit_packing` and timed in `timing`; the attention backends of :mod:`anyres_tutorial.attention`
+use them in ``forward_packed``.
 
 When several images are packed into one token sequence, a token may only attend to tokens of its own image.
 The same rule "query and key belong to the same image" can be handed to an attention kernel in three ways:
@@ -26,9 +26,10 @@ Example (lengths 3, 5, 2)::
 from __future__ import annotations
 
 import functools
-import numbers
 
 import torch
+
+from ..checks import check_int, check_positive_int
 
 
 def check_lengths(lengths) -> list[int]:
@@ -52,11 +53,10 @@ def check_lengths(lengths) -> list[int]:
     for i, n in enumerate(lengths):
         if hasattr(n, "item") and getattr(n, "ndim", 1) == 0:  # numpy / torch scalars
             n = n.item()
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"lengths[{i}] = {n!r} is not an integer")
+        n = check_int(f"lengths[{i}]", n)
         if n <= 0:
             raise ValueError(f"lengths[{i}] = {n}: every sequence needs a token (zero-size image?)")
-        out.append(int(n))
+        out.append(n)
     return out
 
 
@@ -70,12 +70,11 @@ def segment_ids(lengths, total: int | None = None, device=None) -> torch.Tensor:
     n = sum(lengths)
     if total is None:
         total = n
-    if isinstance(total, bool) or not isinstance(total, numbers.Integral):
-        raise TypeError(f"total must be an integer, got {total!r}")
+    total = check_int("total", total)
     if total < n:
         raise ValueError(f"total={total} is smaller than sum(lengths)={n}")
     ids = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))  # (n,)
-    pad = torch.full((int(total) - n,), -1, dtype=torch.long)
+    pad = torch.full((total - n,), -1, dtype=torch.long)
     return torch.cat([ids, pad]).to(device)  # (total,)
 
 
@@ -134,12 +133,11 @@ def flex_block_mask(seg: torch.Tensor, block_size: int = 128, compile: bool = Tr
     from torch.nn.attention.flex_attention import create_block_mask
 
     seg = _check_seg(seg)
-    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size <= 0:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    block_size = check_positive_int("block_size", block_size)
     n = seg.numel()
     builder = _compiled_create_block_mask() if compile else create_block_mask
     mask_mod = same_segment_mask_mod(seg)
-    return builder(mask_mod, None, None, n, n, device=seg.device, BLOCK_SIZE=int(block_size))
+    return builder(mask_mod, None, None, n, n, device=seg.device, BLOCK_SIZE=block_size)
 
 
 def cu_seqlens(lengths, device=None) -> tuple[torch.Tensor, int]:

@@ -1,6 +1,6 @@
 """How much memory each attention-mask form needs for a packed sequence (the N^2 blow-up, in bytes).
 
-Taught in notebook 07 (NaViT packing) and notebook 10 (timing). Computed from formulas; the tests compare
+Taught in `navit_packing` and `timing`. Computed from formulas; the tests compare
 them with the sizes of real objects from :mod:`anyres_tutorial.packing.masks`.
 
 For one packed sequence of ``N = sum(lengths)`` tokens (or ``total`` slots with padding) holding ``k`` images:
@@ -16,8 +16,8 @@ For one packed sequence of ``N = sum(lengths)`` tokens (or ``total`` slots with 
 from __future__ import annotations
 
 import math
-import numbers
 
+from ..checks import check_int, check_positive_int
 from .masks import check_lengths
 
 
@@ -30,10 +30,9 @@ def mask_memory(lengths, total: int | None = None, block_size: int = 128) -> dic
     ``cu_seqlens`` and ``blocks`` (blocks per side).
     """
     lengths = check_lengths(lengths)
-    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size <= 0:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    block_size = check_positive_int("block_size", block_size)
     n_tok = sum(lengths)
-    N = n_tok if total is None else int(total)
+    N = n_tok if total is None else check_int("total", total)
     if N < n_tok:
         raise ValueError(f"total={total} is smaller than sum(lengths)={n_tok}")
     nb = math.ceil(N / block_size)

@@ -1,6 +1,6 @@
 """Packing variable-length token sequences into fixed-length rows (NaViT's "Patch n' Pack").
 
-Taught in notebook 07 (NaViT packing); the padding numbers are compared with tiling in notebook 09.
+Taught in `navit_packing`; the padding numbers are compared with tiling in `tiling_vs_packing`.
 
 - :func:`pack` assigns sequences (one per image) to rows of at most ``max_len`` tokens: ``"next_fit"`` is the
   greedy, order-preserving grouping of lucidrains' ``vit_pytorch.na_vit.group_images_by_max_seq_len`` (close
@@ -14,22 +14,21 @@ Taught in notebook 07 (NaViT packing); the padding numbers are compared with til
 from __future__ import annotations
 
 import math
-import numbers
 
+from ..checks import check_int, check_pair, check_positive_int
 from .masks import check_lengths
 
 STRATEGIES = ("ffd", "next_fit")
 
 
 def _check_max_len(max_len, lengths: list[int]) -> int:
-    if isinstance(max_len, bool) or not isinstance(max_len, numbers.Integral):
-        raise TypeError(f"max_len must be an integer, got {max_len!r}")
+    max_len = check_int("max_len", max_len)
     longest = max(lengths)
     if max_len < longest:
         i = lengths.index(longest)
         raise ValueError(f"max_len={max_len} is smaller than sequence {i} ({longest} tokens): "
                          "it can never fit")
-    return int(max_len)
+    return max_len
 
 
 def pack(lengths, max_len: int, strategy: str = "ffd") -> list[list[int]]:
@@ -113,19 +112,13 @@ def padding_report(rows, lengths, max_len: int | None = None) -> dict:
 
 
 def _grid_tokens(sizes, patch_size: int) -> list[int]:
-    if isinstance(patch_size, bool) or not isinstance(patch_size, numbers.Integral) or patch_size <= 0:
-        raise ValueError(f"patch_size must be a positive integer, got {patch_size!r}")
+    patch_size = check_positive_int("patch_size", patch_size)
     sizes = list(sizes)
     if not sizes:
         raise ValueError("sizes is empty: nothing to bucket")
     out = []
     for i, s in enumerate(sizes):
-        if not isinstance(s, (tuple, list)) or len(s) != 2:
-            raise TypeError(f"sizes[{i}] = {s!r} is not a (width, height) pair")
-        w, h = s
-        if isinstance(w, bool) or isinstance(h, bool) or not isinstance(w, numbers.Integral) \
-                or not isinstance(h, numbers.Integral):
-            raise TypeError(f"sizes[{i}] = {s!r} must hold integers")
+        w, h = check_pair(f"sizes[{i}] (width, height)", s, minimum=None)
         if w < patch_size or h < patch_size:
             raise ValueError(f"sizes[{i}] = {s!r} is below one {patch_size}-pixel patch (zero-size image?)")
         out.append((w // patch_size) * (h // patch_size))
@@ -139,10 +132,9 @@ def bucket_by_resolution(sizes, batch_size: int, patch_size: int = 14) -> list[l
     index), and cut into consecutive batches, so each batch's members need similar numbers of tokens. When
     ``batch_size`` does not divide the number of images, the one short batch is placed where it costs the
     least padding (contiguous batches of the sorted order are optimal, so this is the minimum padding over
-    all ways to form batches of these sizes). Notebook 07.
+    all ways to form batches of these sizes). Taught in `navit_packing`.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_positive_int("batch_size", batch_size)
     tokens = _grid_tokens(sizes, patch_size)
     sizes = list(sizes)
     order = sorted(range(len(sizes)), key=lambda i: (-tokens[i], sizes[i][0] / sizes[i][1], i))

@@ -1,6 +1,6 @@
 """Cut one image into patch tokens with their (row, col) coordinates, and put it back together.
 
-Taught in notebook 07 (NaViT packing); notebook 01 shows the same cut on a fixed-size image.
+Taught in `navit_packing`; `patches_tokens_real_vit` shows the same cut on a fixed-size image.
 
 A token is one ``p x p`` patch flattened in ``(channel, y, x)`` order, i.e. exactly the layout of a ViT
 patch-embedding ``Conv2d`` weight ``(D, 3, p, p)``: ``tokens @ conv.weight.reshape(D, -1).T + conv.bias``
@@ -9,26 +9,24 @@ equals the convolution. Tokens are in row-major (raster) order.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
-
-def _check_patch(patch) -> int:
-    if isinstance(patch, bool) or not isinstance(patch, numbers.Integral) or patch <= 0:
-        raise ValueError(f"patch must be a positive integer, got {patch!r}")
-    return int(patch)
+from ..checks import check_pair, check_positive_int
+from ..types import Grid
 
 
-def grid_coords(grid_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def check_grid(grid_hw, name: str = "grid") -> Grid:
+    """A patch grid ``(rows, cols)`` of positive integers, as a :class:`~anyres_tutorial.types.Grid`."""
+    return Grid(*check_pair(f"{name} (rows, cols)", grid_hw, minimum=1))
+
+
+def grid_coords(grid_hw) -> tuple[torch.Tensor, torch.Tensor]:
     """Coordinates of a ``(rows, cols)`` patch grid in raster order.
 
     Returns ``coords`` (N, 2) long ``(row, col)`` and ``frac`` (N, 2) float ``(row / rows, col / cols)`` in
     [0, 1): the NaViT "fractional" coordinates, the same for every image size.
     """
-    gh, gw = int(grid_hw[0]), int(grid_hw[1])
-    if gh <= 0 or gw <= 0:
-        raise ValueError(f"grid (rows, cols) must be positive, got {grid_hw!r}")
+    gh, gw = check_grid(grid_hw)
     rows = torch.arange(gh).repeat_interleave(gw)  # (N,)
     cols = torch.arange(gw).repeat(gh)  # (N,)
     coords = torch.stack([rows, cols], dim=1)  # (N, 2)
@@ -42,7 +40,7 @@ def patchify(image: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tenso
     Returns ``tokens`` (N, 3*p*p), ``coords`` (N, 2) long ``(row, col)`` and ``frac`` (N, 2) float fractional
     coordinates, with ``N = (H / p) * (W / p)`` in raster order.
     """
-    p = _check_patch(patch)
+    p = check_positive_int("patch", patch)
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"image must be a torch.Tensor (3, H, W), got {type(image).__name__}")
     if image.ndim != 3:
@@ -61,11 +59,11 @@ def patchify(image: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tenso
     return tokens, coords, frac
 
 
-def unpatchify(tokens: torch.Tensor, grid_hw: tuple[int, int], patch: int, channels: int = 3) -> torch.Tensor:
+def unpatchify(tokens: torch.Tensor, grid_hw, patch: int, channels: int = 3) -> torch.Tensor:
     """Inverse of :func:`patchify`: ``tokens`` (N, C*p*p) in raster order of a ``(rows, cols)`` grid ->
     image (C, rows*p, cols*p)."""
-    p = _check_patch(patch)
-    gh, gw = int(grid_hw[0]), int(grid_hw[1])
+    p = check_positive_int("patch", patch)
+    gh, gw = check_grid(grid_hw)
     if tokens.ndim != 2 or tokens.shape[0] != gh * gw or tokens.shape[1] != channels * p * p:
         raise ValueError(f"tokens of shape {tuple(tokens.shape)} do not match a {gh}x{gw} grid of "
                          f"{channels}x{p}x{p} patches")

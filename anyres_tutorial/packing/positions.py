@@ -1,6 +1,6 @@
 """Position encodings for packed tokens: every image gets its own positions, restarting at (0, 0).
 
-Taught in notebook 08 (positions); notebook 07 uses the learned grid.
+Taught in `positions`; `navit_packing` uses the learned grid.
 
 All three take the per-token ``(row, col)`` coordinates of a :class:`~.batch.PackedBatch` (``positions``, or
 ``frac`` for the fractional variant), so a token's encoding depends only on where it sits *in its own image*,
@@ -21,6 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_positive_int
+from .patchify import check_grid
+
 
 def _check_coords(coords: torch.Tensor) -> torch.Tensor:
     if not isinstance(coords, torch.Tensor) or coords.ndim < 1 or coords.shape[-1] != 2:
@@ -33,13 +36,11 @@ def _check_coords(coords: torch.Tensor) -> torch.Tensor:
 # learned grid, resized per image (DINOv2)
 
 
-def learned_grid(model, grid_hw: tuple[int, int]) -> torch.Tensor:
+def learned_grid(model, grid_hw) -> torch.Tensor:
     """The ViT's learned position embeddings resized to a ``(rows, cols)`` grid: (1 + rows*cols, D), the CLS
     position first, then the patches in raster order. This is ``model.pos_embed_for(rows, cols)`` of
     :class:`anyres_tutorial.vit.DinoViT` (bicubic resize of the 37 x 37 table, align_corners=False)."""
-    gh, gw = int(grid_hw[0]), int(grid_hw[1])
-    if gh <= 0 or gw <= 0:
-        raise ValueError(f"grid (rows, cols) must be positive, got {grid_hw!r}")
+    gh, gw = check_grid(grid_hw)
     return model.pos_embed_for(gh, gw)  # (1 + rows*cols, D)
 
 
@@ -72,8 +73,7 @@ class FactorizedPositionEmbedding(nn.Module):
 
     def __init__(self, dim: int, size: int = 64, fractional: bool = False):
         super().__init__()
-        if dim <= 0 or size <= 0:
-            raise ValueError(f"dim and size must be positive, got dim={dim}, size={size}")
+        dim, size = check_positive_int("dim", dim), check_positive_int("size", size)
         self.size, self.fractional = size, fractional
         self.row = nn.Parameter(torch.randn(size, dim) * 0.02)  # phi_row
         self.col = nn.Parameter(torch.randn(size, dim) * 0.02)  # phi_col

@@ -1,6 +1,6 @@
 """Native-resolution sizing: how big should an image be when it is fed to a ViT *without* tiling?
 
-Taught in notebook 07 (NaViT packing) and used by notebooks 09 (tiling vs packing) and 11 (grid explorer).
+Taught in `navit_packing` and used by `tiling_vs_packing` and `grid_explorer`.
 
 Every packing system keeps (roughly) the image's aspect ratio and makes each side a multiple of the patch
 size; they differ in how they enforce a token budget. Four rules are implemented, each in its own small
@@ -16,34 +16,23 @@ function that returns every intermediate number (so the notebook can print them)
 - ``"pixtral"``        Pixtral ``get_resize_output_image_size``: shrink (floor) so the longest edge fits
                        ``longest_edge``, then round each side up to whole patches.
 
-Sizes are ``(width, height)`` in and out (the Hugging Face functions themselves speak ``(height, width)``).
+Sizes are :class:`~anyres_tutorial.types.Size` ``(width, height)`` in and out (the Hugging Face functions
+themselves speak ``(height, width)``); patch grids are :class:`~anyres_tutorial.types.Grid` ``(rows, cols)``.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
+
+from ..checks import check_number, check_positive_int, check_size
+from ..types import Grid, Size
 
 RULES = ("navit", "qwen2_vl", "siglip2_naflex", "pixtral")
 
 
-def _check_size(image_size) -> tuple[int, int]:
-    """Validate a (width, height) pair of positive integers."""
-    if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
-        raise TypeError(f"image_size must be a (width, height) pair, got {image_size!r}")
-    for v in image_size:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"image_size must hold integers, got {image_size!r}")
-    w, h = int(image_size[0]), int(image_size[1])
-    if w <= 0 or h <= 0:
-        raise ValueError(f"image_size must be positive, got (width, height) = ({w}, {h})")
-    return w, h
-
-
-def _check_pos_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
+def _check_size(image_size) -> Size:
+    """A (width, height) pair of positive integers (no aspect limit here: each rule states its own)."""
+    return check_size(image_size, max_aspect=None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -61,9 +50,9 @@ def navit_size(image_size, patch_size: int = 14, max_tokens: int | None = 256,
     to whole patches). Defaults: patch 14 (our DINOv2 ViT-S/14) and a 256-token budget.
     """
     w, h = _check_size(image_size)
-    p = _check_pos_int("patch_size", patch_size)
+    p = check_positive_int("patch_size", patch_size)
     if max_tokens is not None:
-        max_tokens = _check_pos_int("max_tokens", max_tokens)
+        max_tokens = check_positive_int("max_tokens", max_tokens)
     if max_tokens is None:
         scale = 1.0
     else:
@@ -79,8 +68,8 @@ def navit_size(image_size, patch_size: int = 14, max_tokens: int | None = 256,
             gw = max(1, max_tokens // gh)
         else:
             gh = max(1, max_tokens // gw)
-    return dict(rule="navit", input=(w, h), scale=scale, grid=(gw, gh), tokens=gw * gh,
-                clamped=clamped, size=(gw * p, gh * p))
+    return dict(rule="navit", input=Size(w, h), scale=scale, grid=Grid(gh, gw), tokens=gw * gh,
+                clamped=clamped, size=Size(gw * p, gh * p))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -98,9 +87,9 @@ def qwen2_vl_size(image_size, factor: int = 28, min_pixels: int = 56 * 56,
        ``beta = sqrt(min_pixels / (h * w))``, sides ``ceil(side * beta / factor) * factor``.
     """
     w, h = _check_size(image_size)
-    factor = _check_pos_int("factor", factor)
-    min_pixels = _check_pos_int("min_pixels", min_pixels)
-    max_pixels = _check_pos_int("max_pixels", max_pixels)
+    factor = check_positive_int("factor", factor)
+    min_pixels = check_positive_int("min_pixels", min_pixels)
+    max_pixels = check_positive_int("max_pixels", max_pixels)
     if max(h, w) / min(h, w) > 200:
         raise ValueError(f"absolute aspect ratio must be smaller than 200, got {max(h, w) / min(h, w)}")
     h_round = round(h / factor) * factor
@@ -116,9 +105,9 @@ def qwen2_vl_size(image_size, factor: int = 28, min_pixels: int = 56 * 56,
         beta = math.sqrt(min_pixels / (h * w))
         h_bar = math.ceil(h * beta / factor) * factor
         w_bar = math.ceil(w * beta / factor) * factor
-    return dict(rule="qwen2_vl", input=(w, h), rounded=(w_round, h_round), branch=branch, beta=beta,
-                grid=(w_bar // factor, h_bar // factor), tokens=(w_bar // factor) * (h_bar // factor),
-                size=(w_bar, h_bar))
+    return dict(rule="qwen2_vl", input=Size(w, h), rounded=Size(w_round, h_round), branch=branch, beta=beta,
+                grid=Grid(h_bar // factor, w_bar // factor), tokens=(w_bar // factor) * (h_bar // factor),
+                size=Size(w_bar, h_bar))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -133,10 +122,9 @@ def siglip2_naflex_size(image_size, patch_size: int = 16, max_num_patches: int =
     is ``max(p, ceil(side * s / p) * p)``; keep the largest scale whose patch count fits the budget.
     """
     w, h = _check_size(image_size)
-    p = _check_pos_int("patch_size", patch_size)
-    max_num_patches = _check_pos_int("max_num_patches", max_num_patches)
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps!r}")
+    p = check_positive_int("patch_size", patch_size)
+    max_num_patches = check_positive_int("max_num_patches", max_num_patches)
+    eps = check_number("eps", eps, 0.0, min_inclusive=False)
 
     def side(scale: float, n: int) -> int:
         return max(p, math.ceil(n * scale / p) * p)
@@ -150,8 +138,8 @@ def siglip2_naflex_size(image_size, patch_size: int = 16, max_num_patches: int =
             hi = mid
         steps += 1
     th, tw = side(lo, h), side(lo, w)
-    return dict(rule="siglip2_naflex", input=(w, h), scale=lo, search_steps=steps, grid=(tw // p, th // p),
-                tokens=(tw // p) * (th // p), size=(tw, th))
+    return dict(rule="siglip2_naflex", input=Size(w, h), scale=lo, search_steps=steps,
+                grid=Grid(th // p, tw // p), tokens=(tw // p) * (th // p), size=Size(tw, th))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -166,8 +154,8 @@ def pixtral_size(image_size, longest_edge: int = 1024, patch_size: int = 16) -> 
     ``(side - 1) // p + 1`` (i.e. rounded up), times ``p``. Small images are never upscaled.
     """
     w, h = _check_size(image_size)
-    longest_edge = _check_pos_int("longest_edge", longest_edge)
-    p = _check_pos_int("patch_size", patch_size)
+    longest_edge = check_positive_int("longest_edge", longest_edge)
+    p = check_positive_int("patch_size", patch_size)
     ratio = max(h / longest_edge, w / longest_edge)
     sw, sh = w, h
     if ratio > 1:
@@ -175,8 +163,8 @@ def pixtral_size(image_size, longest_edge: int = 1024, patch_size: int = 16) -> 
         sw = int(math.floor(w / ratio))
     gh = (sh - 1) // p + 1
     gw = (sw - 1) // p + 1
-    return dict(rule="pixtral", input=(w, h), ratio=ratio, scaled=(sw, sh), grid=(gw, gh), tokens=gw * gh,
-                size=(gw * p, gh * p))
+    return dict(rule="pixtral", input=Size(w, h), ratio=ratio, scaled=Size(sw, sh), grid=Grid(gh, gw),
+                tokens=gw * gh, size=Size(gw * p, gh * p))
 
 
 _RULE_FUNCS = {
@@ -189,7 +177,8 @@ _RULE_FUNCS = {
 
 def native_size_details(image_size, rule: str = "navit", **options) -> dict:
     """Like :func:`native_size` but returns the dict of intermediate numbers (scale, rounded sides, branch
-    taken, grid ``(cols, rows)``, tokens, final ``size`` as (width, height)). Used by notebooks 07 and 11."""
+    taken, ``grid`` as Grid(rows, cols), ``tokens``, final ``size`` as Size(width, height)). Used by
+    `navit_packing` and `grid_explorer`."""
     if rule not in _RULE_FUNCS:
         raise ValueError(f"unknown sizing rule {rule!r}; choose one of {RULES}")
     try:
@@ -200,14 +189,15 @@ def native_size_details(image_size, rule: str = "navit", **options) -> dict:
         raise
 
 
-def native_size(image_size, rule: str = "navit", **options) -> tuple[int, int]:
+def native_size(image_size, rule: str = "navit", **options) -> Size:
     """The (width, height) an image of ``image_size`` = (width, height) is resized to under ``rule``.
 
     ``rule`` is one of ``"navit"`` (``patch_size=14, max_tokens=256, allow_upscale=False``), ``"qwen2_vl"``
     (``factor=28, min_pixels=3136, max_pixels=1003520``), ``"siglip2_naflex"`` (``patch_size=16,
-    max_num_patches=256``) or ``"pixtral"`` (``longest_edge=1024, patch_size=16``). Notebook 07.
+    max_num_patches=256``) or ``"pixtral"`` (``longest_edge=1024, patch_size=16``). Taught in
+    `navit_packing`.
 
     >>> native_size((640, 480), "qwen2_vl")
-    (644, 476)
+    Size(width=644, height=476)
     """
     return native_size_details(image_size, rule, **options)["size"]

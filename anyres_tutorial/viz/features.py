@@ -27,7 +27,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from .. import features as _f
-from ..vit import pca_rgb
+from ..pca import pca_rgb
 
 __all__ = [
     "compression_map", "downsample_comparison", "patch_grid", "pca_map", "pos_embed_resize",
@@ -258,7 +258,7 @@ def _shade_padding(ax, pad: np.ndarray):
 
 
 def pca_map(image: Image.Image, features, title: str | None = None, foreground: bool = False) -> Figure:
-    """``image`` beside the PCA-RGB picture of its patch features (``vit.pca_rgb``; a FeatureMap or
+    """``image`` beside the PCA-RGB picture of its patch features (``features.pca_rgb``; a FeatureMap or
     (rows, cols, D); ``foreground=True``: the DINOv2 paper's background removal, background black). Real
     DINOv2 features colour each object part consistently: similar colour = similar feature. Notebook 01."""
     image = _f._check_pil(image)

@@ -426,7 +426,7 @@ def native_sizes(images, rule: str = "navit", *, names=None, title: str | None =
     _closed(fig)
     for ax, (name, im), d in zip(axes[0], items, details):
         W, H = d["size"]
-        gw, gh = d["grid"]
+        gh, gw = d["grid"]  # Grid(rows, cols)
         ax.imshow(np.asarray(im.convert("RGB").resize((W, H))), extent=(0, W, H, 0))
         cw, ch = W / gw, H / gh
         lw = 0.6 if gw * gh <= 400 else 0.3
