@@ -344,7 +344,7 @@ def _varlen_call():
 def _varlen_prepare(seg: torch.Tensor):
     assert seg.shape[0] == 1, f"the varlen backend runs one packed row at a time, got seg {tuple(seg.shape)}"
     assert bool((seg >= 0).all()), "the varlen backend takes a sequence without padding"
-    lengths = torch.bincount(seg[0]).tolist()  # segments are contiguous: tokens per image
+    lengths = torch.unique_consecutive(seg[0], return_counts=True)[1].tolist()  # tokens per image
     cu, max_len = cu_seqlens(lengths, device=seg.device)
     call = _varlen_call()
 

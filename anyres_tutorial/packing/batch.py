@@ -174,6 +174,37 @@ class PackedBatch:
 # builders
 
 
+def _check_token_sets(token_sets, grids) -> tuple[list[torch.Tensor], list[Grid], int]:
+    """(N_i, D) token sets with one (rows, cols) grid each, rows * cols == N_i; returns them and D."""
+    token_sets = list(token_sets)
+    if not token_sets:
+        raise ValueError("no images to pack (empty list)")
+    grids = [check_grid(g, f"grids[{i}]") for i, g in enumerate(grids)]
+    if len(grids) != len(token_sets):
+        raise ValueError(f"{len(token_sets)} token sets but {len(grids)} grids")
+    dims = {t.shape[-1] for t in token_sets}
+    if any(t.ndim != 2 for t in token_sets) or len(dims) != 1:
+        raise ValueError("every token set must be (N_i, D) with the same D")
+    for i, (t, g) in enumerate(zip(token_sets, grids)):
+        if t.shape[0] != g.count:
+            raise ValueError(f"image {i}: {t.shape[0]} tokens do not fill its {g.rows}x{g.cols} grid")
+    return token_sets, grids, dims.pop()
+
+
+def _assign_rows(lengths: list[int], rows, max_len, strategy: str) -> tuple[list[list[int]], int]:
+    """Rows (given, or from ``pack``; one row when ``max_len`` is None) and the row length ``L``."""
+    if rows is None:
+        rows = [list(range(len(lengths)))] if max_len is None else pack(lengths, max_len, strategy)
+    rows = _check_rows(rows, len(lengths))
+    used = max(sum(lengths[i] for i in r) for r in rows)
+    if max_len is None:
+        return rows, used
+    L = check_int("max_len", max_len)
+    if used > L:
+        raise ValueError(f"a row needs {used} tokens, more than max_len={L}")
+    return rows, L
+
+
 def build_batch(token_sets, grids, max_len: int | None = None, strategy: str = "ffd", rows=None, keep=None,
                 patch_size: int | None = None, cls_token: torch.Tensor | None = None) -> PackedBatch:
     """Pack per-image token sets into a :class:`PackedBatch`.
@@ -186,45 +217,21 @@ def build_batch(token_sets, grids, max_len: int | None = None, strategy: str = "
     is ``max_len`` (or the longest row when ``max_len`` is None). ``cls_token`` (D,): put a copy of it in
     front of every image's patches (the ViT's per-image CLS); it then counts in ``lengths``.
     """
-    token_sets = list(token_sets)
-    if not token_sets:
-        raise ValueError("no images to pack (empty list)")
-    grids = [check_grid(g, f"grids[{i}]") for i, g in enumerate(grids)]
-    if len(grids) != len(token_sets):
-        raise ValueError(f"{len(token_sets)} token sets but {len(grids)} grids")
-    dims = {t.shape[-1] for t in token_sets}
-    if any(t.ndim != 2 for t in token_sets) or len(dims) != 1:
-        raise ValueError("every token set must be (N_i, D) with the same D")
-    counts = []
-    for i, (t, (gh, gw)) in enumerate(zip(token_sets, grids)):
-        if t.shape[0] != gh * gw:
-            raise ValueError(f"image {i}: {t.shape[0]} tokens do not fill its {gh}x{gw} grid")
-        counts.append(gh * gw)
+    token_sets, grids, D = _check_token_sets(token_sets, grids)
+    counts = [g.count for g in grids]
     n_cls = 0
     if cls_token is not None:
-        if cls_token.shape != (token_sets[0].shape[-1],):
-            raise ValueError(f"cls_token must be ({token_sets[0].shape[-1]},), got {tuple(cls_token.shape)}")
+        if cls_token.shape != (D,):
+            raise ValueError(f"cls_token must be ({D},), got {tuple(cls_token.shape)}")
         n_cls = 1
     keep = check_keep(keep, counts, min_kept=1 - n_cls)
     if keep is not None:  # None entries keep every patch
         keep = [torch.arange(n) if k is None else k for k, n in zip(keep, counts)]
     kept = [len(k) for k in keep] if keep is not None else counts
     lengths = [n_cls + n for n in kept]
-    if rows is None:
-        if max_len is None:
-            rows = [list(range(len(lengths)))]
-        else:
-            rows = pack(lengths, max_len, strategy)
-    rows = _check_rows(rows, len(lengths))
-    used = [sum(lengths[i] for i in r) for r in rows]
-    if max_len is None:
-        L = max(used)
-    else:
-        L = check_int("max_len", max_len)
-        if max(used) > L:
-            raise ValueError(f"a row needs {max(used)} tokens, more than max_len={L}")
+    rows, L = _assign_rows(lengths, rows, max_len, strategy)
 
-    B, D = len(rows), dims.pop()
+    B = len(rows)
     ref = token_sets[0]
     tokens = ref.new_zeros(B, L, D)  # (B, L, D)
     segment_ids = torch.stack([masks.segment_ids([lengths[i] for i in r], total=L) for r in rows]).long()
