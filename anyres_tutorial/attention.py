@@ -38,7 +38,7 @@ import functools
 import inspect
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, KeysView
 from dataclasses import dataclass
 
 import torch
@@ -70,29 +70,18 @@ class Backend:
 _REGISTRY: dict[str, Backend] = {}
 
 
-class _Names(Sequence):
-    """Live read-only view of the registered backend names, in registration order."""
+class _Names(KeysView):
+    """The registry's keys (a live, read-only, ordered view), also indexable like a tuple."""
 
     def __getitem__(self, i):
-        return tuple(_REGISTRY)[i]
-
-    def __len__(self) -> int:
-        return len(_REGISTRY)
-
-    def __contains__(self, name) -> bool:
-        return name in _REGISTRY
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, (Sequence, _Names)) and tuple(self) == tuple(other)
-
-    __hash__ = None
+        return tuple(self)[i]
 
     def __repr__(self) -> str:
-        return repr(tuple(_REGISTRY))
+        return repr(tuple(self))
 
 
 #: The registered backend names, in registration order (a live view: tests may register more).
-BACKENDS = _Names()
+BACKENDS = _Names(_REGISTRY)
 
 
 def _no_reason(device: torch.device, dtype: torch.dtype) -> None:
@@ -132,16 +121,16 @@ def register(name: str, *, prepare, unavailable=None, memory=None, description: 
 
 
 def unregister(name: str) -> None:
-    """Remove a backend (for tests that register their own)."""
-    get(name)
-    del _REGISTRY[name]
+    """Remove a backend (for tests that register their own); an unknown name raises like :func:`get`."""
+    del _REGISTRY[get(name).name]
 
 
 def get(name: str) -> Backend:
     """The registered :class:`Backend` called ``name``; ValueError naming the registered ones otherwise."""
-    if not isinstance(name, str) or name not in _REGISTRY:
+    backend = _REGISTRY.get(name) if isinstance(name, str) else None
+    if backend is None:
         raise ValueError(f"unknown attention backend {name!r}; choose 'auto' or one of {tuple(_REGISTRY)}")
-    return _REGISTRY[name]
+    return backend
 
 
 def _device(device) -> torch.device:
