@@ -27,6 +27,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from .. import features as _f
+from ..checks import check_positive_int, check_size
 from ..vit import pca_rgb
 
 __all__ = [
@@ -142,8 +143,8 @@ def patch_grid(image: Image.Image, size=(224, 224), patch_size: int = 14, highli
     drawn and the first ``highlight`` patches numbered in raster order. Right: those patches laid out as the
     start of the token sequence the ViT reads. Notebook 01."""
     image = _f._check_pil(image)
-    w, h = _f._check_size(size)
-    p = _f._check_pos_int("patch_size", patch_size)
+    w, h = check_size(size, "size", max_aspect=None)
+    p = check_positive_int("patch_size", patch_size)
     if w % p or h % p:
         raise ValueError(f"size {w}x{h} (width x height) must be a multiple of patch_size={p}")
     cols, rows = w // p, h // p
