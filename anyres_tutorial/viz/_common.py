@@ -21,7 +21,7 @@ import zlib
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import to_rgb
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
 # ----------------------------------------------------------------------------------------------------------
@@ -94,16 +94,18 @@ def image_color(k: int):
     return _spread(24)[(k - len(_TAB20)) % 24]
 
 
-#: Fallback colours of the attention backends of `timing`, in registration order (none is a token colour).
+#: Colours of the tutorial's four attention backends (`timing`) when the registry gives none (or gives a
+#: token-category colour); other backends get one of the extra colours by a stable hash of their name.
 _BACKEND_ORDER = ("loop", "dense_mask", "flex", "varlen")
-_BACKEND_COLORS = ("#17becf", "#9467bd", "#2ca02c", "#bcbd22")
-_BACKEND_EXTRA = ("#8c564b", "#1f77b4", "#ff7f0e", "#7f7f00", "#006d5b", "#a05195", "#665191", "#d45087")
+_BACKEND_COLORS = ("#1f77b4", "#8c564b", "#2ca02c", "#9467bd")
+_BACKEND_EXTRA = ("#17becf", "#bcbd22", "#e7ba52", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd")
 
 
 def backend_color(name: str) -> str:
     """Colour of an attention backend in the benchmark's plots (`timing`): the backend's own ``color`` when
-    the attention registry gives one, else a fixed colour for the tutorial's four backends, else a colour
-    picked from ``name``'s hash (stable across runs). Never a token-category colour."""
+    the attention registry gives one that is not a token-category colour, else a fixed colour for the
+    tutorial's four backends, else a colour picked from ``name``'s hash (stable across runs). Never a
+    token-category colour (:data:`TOKEN_COLORS`)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"backend name must be a non-empty string, got {name!r}")
     try:
@@ -112,7 +114,8 @@ def backend_color(name: str) -> str:
         color = getattr(attention.get(name), "color", None)
     except (ImportError, ValueError, AttributeError):
         color = None
-    if color:
+    taken = {to_hex(c) for c in TOKEN_COLORS.values()}
+    if color and to_hex(color) not in taken:
         return color
     if name in _BACKEND_ORDER:
         return _BACKEND_COLORS[_BACKEND_ORDER.index(name)]

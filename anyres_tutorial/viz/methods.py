@@ -188,7 +188,7 @@ def unpad_diagram(plan, axes=None) -> Figure:
     """LLaVA-NeXT ``unpad_image`` on the stitched tile feature map, original ``int()`` vs HF ``round(x, 7)``.
 
     ``plan``: a plan with an unpad step (``plan.details["unpad"]`` and an ``unpad`` option), e.g.
-    ``tiling.plan("llava_next", (704, 396))``; both rounding modes are planned with ``tiling.replan``.
+    a LLaVA-NeXT plan of a 704×396 image; both rounding modes are planned with ``tiling.replan``.
     Each panel shows the (rows·24)×(cols·24) feature map (one cell per token, pale tile colours), where the
     image content lies (blue dashed: content box / 14), the rows/cols that ``unpad_image`` removes (hatched)
     and the kept region (green). Left: the original LLaVA-NeXT code (``int()`` truncation); right: the Hugging
@@ -250,8 +250,8 @@ def _anchor_panel(ax, fig, anchors, vals, title: str, fmt: str, picks: dict, rob
 def ureader_scores(plan, *, axes=None) -> Figure:
     """UReader's anchor scores over every anchor (nh, nw): Srr, Sra, the code's score and the paper's score.
 
-    ``plan``: a plan whose score table has kind "anchors", e.g. ``tiling.plan("ureader", (1920, 1080))``
-    (its ``anchors`` option picks the anchor set). Four heat-maps with nw (columns of 224 crops) on x and nh
+    ``plan``: a plan whose score table has kind "anchors", e.g. a UReader plan of a 1920×1080 image (its
+    ``anchors`` option picks the anchor set). Four heat-maps with nw (columns of 224 crops) on x and nh
     (rows) on y; grey cells are grids not in the anchor set. Srr = IoU(anchor, image), Sra = IoU(anchor,
     image rescaled to the anchor's width) — both as the code computes them (float32, Sra box height
     truncated). The code picks argmax(100·Sra + Srr) (★), the paper argmax(Sra + Srr) (○); both marks are
