@@ -65,9 +65,9 @@ def _table_html(headers: list[str], rows: list[list[Any]], highlight: list[bool]
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
-def _method_options() -> list[tuple[str, str]]:
-    """(label, name) of every registered tiling method, labelled with its display name."""
-    return [(f"{tiling.title(m)} ({m})", m) for m in tiling.METHODS]
+def _method_options() -> list[str]:
+    """The registered tiling methods' names (the numbers card shows each one's display name)."""
+    return list(tiling.METHODS)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ class TilingExplorer:
                        f'<td class="anyres-{k.split(" (")[0].replace(" ", "-")}">'
                        f"<b>{html.escape(v)}</b></td></tr>" for k, v in lines)
         return (f'<div style="border:1px solid #ddd;border-radius:6px;padding:6px 10px;background:#fafafa">'
-                f'<b>{html.escape(r["method"])}</b>'
+                f'<b>{html.escape(r["method"])}</b> <span style="color:#555">{html.escape(r["title"])}</span>'
                 f'<table style="font-size:13px">{body}</table>'
                 f'<small style="color:#555">LLM tokens = {html.escape(r["token_formula"])}</small></div>')
 

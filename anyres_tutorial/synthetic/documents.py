@@ -231,23 +231,10 @@ def _marker(d, x, y, kind, colour) -> None:
         )
 
 
-def draw_chart() -> Image.Image:
-    """1920x1080 line chart: 13-px tick labels, 1-px gridlines, a legend, small annotations and a footnote."""
-    W, H = 1920, 1080
-    im = Image.new("RGB", (W, H), (255, 255, 255))
-    d = ImageDraw.Draw(im)
-    _text(d, (80, 36), "Vision tokens per image vs. input resolution", 30, (20, 20, 20), bold=True)
-    _text(
-        d,
-        (80, 80),
-        "Square images; how many tokens each strategy sends to the language model (illustrative)",
-        16,
-        (100, 100, 100),
-    )
-    px0, py0, px1, py1 = 160, 140, 1480, 920  # plot area
-    xmin, xmax, ymin, ymax = 112, 2016, 0, 21000
-    X = lambda v: px0 + (v - xmin) / (xmax - xmin) * (px1 - px0)
-    Y = lambda v: py1 - (v - ymin) / (ymax - ymin) * (py1 - py0)
+def _chart_axes(im, d, X, Y, box, limits) -> None:
+    """Gridlines, axes, ticks with 13-px labels and both axis titles."""
+    px0, py0, px1, py1 = box
+    xmin, xmax, ymin, ymax = limits
     for v in range(224, xmax + 1, 56):  # minor vertical gridlines
         d.line([(round(X(v)), py0), (round(X(v)), py1)], fill=(242, 242, 242) if v % 224 else (215, 215, 215))
     for v in range(0, ymax + 1, 500):
@@ -267,13 +254,10 @@ def draw_chart() -> Image.Image:
     _text(d, ((px0 + px1) // 2, py1 + 44), "image side length (pixels)", 17, (30, 30, 30), anchor="ma")
     ytitle = _rotated_text("vision tokens per image", 17, (30, 30, 30), (255, 255, 255))
     im.paste(ytitle, (px0 - 120, (py0 + py1) // 2 - ytitle.height // 2))
-    sides = list(range(224, xmax + 1, 112))
-    for _name, colour, marker, fn in _SERIES:
-        pts = [(round(X(s)), round(Y(min(fn(s), ymax)))) for s in sides]
-        d.line(pts, fill=colour, width=2, joint="curve")
-        for x, y in pts:
-            _marker(d, x, y, marker, colour)
-    # annotations with thin leader lines
+
+
+def _chart_notes(d, X, Y) -> None:
+    """Annotations with thin leader lines."""
     notes = [
         (336, 576, (-10, -110), "336 px: one CLIP tile = 576 tokens"),
         (1456, 2560, (-60, -190), "square image: 3x3 tiles (12 would not be square) + thumbnail = 2,560"),
@@ -288,7 +272,10 @@ def draw_chart() -> Image.Image:
         tw = _width(text, 12)
         d.rectangle([tx - 4, ty - 3, tx + tw + 4, ty + 15], fill=(255, 255, 240), outline=(190, 190, 150))
         _text(d, (tx, ty), text, 12, (50, 50, 50))
-    # legend
+
+
+def _chart_legend(d) -> None:
+    """The legend, and under it a small table of the exact values at a few sizes."""
     lx, ly = 1520, 150
     d.rectangle(
         [lx, ly, lx + 370, ly + 34 + 30 * len(_SERIES)], outline=(180, 180, 180), fill=(252, 252, 252)
@@ -299,7 +286,6 @@ def draw_chart() -> Image.Image:
         d.line([(lx + 14, yy), (lx + 54, yy)], fill=colour, width=2)
         _marker(d, lx + 34, yy, marker, colour)
         _text(d, (lx + 64, yy), name, 13, (40, 40, 40), anchor="lm")
-    # a small data table under the legend: the exact values at a few sizes
     ty = ly + 34 + 30 * len(_SERIES) + 40
     _text(d, (lx, ty), "Tokens at selected sizes", 13, (30, 30, 30), bold=True)
     ty += 24
@@ -312,6 +298,34 @@ def draw_chart() -> Image.Image:
         _text(d, (lx, yy), name.split(" (")[0].split(",")[0], 11, colour)
         for j, c in enumerate(cols):
             _text(d, (lx + 150 + 56 * j + 30, yy), f"{fn(c):,}", 11, (40, 40, 40), anchor="ra")
+
+
+def draw_chart() -> Image.Image:
+    """1920x1080 line chart: 13-px tick labels, 1-px gridlines, a legend, small annotations and a footnote."""
+    W, H = 1920, 1080
+    im = Image.new("RGB", (W, H), (255, 255, 255))
+    d = ImageDraw.Draw(im)
+    _text(d, (80, 36), "Vision tokens per image vs. input resolution", 30, (20, 20, 20), bold=True)
+    _text(
+        d,
+        (80, 80),
+        "Square images; how many tokens each strategy sends to the language model (illustrative)",
+        16,
+        (100, 100, 100),
+    )
+    px0, py0, px1, py1 = 160, 140, 1480, 920  # plot area
+    xmin, xmax, ymin, ymax = 112, 2016, 0, 21000
+    X = lambda v: px0 + (v - xmin) / (xmax - xmin) * (px1 - px0)
+    Y = lambda v: py1 - (v - ymin) / (ymax - ymin) * (py1 - py0)
+    _chart_axes(im, d, X, Y, (px0, py0, px1, py1), (xmin, xmax, ymin, ymax))
+    sides = list(range(224, xmax + 1, 112))
+    for _name, colour, marker, fn in _SERIES:
+        pts = [(round(X(s)), round(Y(min(fn(s), ymax)))) for s in sides]
+        d.line(pts, fill=colour, width=2, joint="curve")
+        for x, y in pts:
+            _marker(d, x, y, marker, colour)
+    _chart_notes(d, X, Y)
+    _chart_legend(d)
     foot = (
         "Token counts are computed from simple formulas for square images (patch 14, 576 tokens per 336-px "
         "tile, 256 per 448-px tile after pixel shuffle); real systems differ in details. Values above 21,000 "

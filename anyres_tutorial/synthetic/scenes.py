@@ -19,6 +19,86 @@ from .common import (
 )
 
 
+def _skyline(d, rng, horizon) -> None:
+    """Buildings with grids of tiny windows and a few antennas."""
+    x = 40
+    while x < 1900:
+        bw = int(rng.integers(30, 90))
+        bh = int(rng.integers(60, 260 if 600 < x < 1300 else 160))
+        top = horizon - bh
+        shade = int(rng.integers(28, 52))
+        d.rectangle([x, top, x + bw, horizon], fill=(shade, shade, shade + 18))
+        for wy in range(top + 6, horizon - 6, 7):
+            for wx in range(x + 4, x + bw - 4, 6):
+                if rng.random() < 0.42:
+                    d.rectangle(
+                        [wx, wy, wx + 2, wy + 3],
+                        fill=(255, 220, 140) if rng.random() < 0.8 else (180, 220, 255),
+                    )
+        if rng.random() < 0.3:
+            ax = x + bw // 2
+            d.line([(ax, top), (ax, top - int(rng.integers(15, 60)))], fill=(30, 30, 40), width=1)
+            d.point((ax, top - 1), fill=(255, 60, 60))
+        x += bw + int(rng.integers(2, 14))
+
+
+def _crane(d, horizon) -> None:
+    """A lattice crane over the skyline."""
+    cx, ctop = 1480, 150
+    d.line([(cx, horizon), (cx, ctop - 30)], fill=(240, 170, 40), width=3)
+    d.line([(cx - 80, ctop + 10), (cx + 260, ctop + 10)], fill=(240, 170, 40), width=2)
+    d.line([(cx - 80, ctop + 18), (cx + 260, ctop + 18)], fill=(240, 170, 40), width=1)
+    for k in range(-80, 260, 10):
+        d.line([(cx + k, ctop + 10), (cx + k + 5, ctop + 18)], fill=(240, 170, 40), width=1)
+    d.line([(cx, ctop - 30), (cx + 260, ctop + 10)], fill=(60, 60, 60), width=1)
+    d.line([(cx + 200, ctop + 18), (cx + 200, ctop + 120)], fill=(60, 60, 60), width=1)
+
+
+def _hotel(d, rng, horizon) -> None:
+    """A hotel with lit windows and a sign in tiny text."""
+    d.rectangle([905, horizon - 300, 1005, horizon], fill=(46, 46, 66))
+    for wy in range(horizon - 270, horizon - 8, 9):
+        for wx in range(911, 998, 7):
+            if rng.random() < 0.5:
+                d.rectangle([wx, wy, wx + 3, wy + 4], fill=(255, 236, 190))
+    d.rectangle([912, horizon - 296, 998, horizon - 282], fill=(20, 20, 30))
+    _text(d, (955, horizon - 295), "HOTEL MARINA", 10, (255, 90, 120), anchor="ma")
+
+
+def _bridge(d, W, horizon) -> None:
+    """A suspension bridge: two towers, catenary main cables and 1-pixel hangers every 8 pixels."""
+    deck_y, t1, t2 = horizon - 40, 2000, 2700
+    d.rectangle([1900, deck_y, W, deck_y + 6], fill=(50, 50, 64))
+    for tx in (t1, t2):
+        d.rectangle([tx - 6, deck_y - 170, tx + 6, horizon + 30], fill=(150, 60, 50))
+        d.line([(tx - 6, deck_y - 120), (tx + 6, deck_y - 120)], fill=(90, 40, 40), width=2)
+
+    def cable(x0, x1, sag):
+        pts = []
+        for xx in range(x0, x1 + 1, 4):
+            u = (xx - x0) / (x1 - x0)
+            pts.append((xx, deck_y - 170 + sag * 4 * u * (1 - u)))
+        return pts
+
+    main = cable(t1, t2, 150)
+    d.line(main, fill=(200, 90, 70), width=2)
+    d.line([(1900, deck_y - 20), (t1, deck_y - 170)], fill=(200, 90, 70), width=2)  # side spans
+    d.line([(t2, deck_y - 170), (W - 1, deck_y - 30)], fill=(200, 90, 70), width=2)
+    for xx, yy in main[::2]:
+        if yy < deck_y - 3:
+            d.line([(xx, yy + 1), (xx, deck_y)], fill=(170, 90, 80), width=1)
+
+
+def _reflections(im, rng, W, H, horizon):
+    """Broken horizontal streaks on the water under lit areas; returns the new image."""
+    arr = np.asarray(im).copy()
+    for y in range(horizon + 4, H, 3):
+        src = arr[2 * horizon - y - 1] if 2 * horizon - y - 1 > 0 else arr[0]
+        mask = (src.astype(int).sum(axis=1) > 500) & (rng.random(W) < 0.35)
+        arr[y, mask] = (arr[y, mask].astype(int) * 0.4 + src[mask].astype(int) * 0.6).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
 def draw_panorama() -> Image.Image:
     """3000x600 harbour at dusk: mountains, a skyline with tiny windows, a suspension bridge, a label."""
     rng = np.random.default_rng(3000600)
@@ -41,71 +121,11 @@ def draw_panorama() -> Image.Image:
             [(0, horizon)] + [(int(x), int(r)) for x, r in zip(xs[::4], ridge[::4])] + [(W - 1, horizon)],
             fill=col,
         )
-    # the skyline: buildings with grids of tiny windows, antennas, a crane
-    x = 40
-    while x < 1900:
-        bw = int(rng.integers(30, 90))
-        bh = int(rng.integers(60, 260 if 600 < x < 1300 else 160))
-        top = horizon - bh
-        shade = int(rng.integers(28, 52))
-        d.rectangle([x, top, x + bw, horizon], fill=(shade, shade, shade + 18))
-        for wy in range(top + 6, horizon - 6, 7):
-            for wx in range(x + 4, x + bw - 4, 6):
-                if rng.random() < 0.42:
-                    d.rectangle(
-                        [wx, wy, wx + 2, wy + 3],
-                        fill=(255, 220, 140) if rng.random() < 0.8 else (180, 220, 255),
-                    )
-        if rng.random() < 0.3:
-            ax = x + bw // 2
-            d.line([(ax, top), (ax, top - int(rng.integers(15, 60)))], fill=(30, 30, 40), width=1)
-            d.point((ax, top - 1), fill=(255, 60, 60))
-        x += bw + int(rng.integers(2, 14))
-    # a lattice crane
-    cx, ctop = 1480, 150
-    d.line([(cx, horizon), (cx, ctop - 30)], fill=(240, 170, 40), width=3)
-    d.line([(cx - 80, ctop + 10), (cx + 260, ctop + 10)], fill=(240, 170, 40), width=2)
-    d.line([(cx - 80, ctop + 18), (cx + 260, ctop + 18)], fill=(240, 170, 40), width=1)
-    for k in range(-80, 260, 10):
-        d.line([(cx + k, ctop + 10), (cx + k + 5, ctop + 18)], fill=(240, 170, 40), width=1)
-    d.line([(cx, ctop - 30), (cx + 260, ctop + 10)], fill=(60, 60, 60), width=1)
-    d.line([(cx + 200, ctop + 18), (cx + 200, ctop + 120)], fill=(60, 60, 60), width=1)
-    # a hotel sign: tiny text on a building
-    d.rectangle([905, horizon - 300, 1005, horizon], fill=(46, 46, 66))
-    for wy in range(horizon - 270, horizon - 8, 9):
-        for wx in range(911, 998, 7):
-            if rng.random() < 0.5:
-                d.rectangle([wx, wy, wx + 3, wy + 4], fill=(255, 236, 190))
-    d.rectangle([912, horizon - 296, 998, horizon - 282], fill=(20, 20, 30))
-    _text(d, (955, horizon - 295), "HOTEL MARINA", 10, (255, 90, 120), anchor="ma")
-    # a suspension bridge: two towers, catenary main cables and 1-pixel hangers every 8 pixels
-    deck_y, t1, t2 = horizon - 40, 2000, 2700
-    d.rectangle([1900, deck_y, W, deck_y + 6], fill=(50, 50, 64))
-    for tx in (t1, t2):
-        d.rectangle([tx - 6, deck_y - 170, tx + 6, horizon + 30], fill=(150, 60, 50))
-        d.line([(tx - 6, deck_y - 120), (tx + 6, deck_y - 120)], fill=(90, 40, 40), width=2)
-
-    def cable(x0, x1, sag):
-        pts = []
-        for xx in range(x0, x1 + 1, 4):
-            u = (xx - x0) / (x1 - x0)
-            pts.append((xx, deck_y - 170 + sag * 4 * u * (1 - u)))
-        return pts
-
-    main = cable(t1, t2, 150)
-    d.line(main, fill=(200, 90, 70), width=2)
-    d.line([(1900, deck_y - 20), (t1, deck_y - 170)], fill=(200, 90, 70), width=2)  # side spans
-    d.line([(t2, deck_y - 170), (W - 1, deck_y - 30)], fill=(200, 90, 70), width=2)
-    for xx, yy in main[::2]:
-        if yy < deck_y - 3:
-            d.line([(xx, yy + 1), (xx, deck_y)], fill=(170, 90, 80), width=1)
-    # reflections: broken horizontal streaks under lit areas
-    arr = np.asarray(im).copy()
-    for y in range(horizon + 4, H, 3):
-        src = arr[2 * horizon - y - 1] if 2 * horizon - y - 1 > 0 else arr[0]
-        mask = (src.astype(int).sum(axis=1) > 500) & (rng.random(W) < 0.35)
-        arr[y, mask] = (arr[y, mask].astype(int) * 0.4 + src[mask].astype(int) * 0.6).astype(np.uint8)
-    im = Image.fromarray(arr)
+    _skyline(d, rng, horizon)
+    _crane(d, horizon)
+    _hotel(d, rng, horizon)
+    _bridge(d, W, horizon)
+    im = _reflections(im, rng, W, H, horizon)
     d = ImageDraw.Draw(im)
     for _ in range(14):  # gulls: tiny 1-pixel "v"s
         bx, by = 2300 + int(rng.integers(0, 500)), 120 + int(rng.integers(0, 120))
@@ -174,13 +194,8 @@ def _status_bar(d, W) -> None:
     d.rectangle([567, 15, 569, 21], fill=(0, 0, 0))
 
 
-def draw_phone_screenshot() -> Image.Image:
-    """600x2400 scrolling chat screenshot: status bar, header, bubbles of small text, a receipt, input bar."""
-    W, H = 600, 2400
-    im = Image.new("RGB", (W, H), (255, 255, 255))
-    d = ImageDraw.Draw(im)
-    _status_bar(d, W)
-    # header
+def _phone_header(d, W) -> None:
+    """The chat header: back arrow, avatar, name, "online", video and info icons."""
     d.rectangle([0, 36, W, 108], fill=(247, 247, 249))
     d.line([(0, 108), (W, 108)], fill=(210, 210, 215))
     d.line([(22, 72), (32, 62)], fill=(10, 132, 255), width=3)
@@ -193,8 +208,83 @@ def draw_phone_screenshot() -> Image.Image:
     d.polygon([(502, 71), (512, 63), (512, 79)], fill=(10, 132, 255))
     d.ellipse([540, 58, 566, 84], outline=(10, 132, 255), width=2)  # info icon
     _text(d, (553, 71), "i", 15, (10, 132, 255), True, "mm")
-    y, minute, bottom = 128, 9 * 60 + 2, H - 100
-    pad, maxw, size, lead = 12, 380, 15, 20
+
+
+_MAXW = 380  # widest chat bubble / card
+
+
+def _link_card(im, d, W, y, text, bottom):
+    """A link preview card with a thumbnail; the next y, or None when it does not fit above ``bottom``."""
+    title, url = text.split("|")
+    x0 = W - 16 - _MAXW
+    if y + 150 > bottom:
+        return None
+    d.rounded_rectangle([x0, y, W - 16, y + 150], radius=14, fill=(233, 233, 235))
+    thumb = _vertical_gradient(_MAXW - 2, 80, [(0, (120, 170, 230)), (1, (30, 80, 160))])
+    im.paste(Image.fromarray(thumb), (x0 + 1, y + 1))
+    for gx in range(x0 + 20, W - 30, 24):  # a tiny grid drawn on the preview image
+        d.line([(gx, y + 12), (gx, y + 70)], fill=(200, 220, 250), width=1)
+    _text(d, (x0 + 12, y + 90), title, 13, (0, 0, 0), bold=True)
+    _text(d, (x0 + 12, y + 112), url, 11, (100, 100, 105))
+    return y + 150 + 18
+
+
+def _receipt(im, d, W, y, text, bottom):
+    """A photographed receipt (the smallest digits in the screenshot); the next y, or None."""
+    head, *items = text.split("|")
+    x0, bw, bh = 16, _MAXW, 48 + 18 * len(items)
+    if y + bh > bottom:
+        return None
+    d.rounded_rectangle([x0, y, x0 + bw, y + bh], radius=14, fill=(233, 233, 235))
+    d.rectangle(
+        [x0 + 12, y + 12, x0 + bw - 12, y + bh - 12], fill=(255, 255, 255), outline=(190, 190, 190)
+    )
+    _text(d, (x0 + bw // 2, y + 16), head, 11, (40, 40, 40), bold=True, anchor="ma")
+    for i, item in enumerate(items):
+        left, right = item.split(";")
+        iy = y + 34 + 18 * i
+        last = i == len(items) - 1
+        if last:
+            d.line([(x0 + 20, iy - 2), (x0 + bw - 20, iy - 2)], fill=(120, 120, 120))
+        _text(d, (x0 + 20, iy), left, 11, (40, 40, 40), bold=last)
+        _text(d, (x0 + bw - 20, iy), right, 11, (40, 40, 40), bold=last, anchor="ra")
+    return y + bh + 18
+
+
+def _bubble(d, W, y, text, out: bool, stamp: str, bottom):
+    """A chat bubble of wrapped small text with its time stamp; the next y, or None."""
+    pad, size, lead = 12, 15, 20
+    lines = _wrap(text, size, _MAXW - 2 * pad)
+    bw = max(_width(" ".join(ln), size) for ln in lines) + 2 * pad
+    bh = len(lines) * lead + 2 * pad - 4
+    if y + bh + 20 > bottom:
+        return None
+    x0 = W - 16 - bw if out else 16
+    d.rounded_rectangle(
+        [x0, y, x0 + bw, y + bh], radius=16, fill=(10, 132, 255) if out else (233, 233, 235)
+    )
+    for i, ln in enumerate(lines):
+        _text(
+            d,
+            (x0 + pad, y + pad - 2 + i * lead),
+            " ".join(ln),
+            size,
+            (255, 255, 255) if out else (0, 0, 0),
+        )
+    _text(
+        d,
+        (x0 + bw if out else x0 + 4, y + bh + 3),
+        stamp,
+        10,
+        (140, 140, 145),
+        anchor="ra" if out else "la",
+    )
+    return y + bh + 22
+
+
+def _chat(im, d, W, bottom) -> None:
+    """Every message of ``_CHAT`` top-down until the next one would pass ``bottom``."""
+    y, minute = 128, 9 * 60 + 2
     for k, (who, text) in enumerate(_CHAT):
         minute += 3 + (k * 7) % 11
         if who == "day":
@@ -205,69 +295,18 @@ def draw_phone_screenshot() -> Image.Image:
             _text(d, (W // 2, y + 4), text, 11, (110, 110, 115), anchor="ma")
             y, minute = y + 34, (9 * 60 + 9 if text.startswith("Today") else 8 * 60 + 40 + k % 20)
             continue
-        if who == "link":  # a link preview card with a thumbnail
-            title, url = text.split("|")
-            x0 = W - 16 - maxw
-            if y + 150 > bottom:
-                break
-            d.rounded_rectangle([x0, y, W - 16, y + 150], radius=14, fill=(233, 233, 235))
-            thumb = _vertical_gradient(maxw - 2, 80, [(0, (120, 170, 230)), (1, (30, 80, 160))])
-            im.paste(Image.fromarray(thumb), (x0 + 1, y + 1))
-            for gx in range(x0 + 20, W - 30, 24):  # a tiny grid drawn on the preview image
-                d.line([(gx, y + 12), (gx, y + 70)], fill=(200, 220, 250), width=1)
-            _text(d, (x0 + 12, y + 90), title, 13, (0, 0, 0), bold=True)
-            _text(d, (x0 + 12, y + 112), url, 11, (100, 100, 105))
-            y += 150 + 18
-            continue
-        if who == "receipt":  # a photographed receipt: the smallest digits in the screenshot
-            head, *items = text.split("|")
-            x0, bw, bh = 16, maxw, 48 + 18 * len(items)
-            if y + bh > bottom:
-                break
-            d.rounded_rectangle([x0, y, x0 + bw, y + bh], radius=14, fill=(233, 233, 235))
-            d.rectangle(
-                [x0 + 12, y + 12, x0 + bw - 12, y + bh - 12], fill=(255, 255, 255), outline=(190, 190, 190)
-            )
-            _text(d, (x0 + bw // 2, y + 16), head, 11, (40, 40, 40), bold=True, anchor="ma")
-            for i, item in enumerate(items):
-                left, right = item.split(";")
-                iy = y + 34 + 18 * i
-                last = i == len(items) - 1
-                if last:
-                    d.line([(x0 + 20, iy - 2), (x0 + bw - 20, iy - 2)], fill=(120, 120, 120))
-                _text(d, (x0 + 20, iy), left, 11, (40, 40, 40), bold=last)
-                _text(d, (x0 + bw - 20, iy), right, 11, (40, 40, 40), bold=last, anchor="ra")
-            y += bh + 18
-            continue
-        lines = _wrap(text, size, maxw - 2 * pad)
-        bw = max(_width(" ".join(ln), size) for ln in lines) + 2 * pad
-        bh = len(lines) * lead + 2 * pad - 4
-        if y + bh + 20 > bottom:
+        if who in ("link", "receipt"):
+            y = (_link_card if who == "link" else _receipt)(im, d, W, y, text, bottom)
+        else:
+            out = who == "out"
+            stamp = f"{minute // 60 % 24:02d}:{minute % 60:02d}" + ("  Read" if out and k % 3 == 0 else "")
+            y = _bubble(d, W, y, text, out, stamp, bottom)
+        if y is None:
             break
-        out = who == "out"
-        x0 = W - 16 - bw if out else 16
-        d.rounded_rectangle(
-            [x0, y, x0 + bw, y + bh], radius=16, fill=(10, 132, 255) if out else (233, 233, 235)
-        )
-        for i, ln in enumerate(lines):
-            _text(
-                d,
-                (x0 + pad, y + pad - 2 + i * lead),
-                " ".join(ln),
-                size,
-                (255, 255, 255) if out else (0, 0, 0),
-            )
-        stamp = f"{minute // 60 % 24:02d}:{minute % 60:02d}" + ("  Read" if out and k % 3 == 0 else "")
-        _text(
-            d,
-            (x0 + bw if out else x0 + 4, y + bh + 3),
-            stamp,
-            10,
-            (140, 140, 145),
-            anchor="ra" if out else "la",
-        )
-        y += bh + 22
-    # input bar and home indicator
+
+
+def _input_bar(d, W, H) -> None:
+    """The input bar and the home indicator."""
     d.rectangle([0, H - 84, W, H], fill=(247, 247, 249))
     d.line([(0, H - 84), (W, H - 84)], fill=(210, 210, 215))
     d.ellipse([14, H - 70, 44, H - 40], fill=(225, 225, 230))
@@ -277,6 +316,17 @@ def draw_phone_screenshot() -> Image.Image:
     d.rounded_rectangle([W - 46, H - 68, W - 34, H - 50], radius=6, outline=(110, 110, 115), width=2)  # mic
     d.line([(W - 40, H - 50), (W - 40, H - 43)], fill=(110, 110, 115), width=2)
     d.rounded_rectangle([W // 2 - 70, H - 14, W // 2 + 70, H - 9], radius=3, fill=(0, 0, 0))
+
+
+def draw_phone_screenshot() -> Image.Image:
+    """600x2400 scrolling chat screenshot: status bar, header, bubbles of small text, a receipt, input bar."""
+    W, H = 600, 2400
+    im = Image.new("RGB", (W, H), (255, 255, 255))
+    d = ImageDraw.Draw(im)
+    _status_bar(d, W)
+    _phone_header(d, W)
+    _chat(im, d, W, H - 100)
+    _input_bar(d, W, H)
     return im
 
 
