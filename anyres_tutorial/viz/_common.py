@@ -94,31 +94,24 @@ def image_color(k: int):
     return _spread(24)[(k - len(_TAB20)) % 24]
 
 
-#: Colours of the tutorial's four attention backends (`timing`) when the registry gives none (or gives a
-#: token-category colour); other backends get one of the extra colours by a stable hash of their name.
-_BACKEND_ORDER = ("loop", "dense_mask", "flex", "varlen")
-_BACKEND_COLORS = ("#1f77b4", "#8c564b", "#2ca02c", "#9467bd")
-_BACKEND_EXTRA = ("#17becf", "#bcbd22", "#e7ba52", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd")
+#: Colours for attention backends that bring none of their own (or one a token category already uses),
+#: picked by a stable hash of the backend's name.
+_BACKEND_EXTRA = ("#e7ba52", "#637939", "#843c39", "#7b4173", "#3182bd", "#6b6ecf", "#8ca252", "#bd9e39")
 
 
 def backend_color(name: str) -> str:
-    """Colour of an attention backend in the benchmark's plots (`timing`): the backend's own ``color`` when
-    the attention registry gives one that is not a token-category colour, else a fixed colour for the
-    tutorial's four backends, else a colour picked from ``name``'s hash (stable across runs). Never a
-    token-category colour (:data:`TOKEN_COLORS`)."""
+    """Colour of an attention backend in the benchmark's plots (`timing`): the backend's own ``color`` (its
+    registry entry, :mod:`anyres_tutorial.attention`) unless that is a token-category colour, else one picked
+    from ``name``'s hash (stable across runs). Never a token-category colour (:data:`TOKEN_COLORS`)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"backend name must be a non-empty string, got {name!r}")
-    try:
-        from .. import attention  # the registry of attention backends, where it exists
+    from .. import attention
 
-        color = getattr(attention.get(name), "color", None)
-    except (ImportError, ValueError, AttributeError):
-        color = None
+    # a recorded result may name a backend this session has not registered: it still gets a stable colour
+    color = attention.get(name).color if name in attention.BACKENDS else None
     taken = {to_hex(c) for c in TOKEN_COLORS.values()}
     if color and to_hex(color) not in taken:
         return color
-    if name in _BACKEND_ORDER:
-        return _BACKEND_COLORS[_BACKEND_ORDER.index(name)]
     return _BACKEND_EXTRA[zlib.crc32(name.encode()) % len(_BACKEND_EXTRA)]
 
 
