@@ -184,11 +184,15 @@ def test_bad_upload_shows_a_message_and_the_explorer_keeps_working(kind):
 
 def test_image_the_methods_refuse_is_a_message_not_a_crash():
     tx = TilingExplorer(image="chart", method="llava_next")
-    _upload(tx, "needle.png", _png_bytes((10, 1200)))  # loads (1:120 <= 150) but tiling allows <= 100:1
-    assert "aspect ratio" in tx.message.value and tx.last_result is None
-    assert tx.numbers.value == "" and tx.pictures["Grid overlay"].value == b""
+    _upload(tx, "needle.png", _png_bytes((10, 1200)))  # 1:120: beyond the one aspect limit (100:1)
+    assert "aspect ratio" in tx.message.value and "keeps showing" in tx.message.value
+    assert tx.last_result["image_size"] == (1920, 1080)  # the explorer kept its image
     tx.image_dd.value = "strip"  # 20x2000 = 100:1 is still allowed
     assert tx.message.value == "" and tx.last_result["image_size"] == (20, 2000)
+    _upload(tx, "dot.png", _png_bytes((1, 1)))  # loads, but LLaVA-Mini cannot split 1 pixel into 2x2 blocks
+    tx.method_dd.value = "llava_mini"
+    assert "too small to split" in tx.message.value and tx.last_result is None
+    assert tx.numbers.value == "" and tx.pictures["Grid overlay"].value == b""
 
 
 def test_tiling_explorer_bad_arguments():
