@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .. import attention, tiling
-from .config import REFERENCE_BACKEND, default_tiling_method
+from .config import REFERENCE_BACKEND
 
 
 def _int_list(text: str) -> list[int]:
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``python -m anyres_tutorial.bench`` (defaults depend on the device)."""
     p = argparse.ArgumentParser(
         prog="python -m anyres_tutorial.bench",
-        description=f"Tiled batches ({default_tiling_method()}) vs packed sequences "
+        description=f"Tiled batches ({tiling.DEFAULT_METHOD}) vs packed sequences "
         f"({' / '.join(attention.BACKENDS)}) on the real DINOv2 ViT-S/14. Writes a JSON file of results and "
         "PNG plots next to it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -166,7 +166,7 @@ def _tiling_methods(args, parser) -> list[str]:
     bad = [m for m in methods if m not in tiling.METHODS]
     if bad:
         parser.error(f"--tiling-methods: unknown method(s) {bad}; choose from {', '.join(tiling.METHODS)}")
-    return [m for m in dict.fromkeys(methods) if m != default_tiling_method()]
+    return [m for m in dict.fromkeys(methods) if m != tiling.DEFAULT_METHOD]
 
 
 def _out_path(args, parser, dev: torch.device) -> Path:

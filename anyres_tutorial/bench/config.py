@@ -14,12 +14,6 @@ from .. import tiling
 KINDS = ("tiled", "packed")
 
 
-def default_tiling_method() -> str:
-    """The benchmark's reference tiling (``tiling.DEFAULT_METHOD``): its configuration is plain ``tiled`` and
-    its local tiles set the budget of every packed image."""
-    return getattr(tiling, "DEFAULT_METHOD", "llava_next")  # TEMP fallback until tiling.DEFAULT_METHOD lands
-
-
 @dataclass(frozen=True)
 class Config:
     """One configuration: a tiled batch of one tiling ``method``, or one packed sequence run with one
@@ -43,7 +37,7 @@ class Config:
     @classmethod
     def tiled(cls, method: str | None = None) -> Config:
         """A tiled batch with ``method`` (default: the benchmark's reference tiling)."""
-        return cls("tiled", method=method or default_tiling_method())
+        return cls("tiled", method=method or tiling.DEFAULT_METHOD)
 
     @classmethod
     def packed(cls, backend: str) -> Config:
@@ -69,7 +63,7 @@ class Config:
         """The recorded name: ``tiled`` for the reference tiling, ``tiled-<method>``, ``packed-<backend>``."""
         if self.kind == "packed":
             return f"packed-{self.backend}"
-        return "tiled" if self.method == default_tiling_method() else f"tiled-{self.method}"
+        return "tiled" if self.method == tiling.DEFAULT_METHOD else f"tiled-{self.method}"
 
     def __str__(self) -> str:
         return self.name

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import attention, tiling
-from .config import Config, default_tiling_method
+from .config import Config
 from .workload import tile_px, tiled_token_counts
 
 #: Colours given to attention backends without their own ``color``, in registry order.
@@ -38,9 +38,9 @@ def config_color(config) -> str:
     c = Config.parse(config) if isinstance(config, str) else config
     if c.kind == "packed":
         return backend_color(c.backend)
-    if c.method == default_tiling_method():
+    if c.method == tiling.DEFAULT_METHOD:
         return TILED_COLOR
-    methods = [m for m in tiling.METHODS if m != default_tiling_method()]
+    methods = [m for m in tiling.METHODS if m != tiling.DEFAULT_METHOD]
     i = methods.index(c.method) if c.method in methods else len(methods)
     return TILED_PALETTE[i % len(TILED_PALETTE)]
 
@@ -244,7 +244,7 @@ def _workload_scatter(ax, items) -> None:
 def _workload_lines(items, scale: float) -> list[str]:
     lines = [f"{'#':>2} {'image':<18} {'W x H':<9} {'grid':<5} {'tok':>5}"]
     for i, it in enumerate(items, 1):
-        pl = tiling.plan(default_tiling_method(), it.size)
+        pl = tiling.plan(tiling.DEFAULT_METHOD, it.size)
         tok = tiled_token_counts(pl, tile_px(pl.tile_size, scale))["tokens"]
         rows, cols = pl.grid
         grid = f"{rows}x{cols}+{len(pl.global_views)}"
@@ -264,7 +264,7 @@ def plot_workload(items, scale: float = 1.0):
     _workload_scatter(ax, items)
     tx.axis("off")
     tx.text(0, 1, "\n".join(_workload_lines(items, scale)), family="monospace", fontsize=7.5, va="top")
-    tx.set_title(f"{default_tiling_method()} grid (rows x cols + global views), tiled tokens at scale "
+    tx.set_title(f"{tiling.DEFAULT_METHOD} grid (rows x cols + global views), tiled tokens at scale "
                  f"{scale:.3g}", fontsize=8)
     fig.tight_layout()
     plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot

@@ -20,7 +20,7 @@ from .. import attention, tiling
 from ..vit import DIM, MLP_HIDDEN
 from . import timing
 from .cli import Settings, parse_settings
-from .config import REFERENCE_BACKEND, Config, default_tiling_method
+from .config import REFERENCE_BACKEND, Config
 from .workload import Inputs, data_items, make_workload, packed_budget, prepare_packed, prepare_tiled
 
 TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (5e-2, 2e-2)}  # (atol, rtol * max|ref|)
@@ -303,7 +303,7 @@ def _data(r: _Runner, main_items, unavailable: list, planning: list) -> dict:
         workload=dict(
             description="data/ images interleaved with seeded synthetic sizes (aspect log-uniform in "
             "[1/3, 3], 1 in 8 at 1/8 or 8; area log-uniform in [0.03, 2.0] MP); packed budget = tokens of "
-            f"the image's {default_tiling_method()} local tiles at the run's scale",
+            f"the image's {tiling.DEFAULT_METHOD} local tiles at the run's scale",
             data_note=data_items()[1],
             main=[dict(name=it.name, source=it.source, size=list(it.size)) for it in main_items]),
         matmul=r.matmul, results=r.results, checks=r.checks, unavailable=unavailable, skipped=r.skipped,
@@ -328,7 +328,7 @@ def run(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     model = vit.load_dinov2(device=s.device, dtype=s.dtype)
     packed, unavailable = available_configs(s)
-    configs = [Config.tiled(m) for m in (default_tiling_method(), *s.tiling_methods)] + packed
+    configs = [Config.tiled(m) for m in (tiling.DEFAULT_METHOD, *s.tiling_methods)] + packed
     bar = tqdm(total=_job_count(s, len(configs) - len(packed), len(packed)), desc="bench",
                disable=not s.progress, file=sys.stderr)
     r = _Runner(s, model, meta, bar)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .. import tiling
 from ..checks import check_int, check_positive_int
 from ..types import PATCH, Size
-from .config import Config, default_tiling_method
+from .config import Config
 
 
 def synthetic_sizes(n: int, seed: int = 0) -> list[Size]:
@@ -182,7 +182,7 @@ def prepare_tiled(items, pils, method: str, scale: float, dev, dtype, options=No
 
 def packed_budget(item: Item, scale: float) -> int:
     """Patch tokens of the image's local tiles under the reference tiling at ``scale`` (its packed budget)."""
-    pl = tiling.plan(default_tiling_method(), item.size)
+    pl = tiling.plan(tiling.DEFAULT_METHOD, item.size)
     g = tile_px(pl.tile_size, scale) // PATCH
     return len(pl.tile_boxes) * g * g
 
