@@ -69,7 +69,7 @@ def dense_executed_flops(lengths) -> int:
 def cpu_memory(config: Config, lengths: list[int]) -> dict:
     """Estimated bytes of the attention mask (the backend's own ``memory``) and of one block's largest
     activations (x, qkv, MLP hidden) at fp32 on CPU. A backend without ``prepare`` holds one image at a time;
-    one that pads the sequence also holds q, k, v of the padding tokens."""
+    one that pads q, k, v (``padded_tokens`` slots) also holds them."""
     per_token = 4 * (4 * DIM + MLP_HIDDEN)
     n_tok = sum(lengths)
     if config.kind == "tiled":
@@ -79,7 +79,7 @@ def cpu_memory(config: Config, lengths: list[int]) -> dict:
     if backend.prepare is None:  # each image alone through the model
         act = per_token * max(lengths)
     else:
-        act = per_token * n_tok + 4 * 3 * DIM * (mem["padded_tokens"] - n_tok)
+        act = per_token * n_tok + 4 * 3 * DIM * int(mem["padded_tokens"])
     return dict(mask_bytes=int(mem["mask_bytes"]), activation_bytes=act)
 
 
