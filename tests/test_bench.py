@@ -322,14 +322,15 @@ def test_memory_flops_and_colours_come_from_the_backend(fake_backend):
         attention.flex_padded_length(60) - 60)
     assert runner.cpu_memory(Config.tiled(), lengths)["mask_bytes"] == 0
     assert attention.executed_flops(fake_backend, lengths) == bench.dense_executed_flops(lengths)
-    assert bench.backend_color(fake_backend) == "#123456"
-    assert bench.config_color(f"packed-{fake_backend}") == "#123456"
-    palette = bench.plots.BACKEND_PALETTE
-    for i, name in enumerate(attention.BACKENDS):
-        if attention.get(name).color is None:
-            assert bench.backend_color(name) == palette[i % len(palette)]
-    assert len({bench.backend_color(b) for b in ("loop", "dense_mask", "flex", "varlen")}) == 4
-    assert bench.config_color("tiled") not in {bench.backend_color(b) for b in attention.BACKENDS}
+    from anyres_tutorial import viz
+
+    assert bench.config_color(f"packed-{fake_backend}") == "#123456"  # the backend's own colour
+    packed = {viz.backend_color(b) for b in attention.BACKENDS}
+    assert {bench.config_color(Config.packed(b)) for b in attention.BACKENDS} == packed
+    assert len({bench.config_color(f"packed-{b}") for b in ("loop", "dense_mask", "flex", "varlen")}) == 4
+    tiled = {bench.config_color(Config.tiled(m)) for m in tiling.METHODS}
+    assert len(tiled) == len(tiling.METHODS) and not tiled & packed, "tiled colours are their own"
+    assert bench.config_color("tiled") == bench.plots.TILED_COLOR
 
 
 def test_unavailable_and_skipped_backends_give_the_registrys_reason(fake_backend):

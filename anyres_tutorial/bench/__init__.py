@@ -63,7 +63,6 @@ from .. import attention
 from .cli import Settings, build_parser, main, parse_settings
 from .config import Config
 from .plots import (
-    backend_color,
     config_color,
     plot_num_images,
     plot_planning,
@@ -82,5 +81,5 @@ __all__ = [
     "BACKENDS", "build_parser", "run", "main", "make_workload", "synthetic_sizes", "tiled_token_counts",
     "dense_executed_flops", "results_table", "load_results", "recorded_results", "plot_summary",
     "plot_num_images", "plot_resolution", "plot_planning", "plot_workload", "BenchCheckError",
-    "Config", "Settings", "parse_settings", "backend_color", "config_color",
+    "Config", "Settings", "parse_settings", "config_color",
 ]

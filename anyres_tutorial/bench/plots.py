@@ -1,7 +1,8 @@
 """The benchmark's pictures, drawn from its JSON (or its workload). Taught in `timing`.
 
-Colours: a packed configuration takes its attention backend's colour (``backend.color``, else the backend
-palette by registry order, :func:`backend_color`); tiled configurations have their own colours.
+Colours come from the tutorial's one palette (``viz``): a packed configuration takes its attention backend's
+colour (``viz.backend_color``), token categories their ``viz.token_color``; tiled configurations have their
+own colours (:data:`TILED_COLOR` for the reference tiling).
 """
 
 from __future__ import annotations
@@ -14,27 +15,16 @@ from .. import attention, tiling
 from .config import Config
 from .workload import tile_px, tiled_token_counts
 
-#: Colours given to attention backends without their own ``color``, in registry order.
-BACKEND_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#17becf", "#e377c2", "#aec7e8", "#98df8a")
-#: A backend named in recorded results but not registered here.
-UNREGISTERED_COLOR = "#444444"
 #: The reference tiling's colour; other tiling methods take TILED_PALETTE by ``tiling.METHODS`` order.
 TILED_COLOR = "#7f7f7f"
-TILED_PALETTE = ("#ff7f0e", "#8c564b", "#bcbd22", "#ffbb78", "#c49c94", "#dbdb8d")
-
-
-def backend_color(name: str) -> str:
-    """The picture colour of attention backend ``name``: its own ``color`` if set, else the palette entry of
-    its position in ``attention.BACKENDS``."""
-    names = list(attention.BACKENDS)
-    if name not in names:
-        return UNREGISTERED_COLOR
-    own = attention.get(name).color
-    return own or BACKEND_PALETTE[names.index(name) % len(BACKEND_PALETTE)]
+TILED_PALETTE = ("#8c6d31", "#a55194", "#636363", "#ce6dbd", "#9c9ede", "#e7969c")
 
 
 def config_color(config) -> str:
-    """The colour of a configuration (a :class:`Config` or its recorded name)."""
+    """The colour of a configuration (a :class:`Config` or its recorded name): a packed one takes its
+    backend's ``viz.backend_color``."""
+    from ..viz import backend_color
+
     c = Config.parse(config) if isinstance(config, str) else config
     if c.kind == "packed":
         return backend_color(c.backend)
@@ -66,14 +56,16 @@ def _time_panel(ax, rows) -> None:
 
 
 def _token_panel(ax, rows) -> None:
+    from ..viz import token_color
+
     y = np.arange(len(rows))
-    parts = [("useful_tokens", "useful", "#2ca02c"), ("cls_tokens", "CLS", "#1f77b4"),
-             ("padding_tokens", "padding", "#d62728"),
-             ("duplicated_tokens", "thumbnail (duplicated)", "#ff7f0e")]
+    parts = [("useful_tokens", "useful", "useful"), ("cls_tokens", "CLS", "cls"),
+             ("padding_tokens", "padding", "padding"),
+             ("duplicated_tokens", "thumbnail (duplicated)", "duplicated")]
     left = np.zeros(len(rows))
-    for key, label, col in parts:
+    for key, label, category in parts:
         v = np.array([r[key] for r in rows], dtype=float)
-        ax.barh(y, v, left=left, color=col, label=label)
+        ax.barh(y, v, left=left, color=token_color(category), label=label)
         left += v
     ax.set_yticks(y, [r["config"] for r in rows])
     ax.invert_yaxis()
@@ -169,6 +161,8 @@ def plot_num_images(data: dict):
 
 def _mask_memory_panel(ax, ser: dict) -> None:
     """Bytes of every registered backend's mask (its ``memory``) at the sweep's token counts."""
+    from ..viz import backend_color
+
     nimg = next(iter(ser.values()))[0]["num_images"]
     toks = sorted({r["tokens"] for v in ser.values() for r in v})
     for name in attention.BACKENDS:
