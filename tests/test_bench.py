@@ -14,7 +14,8 @@ import sys
 import pytest
 import torch
 
-from anyres_tutorial import bench, tiling, vit
+from anyres_tutorial import attention, bench, tiling, vit
+from anyres_tutorial.bench import Config, runner, workload
 
 REQUIRED = ("config", "num_images", "tokens", "padding_tokens", "useful_tokens", "duplicated_tokens",
             "cls_tokens", "median_ms", "iqr_ms", "min_ms", "max_ms", "images_per_s", "tokens_per_s", "flops",
@@ -199,15 +200,15 @@ def test_dense_flops_count_the_masked_pairs():
 
 
 def test_failed_check_aborts_with_a_clear_message():
-    s = bench._resolve(bench.build_parser().parse_args(["--quick"]), bench.build_parser())
+    s = bench.parse_settings(["--quick"])
     ref = [torch.zeros(5, 384), torch.ones(3, 384)]
-    ok = bench._check("packed-flex", [r.clone() for r in ref], ref, "packed-loop", s, "main")
+    ok = runner.check("packed-flex", [r.clone() for r in ref], ref, "packed-loop", s, "main")
     assert ok["passed"] and ok["max_abs_diff"] == 0
     bad = [ref[0], ref[1] + 1e-2]
     with pytest.raises(bench.BenchCheckError, match="packed-flex.*packed-loop.*nothing was timed"):
-        bench._check("packed-flex", bad, ref, "packed-loop", s, "main")
+        runner.check("packed-flex", bad, ref, "packed-loop", s, "main")
     with pytest.raises(bench.BenchCheckError, match="shape"):
-        bench._check("packed-flex", [ref[0][:4], ref[1]], ref, "packed-loop", s, "main")
+        runner.check("packed-flex", [ref[0][:4], ref[1]], ref, "packed-loop", s, "main")
 
 
 def test_load_results_refuses_other_json(tmp_path):
@@ -222,10 +223,149 @@ def test_other_tiling_methods_give_one_batch_of_equal_tiles():
     items = bench.make_workload(3)
     pils = [it.load() for it in items]
     for method in ("internvl", "deepseek_vl2", "ureader"):
-        inp = bench._prep_tiled(items, pils, method, 0.25, torch.device("cpu"), torch.float32)
-        assert inp.config == f"tiled-{method}"
+        inp = workload.prepare_tiled(items, pils, method, 0.25, torch.device("cpu"), torch.float32)
+        assert inp.config.name == f"tiled-{method}"
         t = inp.info["tile_px"]
         assert t % 14 == 0
         assert tuple(inp.payload.shape[1:]) == (3, t, t)
         assert inp.payload.shape[0] == sum(tiling.plan(method, it.size).num_images for it in items)
         assert inp.counts["tokens"] == inp.payload.shape[0] * (1 + (t // 14) ** 2)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# typed configurations and the attention registry
+
+
+def test_config_names_round_trip_and_bad_names_are_refused():
+    assert Config.tiled().name == "tiled" and Config.tiled().method == tiling.DEFAULT_METHOD
+    assert Config.tiled("ureader").name == "tiled-ureader"
+    assert Config.packed("dense_mask").name == "packed-dense_mask"
+    for name in ("tiled", "tiled-ureader", "tiled-deepseek_vl2", "packed-loop", "packed-flex", "packed-x"):
+        c = Config.parse(name)
+        assert c.name == name and str(c) == name and Config.parse(c.name) == c
+    assert Config.parse("packed-dense_mask") == Config("packed", backend="dense_mask")
+    for bad in ("", "tiled-", "packed", "packed-", "loop", "mixed-flex"):
+        with pytest.raises(ValueError, match="configuration name"):
+            Config.parse(bad)
+    with pytest.raises(TypeError):
+        Config.parse(None)
+    with pytest.raises(ValueError):
+        Config("packed", method="llava_next", backend="flex")
+    with pytest.raises(ValueError):
+        Config("tiled")
+
+
+def test_recorded_results_parse_as_configurations():
+    recorded = bench.recorded_results()
+    assert recorded, "results/ holds committed benchmark runs"
+    for _, d in recorded:
+        for r in d["results"]:
+            c = Config.parse(r["config"])
+            assert c.name == r["config"]
+            if c.kind == "packed":
+                assert r["padding_tokens"] == 0 and r["duplicated_tokens"] == 0
+            else:
+                assert c.method in tiling.METHODS
+
+
+def test_the_bench_reads_configurations_through_config():
+    from pathlib import Path
+
+    for p in Path(bench.__file__).parent.glob("*.py"):
+        text = p.read_text()
+        for bad in ('split("-")', "split('-')", 'startswith("tiled', 'startswith("packed'):
+            assert bad not in text, f"{p.name} parses configuration names by hand: {bad}"
+
+
+def _fake_memory(lengths):
+    return dict(mask_bytes=7 * sum(lengths), padded_tokens=10)
+
+
+@pytest.fixture
+def fake_backend():
+    """A registered backend the bench has never heard of: SDPA with a block-diagonal mask from the ids."""
+    import torch.nn.functional as F
+
+    def prepare(seg):  # (B, N) segment ids -> attend(q, k, v) on (B, H, N, hd)
+        mask = seg[:, None, :, None] == seg[:, None, None, :]  # (B, 1, N, N)
+        return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    attention.register("bench_test_fake", prepare=prepare, memory=_fake_memory, attends_all_pairs=True,
+                       color="#123456", description="test backend")
+    try:
+        yield "bench_test_fake"
+    finally:
+        attention.unregister("bench_test_fake")
+
+
+def test_backends_option_validates_against_the_registry(fake_backend, capsys):
+    s = bench.parse_settings(["--quick", "--backends", fake_backend])
+    assert s.backends == ["loop", fake_backend]  # the reference is always added first
+    assert fake_backend in bench.build_parser().get_default("backends").split(",")
+    with pytest.raises(SystemExit):
+        bench.parse_settings(["--quick", "--backends", f"{fake_backend},bench_test_never"])
+    err = capsys.readouterr().err
+    assert "bench_test_never" in err and fake_backend in err  # the error names the registered ones
+
+
+def test_memory_flops_and_colours_come_from_the_backend(fake_backend):
+    lengths = [10, 20, 30]
+    mem = runner.cpu_memory(Config.packed(fake_backend), lengths)
+    assert mem["mask_bytes"] == 7 * 60
+    loop = runner.cpu_memory(Config.packed("loop"), lengths)
+    dense = runner.cpu_memory(Config.packed("dense_mask"), lengths)
+    assert loop["activation_bytes"] < dense["activation_bytes"], "loop holds one image at a time"
+    assert mem["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * vit.DIM * 10  # padded q, k, v
+    assert dense["mask_bytes"] == 60 * 60
+    flex = runner.cpu_memory(Config.packed("flex"), lengths)  # flex pads q, k, v to a bucketed length
+    assert flex["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * vit.DIM * (
+        attention.flex_padded_length(60) - 60)
+    assert runner.cpu_memory(Config.tiled(), lengths)["mask_bytes"] == 0
+    assert attention.executed_flops(fake_backend, lengths) == bench.dense_executed_flops(lengths)
+    from anyres_tutorial import viz
+
+    assert bench.config_color(f"packed-{fake_backend}") == "#123456"  # the backend's own colour
+    packed = {viz.backend_color(b) for b in attention.BACKENDS}
+    assert {bench.config_color(Config.packed(b)) for b in attention.BACKENDS} == packed
+    assert len({bench.config_color(f"packed-{b}") for b in ("loop", "dense_mask", "flex", "varlen")}) == 4
+    tiled = {bench.config_color(Config.tiled(m)) for m in tiling.METHODS}
+    assert len(tiled) == len(tiling.METHODS) and not tiled & packed, "tiled colours are their own"
+    assert bench.config_color("tiled") == bench.plots.TILED_COLOR
+
+
+def test_unavailable_and_skipped_backends_give_the_registrys_reason(fake_backend):
+    attention.register("bench_test_absent", prepare=None, unavailable=lambda device, dtype: "no such chip")
+    try:
+        s = bench.parse_settings(["--quick", "--backends", f"bench_test_absent,{fake_backend}",
+                                  "--dense-max-tokens", "50"])
+        configs, unavailable = runner.available_configs(s)
+        assert [c.name for c in configs] == ["packed-loop", f"packed-{fake_backend}"]
+        assert unavailable[0]["config"] == "packed-bench_test_absent"
+        assert "no such chip" in unavailable[0]["reason"]
+        r = runner._Runner(s, None, {}, None)
+        why = r._skip_reason(Config.packed(fake_backend), [30, 30])
+        assert why and "60 tokens" in why and "--dense-max-tokens 50" in why
+        assert r._skip_reason(Config.packed(fake_backend), [20, 30]) is None
+        assert r._skip_reason(Config.packed("loop"), [300, 300]) is None
+    finally:
+        attention.unregister("bench_test_absent")
+
+
+def test_any_registered_backend_runs_through_the_bench(fake_backend, tmp_path):
+    from tqdm.auto import tqdm
+
+    assert fake_backend in vit.available_attention("cpu")
+    s = bench.parse_settings(["--quick", "--repeats", "1", "--backends", fake_backend,
+                              "--out", str(tmp_path / "x.json")])
+    model = vit.load_dinov2()
+    r = runner._Runner(s, model, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
+    r.matmul = dict(flops_per_s=1e9)
+    items = bench.make_workload(2)
+    configs, _ = runner.available_configs(s)
+    r.run_set("main", {}, items, [it.load() for it in items], configs)
+    rec = {x["config"]: x for x in r.results}
+    fake = rec[f"packed-{fake_backend}"]
+    assert fake["check_passed"] and fake["mask_bytes"] == 7 * fake["tokens"]
+    lengths = [1 + (w // 14) * (h // 14) for w, h in fake["info"]["sizes"]]
+    assert fake["executed_flops"] == attention.executed_flops(fake_backend, lengths)
+    assert {c["config"] for c in r.checks} == {"packed-loop", f"packed-{fake_backend}"}

@@ -1,0 +1,85 @@
+"""Benchmark: tiled batches vs packed sequences (every registered attention backend) on the real DINOv2
+ViT-S/14. Taught in `timing`. Run it from a shell:
+
+    python -m anyres_tutorial.bench --quick                 # a minute or two on a 2-core CPU (the tests)
+    python -m anyres_tutorial.bench --out results/cpu.json  # the full run: JSON + PNG plots next to it
+    python -m anyres_tutorial.bench --help
+
+or from Python: ``data = anyres_tutorial.bench.run(["--quick", "--out", "results/tmp/q.json"])``.
+
+What is compared (the same images, the same real weights, one forward pass of the encoder each); each
+configuration is a :class:`Config`, recorded under its ``name``:
+
+- ``tiled``: every image gets a plan of the reference tiling (``tiling.plan(tiling.DEFAULT_METHOD, (W, H))``,
+  LLaVA-NeXT: 2-4 local 336 tiles + a squashed 336 thumbnail) and ``tiling.apply``; all tiles of all images
+  form ONE batch (B, 3, 336, 336) of equal tiles (336 = 24 patches of 14) -> ``model.forward_tiles``.
+  ``--tiling-methods internvl,ureader`` adds ``tiled-<method>`` configurations (tiles resized to a multiple
+  of 14 when needed, e.g. 384 -> 378).
+- ``packed-<backend>``: every image is resized to its native size under a comparable budget
+  (``packing.native_size((W, H), "navit", max_tokens=B)`` with B = the number of patch tokens of that image's
+  reference-tiling *local tiles*, i.e. the same pixel budget as the tiled canvas, without padding and
+  thumbnail; small images stay at their native size) and all images run as ONE packed sequence ->
+  ``model.forward_packed(images, attention=backend)``, for every backend of ``attention.BACKENDS`` (or
+  ``--backends``): ``loop`` (one image at a time, the reference), ``dense_mask`` (SDPA + a boolean N x N
+  block-diagonal mask), ``flex`` (FlexAttention with a block-sparse BlockMask), ``varlen`` (``varlen_attn``
+  with cu_seqlens; CUDA only) and any backend registered with ``attention.register``. Backends that the
+  machine lacks are listed in the JSON's ``unavailable`` with the registry's own reason.
+
+Workload (``workload``): the curated images of ``data/`` interleaved with seeded synthetic sizes (aspect W/H
+log-uniform in [1/3, 3], one in eight at 1/8 or 8; area log-uniform in [0.03, 2.0] megapixels). The first
+``--num-images`` (default 16) form the main set.
+
+Scale: ``--scale s`` shrinks the *encoder resolution* of both paths by s (tiles are resampled from 336 to
+round(336 s / 14) * 14 px, the packed budgets shrink by the same factor s^2, the images are scaled by s before
+``native_size``). The plans themselves are made at full resolution, so every image keeps its grid. Defaults:
+s = 1 on CUDA, 1/3 on CPU (tiles of 112 px; a 2-core CPU would need minutes per dense forward at s = 1) and
+1/4 with ``--quick`` (84 px). The JSON records s.
+
+Sweeps (``--no-sweeps`` to skip): ``num_images`` (1 -> 64 mixed images, every configuration), ``resolution``
+(16 images, every image resized to exactly B tokens for B in ``--budgets``, packed backends only: the dense
+mask's N^2 growth against block-sparse flex/varlen) and ``small_images`` (N images of at most
+``--small-budget`` tokens each, packed backends). A backend that attends all pairs (``attends_all_pairs``,
+dense_mask) is skipped above ``--dense-max-tokens`` (recorded in ``skipped`` with the reason). Planning
+throughput (plans/s) is timed for every tiling method.
+
+Checks before timing (``runner``): every configuration's output is compared with a reference on the same
+inputs; a failed check aborts the run. Timing (``timing``): the check run doubles as the first warm-up (it
+triggers torch.compile for flex), then ``--warmup`` more runs, then ``--repeats`` timed runs: CUDA events on
+GPU (bf16, peak memory from ``torch.cuda.max_memory_allocated``); ``torch.utils.benchmark.Timer.timeit(1)``
+per run on CPU (fp32, with ``--threads`` threads, the mask bytes from the backend's ``memory`` and the
+activation bytes from formulas). Runs longer than 10 s are timed twice only, without extra warm-up. Each
+record holds the median, IQR, min and max, images/s, tokens/s, the model's FLOPs, the FLOPs the kernel
+executes (``attention.executed_flops``), the achieved FLOP/s and its fraction of a large square matmul (same
+dtype, same device) timed at the start and at the end of the same run, the faster of the two (``efficiency``).
+
+Modules: ``config`` (:class:`Config`), ``cli`` (arguments, :class:`Settings`, ``main``), ``workload``
+(images, sizes, inputs), ``timing``, ``runner`` (checks, the run loop), ``report`` (JSON, tables) and
+``plots``.
+"""
+
+from __future__ import annotations
+
+from .. import attention
+from .cli import Settings, build_parser, main, parse_settings
+from .config import Config
+from .plots import (
+    config_color,
+    plot_num_images,
+    plot_planning,
+    plot_resolution,
+    plot_summary,
+    plot_workload,
+)
+from .report import load_results, recorded_results, results_table
+from .runner import BenchCheckError, dense_executed_flops, run
+from .workload import make_workload, synthetic_sizes, tiled_token_counts
+
+#: The attention backends the benchmark can run: the registry's live view (``attention.BACKENDS``).
+BACKENDS = attention.BACKENDS
+
+__all__ = [
+    "BACKENDS", "build_parser", "run", "main", "make_workload", "synthetic_sizes", "tiled_token_counts",
+    "dense_executed_flops", "results_table", "load_results", "recorded_results", "plot_summary",
+    "plot_num_images", "plot_resolution", "plot_planning", "plot_workload", "BenchCheckError",
+    "Config", "Settings", "parse_settings", "config_color",
+]

@@ -1,0 +1,7 @@
+"""``python -m anyres_tutorial.bench``: see ``anyres_tutorial.bench`` and ``--help``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,240 @@
+"""The command line of ``python -m anyres_tutorial.bench``: arguments, the resolved :class:`Settings` and
+``main``. Taught in `timing`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import attention, tiling
+from .config import REFERENCE_BACKEND
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers: {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return vals
+
+
+def _int_at_least(lowest: int, what: str):
+    """argparse type: an integer >= ``lowest`` (``what`` names it in the error)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < lowest:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+
+    return parse
+
+
+_pos_int = _int_at_least(1, "a positive integer")
+_nonneg_int = _int_at_least(0, "an integer >= 0")
+
+
+def _scale(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not (0 < v <= 1):
+        raise argparse.ArgumentTypeError(f"--scale must be in (0, 1], got {text!r}")
+    return v
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m anyres_tutorial.bench`` (defaults depend on the device)."""
+    p = argparse.ArgumentParser(
+        prog="python -m anyres_tutorial.bench",
+        description=f"Tiled batches ({tiling.DEFAULT_METHOD}) vs packed sequences "
+        f"({' / '.join(attention.BACKENDS)}) on the real DINOv2 ViT-S/14. Writes a JSON file of results and "
+        "PNG plots next to it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes and few repeats (tests, notebook default)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON path (default results/<device>-<date>.json; "
+                   "quick: results/tmp/quick-<device>.json)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto = cuda if available")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="auto = bfloat16 on CUDA, float32 on CPU")
+    p.add_argument("--threads", type=_pos_int, default=None,
+                   help="CPU threads (default: torch.get_num_threads())")
+    p.add_argument("--num-images", type=_pos_int, default=16, help="images in the main mixed set")
+    p.add_argument("--scale", type=_scale, default=None,
+                   help="encoder resolution factor (default 1 on CUDA, 1/3 on CPU, 1/4 with --quick)")
+    p.add_argument("--repeats", type=_pos_int, default=None,
+                   help="timed runs per point (default CUDA 10, CPU 3)")
+    p.add_argument("--warmup", type=_nonneg_int, default=None,
+                   help="warm-up runs after the check run (default CUDA 2, CPU 1, quick CPU 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic image distribution")
+    p.add_argument("--backends", default=",".join(attention.BACKENDS),
+                   help="comma-separated packed attention backends to try (any registered backend)")
+    p.add_argument("--tiling-methods", default="",
+                   help="extra tiling methods to run as tiled-<method> (e.g. internvl,ureader)")
+    p.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the num_images / resolution / small_images sweeps")
+    p.add_argument("--sweep-images", type=_int_list, default=None,
+                   help="num_images sweep points (default CUDA 1,2,4,...,64; CPU 1,4,16,64; quick 1,4,16)")
+    p.add_argument("--budgets", type=_int_list, default=None,
+                   help="resolution sweep: tokens per image, 16 images (default CPU 64,256,1024; "
+                   "CUDA 64,256,576,1024,2048; quick 16,64)")
+    p.add_argument("--small-budget", type=_pos_int, default=None,
+                   help="small_images sweep: max tokens per image (default CPU 64, CUDA 256, quick 16)")
+    p.add_argument("--dense-max-tokens", type=_pos_int, default=None,
+                   help="skip backends that attend all pairs (dense_mask) above this many packed tokens "
+                   "(default CPU 16500, CUDA 70000)")
+    p.add_argument("--plan-sizes", type=_pos_int, default=None,
+                   help="distinct image sizes per planning-throughput timing (default 2000; quick 300)")
+    p.add_argument("--no-plots", action="store_true", help="write the JSON only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+@dataclass
+class Settings:
+    """Resolved run settings (every default filled in for the chosen device)."""
+
+    quick: bool
+    out: Path
+    device: torch.device
+    dtype: torch.dtype
+    threads: int
+    num_images: int
+    scale: float
+    repeats: int
+    warmup: int
+    seed: int
+    backends: list[str]  # registered attention backends to try, the reference first
+    tiling_methods: list[str]  # extra tiling methods (the reference tiling always runs)
+    sweeps: bool
+    sweep_images: list[int]
+    budgets: list[int]
+    small_budget: int
+    dense_max_tokens: int
+    plan_sizes: int
+    plots: bool
+    progress: bool
+    extra: dict = field(default_factory=dict)
+
+
+def _device_dtype(args, parser) -> tuple[torch.device, torch.dtype]:
+    if args.device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(args.device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            parser.error("--device cuda was requested but torch.cuda.is_available() is False on this machine")
+    if args.dtype == "auto":
+        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
+    return dev, getattr(torch, args.dtype)
+
+
+def _backends(args, parser) -> list[str]:
+    """The ``--backends`` that the attention registry knows, the reference backend first."""
+    backends = list(dict.fromkeys(_names(args.backends)))
+    bad = [b for b in backends if b not in attention.BACKENDS]
+    if bad or not backends:
+        parser.error(f"--backends: unknown backend(s) {bad or backends}; registered: "
+                     f"{', '.join(attention.BACKENDS)}")
+    if REFERENCE_BACKEND not in backends:
+        backends.insert(0, REFERENCE_BACKEND)  # the reference of every check
+    return backends
+
+
+def _tiling_methods(args, parser) -> list[str]:
+    methods = _names(args.tiling_methods)
+    bad = [m for m in methods if m not in tiling.METHODS]
+    if bad:
+        parser.error(f"--tiling-methods: unknown method(s) {bad}; choose from {', '.join(tiling.METHODS)}")
+    return [m for m in dict.fromkeys(methods) if m != tiling.DEFAULT_METHOD]
+
+
+def _out_path(args, parser, dev: torch.device) -> Path:
+    out = args.out
+    if out is None:
+        from .. import ROOT
+
+        date = _dt.date.today().isoformat()
+        out = ROOT / "results" / (f"tmp/quick-{dev.type}.json" if args.quick else f"{dev.type}-{date}.json")
+    out = Path(out)
+    if out.suffix.lower() != ".json":
+        parser.error(f"--out must name a .json file, got {str(out)!r}")
+    return out
+
+
+def _device_defaults(quick: bool, cuda: bool) -> dict:
+    """The defaults that depend on the device and on ``--quick`` (see ``--help``)."""
+    return dict(
+        scale=0.25 if quick else (1.0 if cuda else 1 / 3),
+        repeats=10 if cuda else 3,
+        warmup=2 if cuda else (0 if quick else 1),
+        sweep_images=[1, 4, 16] if quick else ([1, 2, 4, 8, 16, 32, 64] if cuda else [1, 4, 16, 64]),
+        budgets=[16, 64] if quick else ([64, 256, 576, 1024, 2048] if cuda else [64, 256, 1024]),
+        small_budget=16 if quick else (256 if cuda else 64),
+        dense_max_tokens=70000 if cuda else 16500,
+        plan_sizes=300 if quick else 2000,
+    )
+
+
+def resolve_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
+    """Settings from parsed arguments; a bad combination exits through ``parser.error`` (exit code 2)."""
+    dev, dtype = _device_dtype(args, parser)
+    backends, methods = _backends(args, parser), _tiling_methods(args, parser)
+    out = _out_path(args, parser, dev)
+    d = _device_defaults(args.quick, dev.type == "cuda")
+    given = {k: getattr(args, k) for k in d}
+    v = {k: d[k] if given[k] is None else given[k] for k in d}
+    return Settings(
+        quick=args.quick, out=out, device=dev, dtype=dtype,
+        threads=args.threads or torch.get_num_threads(), num_images=args.num_images,
+        scale=v["scale"], repeats=v["repeats"], warmup=v["warmup"], seed=args.seed,
+        backends=backends, tiling_methods=methods, sweeps=args.sweeps,
+        sweep_images=sorted(set(v["sweep_images"])), budgets=sorted(set(v["budgets"])),
+        small_budget=v["small_budget"], dense_max_tokens=v["dense_max_tokens"], plan_sizes=v["plan_sizes"],
+        plots=not args.no_plots, progress=not args.no_progress,
+    )
+
+
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    """``argv`` (command-line style; None = ``sys.argv[1:]``) -> :class:`Settings`."""
+    parser = build_parser()
+    return resolve_settings(parser.parse_args(argv), parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run, print a table and where the files went. Exit 1 when a check fails."""
+    from .report import results_table
+    from .runner import BenchCheckError, run
+
+    try:
+        data = run(argv)
+    except BenchCheckError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(results_table(data))
+    for u in data["unavailable"]:
+        print(f"unavailable: {u['config']}: {u['reason']}")
+    for p in data["planning"]:
+        print(f"planning {p['method']:>13}: {p['plans_per_s']:>10,.0f} plans/s")
+    print("wrote", data["meta"]["out"], *data["plots"], sep="\n  ")
+    return 0

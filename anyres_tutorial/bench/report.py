@@ -1,0 +1,53 @@
+"""Reading benchmark results back: JSON loading, the committed results and the console table.
+
+Taught in `timing`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def load_results(path) -> dict:
+    """Read a benchmark JSON file and check that it has the fields the notebook uses."""
+    data = json.loads(Path(path).read_text())
+    for key in ("meta", "results"):
+        if key not in data:
+            raise ValueError(f"{path}: not a benchmark result (no {key!r})")
+    return data
+
+
+def recorded_results(folder=None) -> list[tuple[Path, dict]]:
+    """Committed results under ``results/`` (not ``results/tmp``), each with its device in ``meta``."""
+    from .. import ROOT
+
+    folder = Path(folder) if folder is not None else ROOT / "results"
+    out = []
+    for p in sorted(folder.glob("*.json")):
+        try:
+            d = load_results(p)
+        except (ValueError, json.JSONDecodeError):
+            continue
+        if d["meta"].get("device_name"):
+            out.append((p, d))
+    return out
+
+
+def results_table(data: dict, sweep: str = "main") -> str:
+    """A plain-text table of one sweep's records (the main set by default)."""
+    rows = [r for r in data["results"] if r["sweep"] == sweep]
+    head = (f"{'config':<18}{'imgs':>5}{'tokens':>8}{'pad':>7}{'dup':>7}{'median ms':>11}{'IQR':>8}"
+            f"{'img/s':>8}{'tok/s':>9}{'GFLOP/s':>9}{'eff':>6}{'maxdiff':>9}")
+    m = data["meta"]
+    lines = [f"{m['device_name']} · {m['dtype']} · {m['threads']} threads · torch {m['torch_version']} · "
+             f"scale {m['scale']:.3g} · sweep {sweep}", head]
+    for r in rows:
+        lines.append(f"{r['config']:<18}{r['num_images']:>5}{r['tokens']:>8}{r['padding_tokens']:>7}"
+                     f"{r['duplicated_tokens']:>7}{r['median_ms']:>11.1f}{r['iqr_ms']:>8.1f}"
+                     f"{r['images_per_s']:>8.1f}{r['tokens_per_s']:>9.0f}{r['achieved_flops'] / 1e9:>9.1f}"
+                     f"{r['efficiency']:>6.0%}{r['check_max_abs_diff']:>9.1e}")
+    mm = data.get("matmul")
+    if mm:
+        lines.append(f"matmul {mm['n']}x{mm['n']} {mm['dtype']}: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s")
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""The stopwatch of the benchmark: timed runs, their statistics, the same-run matmul yardstick, planning
+throughput and the machine's description. Taught in `timing`.
+
+CUDA events on GPU; ``torch.utils.benchmark.Timer.timeit(1)`` per run on CPU with the run's thread count.
+Runs longer than ``LONG_RUN_S`` are timed twice only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import tiling
+from .cli import Settings
+from .workload import synthetic_sizes
+
+LONG_RUN_S = 10.0
+
+
+def sync(dev: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on CPU."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _cuda_times(fn, s: Settings) -> list[float]:
+    times: list[float] = []
+    for _ in range(s.repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize(s.device)
+        times.append(a.elapsed_time(b) / 1e3)
+        if times[-1] > LONG_RUN_S and len(times) >= 2:
+            break
+    return times
+
+
+def time_runs(fn, s: Settings) -> list[float]:
+    """Seconds per run for ``s.repeats`` runs (fewer when one run is longer than LONG_RUN_S)."""
+    if s.device.type == "cuda":
+        return _cuda_times(fn, s)
+    from torch.utils.benchmark import Timer
+
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=s.threads)
+    times: list[float] = []
+    for _ in range(s.repeats):
+        times.append(timer.timeit(1).median)
+        if times[-1] > LONG_RUN_S and len(times) >= 2:
+            break
+    return times
+
+
+def stats(times: list[float]) -> dict:
+    """Median, IQR, min and max in milliseconds, the number of runs and every time."""
+    t = np.asarray(times) * 1e3
+    q1, med, q3 = np.percentile(t, [25, 50, 75])
+    return dict(median_ms=float(med), iqr_ms=float(q3 - q1), min_ms=float(t.min()), max_ms=float(t.max()),
+                reps=len(times), times_ms=[round(float(v), 4) for v in t])
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def matmul(s: Settings) -> dict:
+    """FLOP/s of a large square matmul in the run's dtype on the run's device (same timing method)."""
+    n = 8192 if s.device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=s.device, dtype=s.dtype)
+    b = torch.randn(n, n, device=s.device, dtype=s.dtype)
+    fn = lambda: torch.mm(a, b)
+    for _ in range(2):
+        fn()
+    sync(s.device)
+    st = stats(time_runs(fn, dataclasses.replace(s, repeats=max(5, s.repeats))))
+    flops = 2 * n ** 3
+    return dict(n=n, dtype=dtype_name(s.dtype), flops=flops, **st,
+                flops_per_s=flops / (st["median_ms"] / 1e3))
+
+
+def planning(s: Settings, bar) -> list[dict]:
+    """Plans per second for every tiling method over ``s.plan_sizes`` distinct seeded sizes (one thread)."""
+    from torch.utils.benchmark import Timer
+
+    sizes = list(dict.fromkeys(synthetic_sizes(s.plan_sizes * 2, seed=s.seed + 7)))[: s.plan_sizes]
+    out = []
+    for method in tiling.METHODS:
+        bar.set_postfix_str(f"planning {method}")
+        ok = []
+        for sz in sizes:
+            try:
+                tiling.plan(method, sz)
+                ok.append(sz)
+            except ValueError:
+                pass
+        fn = lambda m=method, z=ok: [tiling.plan(m, x) for x in z]
+        timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=1)
+        st = stats([timer.timeit(1).median for _ in range(3 if s.quick else 5)])
+        out.append(dict(method=method, sizes=len(ok), refused=len(sizes) - len(ok), **st,
+                        plans_per_s=len(ok) / (st["median_ms"] / 1e3), threads=1))
+        bar.update(1)
+    return out
+
+
+def _cpu_name() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return cpu
+
+
+def _gpu_meta(dev: torch.device) -> dict:
+    props = torch.cuda.get_device_properties(dev)
+    m = dict(device_name=props.name, gpu=props.name, gpu_memory_bytes=props.total_memory,
+             cuda_version=torch.version.cuda, driver=None)
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=20)
+        m["driver"] = r.stdout.strip().splitlines()[0] if r.returncode == 0 and r.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return m
+
+
+def machine_meta(s: Settings) -> dict:
+    """The JSON's ``meta``: date, host, CPU (GPU, driver, CUDA), torch, dtype, threads and the settings."""
+    cpu = _cpu_name()
+    m = dict(date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+             host=socket.gethostname(), cpu=cpu, cpu_count=os.cpu_count(), platform=platform.platform(),
+             python=platform.python_version(),
+             torch_version=torch.__version__, device=s.device.type, dtype=dtype_name(s.dtype),
+             threads=s.threads, quick=s.quick, scale=s.scale, repeats=s.repeats, warmup=s.warmup, seed=s.seed,
+             num_images=s.num_images, dense_max_tokens=s.dense_max_tokens, command=" ".join(sys.argv))
+    m.update(_gpu_meta(s.device) if s.device.type == "cuda" else dict(device_name=cpu, gpu=None, driver=None))
+    return m
