@@ -186,7 +186,7 @@ def executed_flops(name: str, lengths) -> int:
 
 
 register("loop", prepare=None, description="one image at a time through the same blocks (the reference)",
-         color="#1f77b4")
+         color="#17becf")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def _dense_memory(lengths) -> dict:
 
 
 register("dense_mask", prepare=_dense_prepare, memory=_dense_memory, attends_all_pairs=True, auto_rank=0,
-         color="#d62728",
+         color="#8c564b",
          description="SDPA with a boolean (N, N) block-diagonal mask (no padding: its rows would give NaN)")
 
 
@@ -285,7 +285,7 @@ def _flex_memory(lengths) -> dict:
 
 
 register("flex", prepare=_flex_prepare, unavailable=_flex_unavailable, memory=_flex_memory, auto_rank=1,
-         color="#2ca02c",
+         color="#bcbd22",
          description="FlexAttention BlockMask from segment ids, compiled per padded-length bucket")
 
 
@@ -349,7 +349,7 @@ def _varlen_memory(lengths) -> dict:
 
 
 register("varlen", prepare=_varlen_prepare, unavailable=_varlen_unavailable, memory=_varlen_memory,
-         auto_rank=2, color="#9467bd",
+         auto_rank=2, color="#393b79",
          description="varlen_attn (FlashAttention) with cu_seqlens: no mask at all")
 
 

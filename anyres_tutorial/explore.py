@@ -1,11 +1,13 @@
-"""The numbers behind the grid explorer (notebook 11): pure functions, no widgets, no pictures.
+"""The numbers behind the grid explorer (`grid_explorer`): pure functions, no widgets, no pictures.
 
 The widgets in :mod:`anyres_tutorial.widgets` only wire controls to these functions, so everything they show
 can also be computed (and tested) without a browser:
 
     from anyres_tutorial import explore
-    s = explore.tiling_summary((1920, 1080), "ureader", score="paper")
-    s["grid"], s["encoder_images"], s["llm_tokens"], s["padding_fraction"]   # (3, 6), 19, 1235, 0.0
+    s = explore.tiling_summary((800, 600), tiling.DEFAULT_METHOD)
+    s["grid"], s["encoder_images"], s["llm_tokens"], s["padding_fraction"]   # (2, 2), 5, 2340, 0.2
+    s["useful_tokens"], s["padding_tokens"], s["thumbnail_tokens"]      # plan.encoder_tokens()
+    s["score_table"].rule, s["scores"]                 # why this grid won, one dict per candidate
     explore.compare_methods((1920, 1080))            # one row per tiling method
     explore.packing_summary([(1920, 1080), (512, 512)], rule="navit", max_len=512, budget=256)
 
@@ -15,8 +17,9 @@ Token vocabulary used by every function here:
 
 - *encoder images*: how many t x t images the vision encoder (ViT) runs on (tiles + global views);
 - *encoder tokens*: the patch tokens of those images, ``(t // 14)**2`` per image (all the tutorial's
-  encoders use 14-pixel patches; ``features.token_budget`` does this accounting, split into useful /
-  padding / duplicated-thumbnail tokens);
+  encoders use 14-pixel patches), split into useful / padding / duplicated-thumbnail tokens by the one
+  accounting of the tutorial, ``Plan.encoder_tokens()`` (``features.token_budget`` and the benchmark report
+  the same numbers);
 - *LLM tokens*: what the language model receives, by each method's own accounting (``Plan.num_tokens``);
 - *packed tokens*: the tokens of an image resized by a native-resolution rule (NaViT packing, 打包),
   in the rule's own unit (a 14- or 16-pixel patch, Qwen2-VL's 28-pixel merged patch).
@@ -28,48 +31,7 @@ import numbers
 from typing import Any
 
 from . import tiling
-from .features import token_budget
 from .packing import RULES, STRATEGIES, native_size_details, pack, padding_report
-
-# ----------------------------------------------------------------------------------------------------------
-# the choices the explorer offers for each method option (names and defaults come from
-# tiling.method_options; tests check that every choice listed here is accepted by tiling.plan)
-
-_TEMPLATES_3X3 = tuple((c, r) for r in (1, 2, 3) for c in (1, 2, 3))
-
-#: For every method, option name -> ("choice", [(label, value), ...]) or ("int", minimum, maximum).
-#: Options not listed (e.g. template's ``patch_size``) keep their default in the explorer.
-OPTION_CONTROLS: dict[str, dict[str, tuple]] = {
-    "template": {
-        "tile_size": ("choice", [("224", 224), ("336", 336), ("384 (default)", 384), ("448", 448)]),
-        "templates": ("choice", [("1:1, 1:2, 2:1, 2:2 (default)", tiling.template.DEFAULT_TEMPLATES),
-                                 ("every grid up to 3x3", _TEMPLATES_3X3)]),
-        "thumbnail": ("choice", [("pad (keep aspect)", "pad"), ("squash", "squash")]),
-        "fill": ("choice", [("black", (0, 0, 0)), ("grey", (127, 127, 127)), ("white", (255, 255, 255))]),
-        "global_position": ("choice", [("after the tiles", "after"), ("before the tiles", "before")]),
-    },
-    "llava_next": {
-        "candidates": ("choice", [("v1.6 pinpoints (released)", "v1.6"), ("paper grid set", "paper")]),
-        "unpad": ("choice", [("original: int()", "original"), ("HF port: int(round(x, 7))", "hf")]),
-    },
-    "ureader": {
-        "anchors": ("choice", [("release config (48)", "release"), ("class default (23)", "default")]
-                    + [(f"Nc = {n}: nh·nw ≤ {n}", n) for n in (4, 6, 9, 12, 16, 20, 25)]),
-        "score": ("choice", [("code: 100·Sra + Srr", "code"), ("paper: Sra + Srr", "paper")]),
-    },
-    "deepseek_vl2": {
-        "images_in_prompt": ("int", 1, 5),
-    },
-    "internvl": {
-        "max_num": ("int", 1, 40),
-        "min_num": ("int", 1, 12),
-    },
-    "llava_mini": {
-        "resolution_ratio": ("int", 1, 4),
-        "compressor_size": ("int", 1, 8),
-        "view": ("choice", [("pad (expand2square)", "pad"), ("crop (CLIP centre crop)", "crop")]),
-    },
-}
 
 
 def _check_method(method: Any) -> str:
@@ -81,20 +43,25 @@ def _check_method(method: Any) -> str:
 def option_controls(method: str) -> dict[str, dict]:
     """The explorer's controls for ``method``: name -> {"kind", "default", "choices" | "min"/"max"}.
 
+    The controls are the method's own ``CONTROLS`` (``tiling.get(method).CONTROLS``: option name ->
+    ``("choice", [(label, value), ...])`` or ``("int", min, max)``); a method without entries has no controls.
     Defaults are the library's (``tiling.method_options``); a default that is not among the listed choices
     is added as the first choice, so the control always starts on the library default.
     """
     defaults = tiling.method_options(_check_method(method))
     out = {}
-    for name, spec in OPTION_CONTROLS[method].items():
+    for name, spec in tiling.get(method).CONTROLS.items():
         default = defaults[name]
         if spec[0] == "choice":
             choices = list(spec[1])
             if all(v != default for _, v in choices):
                 choices.insert(0, (f"{default!r} (default)", default))
             out[name] = {"kind": "choice", "default": default, "choices": choices}
-        else:
+        elif spec[0] == "int":
             out[name] = {"kind": "int", "default": default, "min": spec[1], "max": spec[2]}
+        else:
+            raise ValueError(f"{method}.CONTROLS[{name!r}]: unknown control kind {spec[0]!r} "
+                             f"(use 'choice' or 'int')")
     return out
 
 
@@ -102,77 +69,49 @@ def option_controls(method: str) -> dict[str, dict]:
 # tiling
 
 
-def _score_table(plan) -> tuple[str | None, list[dict]]:
-    """(kind, rows) of the per-candidate scores that decided ``plan``'s grid, one dict per candidate."""
-    d = plan.details or {}
-    if plan.method == "ureader":
-        from .tiling import ureader
-
-        anchors = plan.options["anchors"]
-        srr, sra, code, _, best_code = ureader.score_anchors(plan.image_size, anchors, "code")
-        _, _, paper, _, best_paper = ureader.score_anchors(plan.image_size, anchors, "paper")
-        rows = [{"anchor": tuple(a), "Srr": float(srr[i]), "Sra": float(sra[i]), "score_code": float(code[i]),
-                 "score_paper": float(paper[i]), "best_code": i == best_code, "best_paper": i == best_paper,
-                 "chosen": bool(row["chosen"])}
-                for i, (a, row) in enumerate(zip(anchors, d["anchors"]))]
-        return "ureader", rows
-    if plan.method in ("llava_next", "deepseek_vl2") and d.get("candidates"):
-        rows = [{"candidate": tuple(r["candidate"]), "effective_resolution": int(r["effective_resolution"]),
-                 "wasted_resolution": int(r["wasted_resolution"]), "chosen": bool(r["chosen"])}
-                for r in d["candidates"]]
-        return "resolution", rows
-    if plan.method == "internvl":
-        rows = [{"grid": (r["ratio"][1], r["ratio"][0]), "aspect_diff": float(r["aspect_diff"]),
-                 "event": r["event"], "chosen": bool(r["chosen"])} for r in d["candidates"]]
-        return "aspect", rows
-    if plan.method == "template":
-        rows = [{"grid": (r["template"][1], r["template"][0]), "log_distance": float(r["log_distance"]),
-                 "covers_image": bool(r["covers_image"]), "chosen": bool(r["chosen"])}
-                for r in d["templates"]]
-        return "template", rows
-    return None, []
-
-
 def tiling_summary(image_size: Any, method: str, **options: Any) -> dict:
-    """Everything the tiling explorer prints for one image size and method (pure; notebook 11).
+    """Everything the tiling explorer prints for one image size and method (pure; `grid_explorer`).
 
     ``image_size`` is (width, height); ``options`` go to ``tiling.plan``. Bad sizes, methods or options raise
-    the library's ValueError / TypeError. Returns a dict with: ``plan`` (the Plan), ``method``,
-    ``image_size``, ``options`` (as given), ``grid`` (rows, cols), ``tile_size``, ``canvas_size``,
-    ``encoder_images``, ``encoder_tokens`` (patch tokens of all encoder images, split into ``useful_tokens``,
-    ``padding_tokens``, ``thumbnail_tokens`` as ``features.token_budget`` counts them), ``llm_tokens``,
-    ``token_formula``, ``padding_fraction`` (share of encoder pixels that are padding), ``global_views``
-    (one short description each), ``score_kind`` ("resolution" for LLaVA-NeXT / DeepSeek-VL2's effective /
-    wasted resolution, "ureader" for Srr / Sra, "aspect" for InternVL, "template", or None) and ``scores``
-    (one dict per candidate, ``chosen`` marks the winner; UReader rows carry both the code's and the paper's
-    score, ``best_code`` / ``best_paper`` mark each rule's winner).
+    the library's ValueError / TypeError. Returns a dict with: ``plan`` (the Plan), ``method``, ``title``
+    (the method's display name), ``image_size``, ``options`` (as given), ``grid`` (rows, cols),
+    ``tile_size``, ``canvas_size``, ``encoder_images``, ``encoder_tokens`` (patch tokens of all encoder
+    images, split into ``useful_tokens``, ``padding_tokens``, ``thumbnail_tokens``: ``plan.encoder_tokens()``,
+    the accounting ``features.token_budget`` reports too), ``cls_tokens``, ``llm_tokens``, ``token_formula``,
+    ``padding_fraction`` (share of encoder pixels that are padding), ``global_views`` (one short description
+    each), ``score_table`` (``tiling.score_table(plan)``), ``score_kind`` (its ``kind``, e.g. "resolution",
+    "anchors"; None when the method compares no candidates) and ``scores`` (the table's
+    ``data``: one dict per candidate, ``chosen`` marks the winner).
     """
     method = _check_method(method)
     p = tiling.plan(method, image_size, **options)
-    budget = token_budget({"image": p.image_size}, [method], options={method: dict(options)})[0]
-    kind, rows = _score_table(p)
+    et = p.encoder_tokens()
+    table = tiling.score_table(p)
     views = [f"{v.kind} {v.size[0]}x{v.size[1]}" + (f" on fill {v.fill}" if v.kind == "pad" else "")
              for v in p.global_views]
     return {
         "plan": p,
         "method": method,
+        "title": tiling.title(method),
         "image_size": tuple(p.image_size),
         "options": dict(options),
         "grid": tuple(p.grid),
         "tile_size": p.tile_size,
         "canvas_size": tuple(p.canvas_size),
         "encoder_images": p.num_images,
-        "encoder_tokens": budget["encoder_tokens"],
-        "useful_tokens": budget["useful"],
-        "padding_tokens": budget["padding"],
-        "thumbnail_tokens": budget["duplicated"],
+        "encoder_tokens": et.patches,
+        "useful_tokens": et.useful,
+        "padding_tokens": et.padding,
+        "thumbnail_tokens": et.duplicated,
+        "cls_tokens": et.cls,
         "llm_tokens": p.num_tokens,
         "token_formula": p.token_formula,
         "padding_fraction": float(p.padding_fraction),
         "global_views": views,
         "global_position": p.global_position,
-        "score_kind": kind,
-        "scores": rows,
+        "score_table": table,
+        "score_kind": None if table.kind == "none" else table.kind,
+        "scores": list(table.data),
     }
 
 
@@ -180,7 +119,7 @@ def compare_methods(image_size: Any, methods: Any = tiling.METHODS,
                     options: dict | None = None) -> list[dict]:
     """One row per method for the same image size: grid, canvas, encoder images / tokens, LLM tokens,
     padding fraction. ``options``: dict method -> plan options (default: each method's defaults).
-    The side-by-side mode of the tiling explorer shows this table (notebook 11)."""
+    The side-by-side mode of the tiling explorer shows this table (`grid_explorer`)."""
     if isinstance(methods, str):
         methods = [methods]
     methods = list(methods)
@@ -220,14 +159,15 @@ def rule_budget_options(rule: str, budget: int | None) -> dict:
 
 
 def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strategy: str = "ffd",
-                    budget: int | None = 256, tiling_method: str = "llava_next", names: Any = None,
+                    budget: int | None = 256, tiling_method: str = tiling.DEFAULT_METHOD, names: Any = None,
                     tiling_options: dict | None = None) -> dict:
-    """What the packing explorer shows for several images (pure; notebook 11).
+    """What the packing explorer shows for several images (pure; `grid_explorer`).
 
     Each image of ``sizes`` ((width, height) each) is resized by the native-resolution ``rule`` under the
     per-image ``budget`` (see :func:`rule_budget_options`); its token count becomes a sequence length, and
     the lengths are packed into rows of ``max_len`` tokens with ``strategy`` ("ffd" or "next_fit"). For
-    comparison the same images are tiled with ``tiling_method`` (``tiling_options``).
+    comparison the same images are tiled with ``tiling_method`` (``tiling_options``; default
+    ``tiling.DEFAULT_METHOD``), counted by ``plan.encoder_tokens()``.
 
     Returns a dict: ``images`` (one dict per image: name, size, native_size, grid (rows, cols), tokens,
     tiling_images, tiling_encoder_tokens, tiling_llm_tokens), ``lengths``, ``rows`` (image indices per row),
@@ -252,14 +192,14 @@ def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strate
     lengths = [int(d["tokens"]) for d in details]
     rows = pack(lengths, max_len, strategy)
     report = padding_report(rows, lengths, max_len)
-    topts = {tiling_method: dict(tiling_options or {})}
+    topts = dict(tiling_options or {})
     images = []
     for name, size, d in zip(names, sizes, details):
-        p = tiling.plan(tiling_method, size, **topts[tiling_method])
-        tb = token_budget({name: size}, [tiling_method], options=topts)[0]
+        p = tiling.plan(tiling_method, size, **topts)
         images.append({"name": name, "size": size, "native_size": tuple(d["size"]), "grid": tuple(d["grid"]),
                        "tokens": int(d["tokens"]), "tiling_images": p.num_images,
-                       "tiling_encoder_tokens": tb["encoder_tokens"], "tiling_llm_tokens": p.num_tokens})
+                       "tiling_encoder_tokens": p.encoder_tokens().patches,
+                       "tiling_llm_tokens": p.num_tokens})
     unit = {"navit": "14-px patch", "siglip2_naflex": "16-px patch", "pixtral": "16-px patch",
             "qwen2_vl": "28-px merged patch (2x2 ViT patches)"}[rule]
     return {
@@ -292,5 +232,5 @@ def row_segment_ids(summary: dict, row: int):
     return segment_ids([summary["lengths"][i] for i in rows[row]], total=summary["max_len"])
 
 
-__all__ = ["OPTION_CONTROLS", "option_controls", "tiling_summary", "compare_methods", "rule_budget_options",
+__all__ = ["option_controls", "tiling_summary", "compare_methods", "rule_budget_options",
            "packing_summary", "row_segment_ids"]

@@ -2,13 +2,19 @@
 
 The compute behind the feature pictures (``viz.features``); every function is pure (no plotting).
 
-- :func:`roundtrip_resize`, :func:`psnr`: what a fixed low input resolution destroys (notebook 00)
-- :func:`tokens_for_side`: the quadratic token cost of resolution (notebooks 00, 01)
-- :func:`position_similarity`: cosine map of one position embedding (notebook 01)
-- :func:`encode_native`, :func:`encode_tiled`: the same image encoded whole vs tile by tile (09, 06)
-- :func:`seam_contrast`, :func:`seams_at_image_borders`, :func:`edge_map`: how visible tile borders are (09)
-- :func:`token_budget`, :func:`format_token_table`: useful / padding / duplicated tokens per method (09)
-- :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor (06)
+- :func:`roundtrip_resize`, :func:`psnr`: what a fixed low input resolution destroys
+  (`setup_and_why_resolution`)
+- :func:`tokens_for_side`: the quadratic token cost of resolution (`setup_and_why_resolution`,
+  `patches_tokens_real_vit`)
+- :func:`position_similarity`: cosine map of one position embedding (`patches_tokens_real_vit`)
+- :func:`encode_native`, :func:`encode_tiled`: the same image encoded whole vs tile by tile
+  (`tiling_vs_packing`, `llava_mini`)
+- :func:`seam_contrast`, :func:`seams_at_image_borders`, :func:`edge_map`: how visible tile borders are
+  (`tiling_vs_packing`)
+- :func:`token_budget`, :func:`format_token_table`: useful / padding / duplicated tokens per method
+  (`tiling_vs_packing`)
+- :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor
+  (`llava_mini`)
 
 PCA-RGB pictures use :func:`pca_rgb` (one PCA fitted jointly on a list of maps). Feature maps are
 :class:`FeatureMap` objects holding a ``(rows, cols, D)`` grid of patch features. Sizes are
@@ -18,7 +24,6 @@ PCA-RGB pictures use :func:`pca_rgb` (one PCA fitted jointly on a list of maps).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,16 +31,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .checks import check_positive_int, check_size
 from .pca import pca_rgb  # re-exported: the compute behind the PCA pictures
-
-PATCH = 14  # DINOv2 ViT-S/14, our encoder
-
-#: Encoder patch size of each tiling method's vision tower (all ViT-*/14: CLIP ViT-L/14 for LLaVA-NeXT,
-#: UReader and LLaVA-Mini, SigLIP-SO400M/14 for DeepSeek-VL2, InternViT/14 for InternVL; the generic template
-#: is taught with our DINOv2 ViT-S/14). Used by :func:`token_budget` to count encoder tokens per tile.
-ENCODER_PATCH = {"template": 14, "llava_next": 14, "ureader": 14, "deepseek_vl2": 14, "internvl": 14,
-                 "llava_mini": 14}
-
+from .types import PATCH  # 14: DINOv2 ViT-S/14, our encoder
 
 # ---------------------------------------------------------------------------------------------------------
 # small validators
@@ -48,17 +46,10 @@ def _check_pil(image, name: str = "image") -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def _check_pos_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _check_size(size, name: str = "size") -> tuple[int, int]:
-    if not isinstance(size, (tuple, list)) or len(size) != 2:
-        raise TypeError(f"{name} must be a (width, height) pair, got {size!r}")
-    w, h = (_check_pos_int(f"{name} width", size[0]), _check_pos_int(f"{name} height", size[1]))
-    return w, h
+def _check_size(size, name: str = "size"):
+    """A (width, height) pair of positive ints as a ``Size`` (no aspect-ratio limit here: the tiling methods
+    apply theirs)."""
+    return check_size(size, name, max_aspect=None)
 
 
 def _as_grid(features, name: str = "features") -> torch.Tensor:
@@ -79,22 +70,23 @@ def _as_grid(features, name: str = "features") -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebook 00: what a low input resolution destroys, and what resolution costs
+# `setup_and_why_resolution`: what a low input resolution destroys, and what resolution costs
 
 
 def roundtrip_resize(image: Image.Image, side: int, resample: int = Image.BICUBIC) -> Image.Image:
     """Resize the whole ``image`` to ``side x side`` (what a fixed-input ViT such as CLIP-336 sees, aspect
     ratio squashed) and back to its original (width, height), so the lost detail can be compared with the
-    original pixel for pixel. Taught in notebook 00."""
+    original pixel for pixel. Taught in `setup_and_why_resolution`."""
     image = _check_pil(image)
-    side = _check_pos_int("side", side)
+    side = check_positive_int("side", side)
     small = image.resize((side, side), resample)
     return small.resize(image.size, resample)
 
 
 def psnr(a: Image.Image, b: Image.Image, box=None) -> float:
     """Peak signal-to-noise ratio (dB, 8-bit) between two same-size images, optionally inside ``box``
-    (x0, y0, x1, y1). Higher = closer; ``inf`` when identical. Used by notebook 00."""
+    (x0, y0, x1, y1). Higher = closer; ``inf`` when identical. Taught in
+    `setup_and_why_resolution`."""
     a, b = _check_pil(a, "a"), _check_pil(b, "b")
     if a.size != b.size:
         raise ValueError(f"images differ in size: {a.size} vs {b.size} (width, height)")
@@ -111,23 +103,25 @@ def psnr(a: Image.Image, b: Image.Image, box=None) -> float:
 def tokens_for_side(side, patch_size: int = PATCH) -> int | np.ndarray:
     """Patch tokens of a ``side x side`` square image: ``(side // patch_size) ** 2`` (no CLS). Works on an
     int or an integer array. Quadratic: doubling the side quadruples the tokens and multiplies the attention
-    cost (N^2 pairs) by 16. Notebooks 00 and 01."""
-    p = _check_pos_int("patch_size", patch_size)
+    cost (N^2 pairs) by 16. Taught in `setup_and_why_resolution` and
+    `patches_tokens_real_vit`."""
+    p = check_positive_int("patch_size", patch_size)
     if isinstance(side, np.ndarray):
         if not np.issubdtype(side.dtype, np.integer) or (side <= 0).any():
             raise ValueError("side must hold positive integers")
         return (side // p) ** 2
-    return (_check_pos_int("side", side) // p) ** 2
+    return (check_positive_int("side", side) // p) ** 2
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebook 01: position embeddings and PCA of features
+# `patches_tokens_real_vit`: position embeddings and PCA of features
 
 
 def position_similarity(grid, position) -> torch.Tensor:
     """Cosine similarity of the embedding at ``position`` = (row, col) to every position of ``grid``
     (rows, cols, D) -> (rows, cols). A learned position embedding shows a bright blob around the position
-    (neighbours are similar). Notebook 01 compares the 37x37 DINOv2 grid before and after resizing."""
+    (neighbours are similar). `patches_tokens_real_vit` compares the 37x37 DINOv2 grid before and after
+    resizing."""
     g = _as_grid(grid, "grid")
     r, c = position
     if not (0 <= r < g.shape[0] and 0 <= c < g.shape[1]):
@@ -137,7 +131,7 @@ def position_similarity(grid, position) -> torch.Tensor:
 
 def cosine_map(features, vector) -> torch.Tensor:
     """Cosine similarity of a (D,) ``vector`` to every patch of ``features`` (rows, cols, D) -> (rows, cols).
-    Notebooks 01 and 06."""
+    Taught in `patches_tokens_real_vit` and `llava_mini`."""
     g = _as_grid(features)
     v = torch.as_tensor(vector, dtype=torch.float32).reshape(-1)
     if v.numel() != g.shape[-1]:
@@ -146,7 +140,7 @@ def cosine_map(features, vector) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebooks 06 and 09: encode an image whole (native) or tile by tile (tiled), on the real DINOv2
+# `llava_mini` and `tiling_vs_packing`: encode an image whole (native) or tile by tile (tiled), on DINOv2
 
 
 @dataclass
@@ -217,11 +211,11 @@ def encode_native(model, image: Image.Image, max_tokens: int | None = 1024, patc
                   rule: str = "navit") -> FeatureMap:
     """Encode ``image`` whole at (near) native resolution: aspect ratio kept, sides multiples of the patch,
     at most ``max_tokens`` patches (``packing.native_size`` with the given ``rule``; ``None`` = no budget).
-    No tiles, so no seams: the reference beside the tiled encoding in notebook 09. -> FeatureMap."""
+    No tiles, so no seams: the reference beside the tiled encoding in `tiling_vs_packing`. -> FeatureMap."""
     from .packing.sizing import native_size
 
     image = _check_pil(image)
-    p = _check_pos_int("patch_size", patch_size)
+    p = check_positive_int("patch_size", patch_size)
     opts = {"patch_size": p, "max_tokens": max_tokens} if rule == "navit" else {}
     w, h = native_size(image.size, rule, **opts)
     x = _to_model_input(image, (w, h))  # (3, H, W)
@@ -234,11 +228,6 @@ def encode_native(model, image: Image.Image, max_tokens: int | None = 1024, patc
                       padding=torch.zeros(rows, cols, dtype=torch.bool))
 
 
-def _tile_side(plan) -> tuple[int, int]:
-    t = plan.tile_size  # an int (square tiles) in tiling.Plan
-    return (int(t), int(t)) if isinstance(t, numbers.Integral) else (int(t[0]), int(t[1]))
-
-
 def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch_size: int = 8) -> FeatureMap:
     """Encode ``image`` the tiling way: apply ``plan`` (``tiling.plan(method, image.size)``), encode EACH tile
     alone (a tile never sees its neighbours), then stitch the tiles' patch features back into the canvas
@@ -247,15 +236,18 @@ def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch
     encoded too; its CLS goes to ``global_cls`` and its patch grid to ``global_features``.
 
     A tile whose side is not a multiple of ``patch_size`` (DeepSeek-VL2's 384 for a /14 model) is resized to
-    the nearest multiple (384 -> 378, i.e. 27 patches, the same count as SigLIP/14 which drops the last 6
-    pixels). Used by notebooks 06 and 09.
+    the multiple below (384 -> 378, i.e. 27 patches, the same count as SigLIP/14 which drops the last 6
+    pixels, and as ``plan.encoder_tokens()`` counts). ``padding`` marks the patches that the plan's token
+    accounting counts as padding (less than half of the patch shows the image, ``tiling.base.patch_coverage``)
+    so ``fm.padding.sum()`` is the tiles' share of ``plan.encoder_tokens().padding``.
+    Taught in `tiling_vs_packing` and `llava_mini`.
     """
     from .tiling import apply
 
     image = _check_pil(image)
-    p = _check_pos_int("patch_size", patch_size)
-    tw, th = _tile_side(plan)
-    gw, gh = max(1, round(tw / p)), max(1, round(th / p))  # patches per tile side
+    p = check_positive_int("patch_size", patch_size)
+    tw = th = int(plan.tile_size)  # square t x t tiles
+    gw = gh = max(1, tw // p)  # patches per tile side
     tiled = apply(plan, image)  # tiles: t x t PIL images in plan.tile_positions order
     if not tiled.tiles:
         raise ValueError(f"plan {plan.method!r} has no tiles for image size {image.size} (global view only)")
@@ -276,12 +268,7 @@ def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch
         filled[r * gh:(r + 1) * gh, c * gw:(c + 1) * gw] = True
     if not bool(filled.all()):
         raise ValueError("the plan's tiles do not cover its grid; cannot stitch a feature map")
-    # Padding mask: a patch is padding when less than half of its pixels show image content.
-    padding = torch.ones(rows * gh, cols * gw, dtype=torch.bool)
-    for (r, c), cb in zip(positions, plan.tile_content_boxes):  # cb: content inside the t x t tile
-        fx = _coverage(cb[0], cb[2], tw, gw)  # (gw,) fraction of each patch column inside the content
-        fy = _coverage(cb[1], cb[3], th, gh)  # (gh,)
-        padding[r * gh:(r + 1) * gh, c * gw:(c + 1) * gw] = (fy[:, None] * fx[None, :]) < 0.5
+    padding = _padding_mask(plan, gw)  # (rows * g, cols * g)
     # Tile boxes in original-image pixels: canvas box -> image via the content box and the resize.
     cx0, cy0, cx1, cy1 = plan.content_box
     sx, sy = image.width / (cx1 - cx0), image.height / (cy1 - cy0)
@@ -303,11 +290,19 @@ def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch
                       global_features=global_feats)
 
 
-def _coverage(lo: float, hi: float, side: int, n: int) -> torch.Tensor:
-    """Fraction of each of ``n`` equal patches spanning [0, side) that lies inside [lo, hi) -> (n,)."""
-    edges = torch.linspace(0, side, n + 1, dtype=torch.float64)
-    inside = edges[1:].clamp(max=float(hi)) - edges[:-1].clamp(min=float(lo))
-    return (inside.clamp_min(0) / (side / n)).float()
+def _padding_mask(plan, g: int) -> torch.Tensor:
+    """(rows * g, cols * g) bool: True where a tile's patch shows mostly padding, by the rule of the plan's
+    token accounting (``tiling.base.content_patches``: less than half of the patch shows image content)."""
+    from .tiling.base import patch_coverage
+
+    t = plan.tile_size
+    rows, cols = plan.grid
+    padding = torch.ones(rows * g, cols * g, dtype=torch.bool)
+    for (r, c), cb in zip(plan.tile_positions, plan.tile_content_boxes):  # cb: content inside the t x t tile
+        fx = torch.tensor(patch_coverage(cb[0], cb[2], t, g), dtype=torch.float64)  # (g,) per patch column
+        fy = torch.tensor(patch_coverage(cb[1], cb[3], t, g), dtype=torch.float64)  # (g,) per patch row
+        padding[r * g:(r + 1) * g, c * g:(c + 1) * g] = (fy[:, None] * fx[None, :]) < 0.5
+    return padding
 
 
 def _tensor_to_pil(x) -> Image.Image:
@@ -323,7 +318,8 @@ def _tensor_to_pil(x) -> Image.Image:
 def neighbour_dissimilarity(features) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine distance (1 - cos) between horizontally and vertically adjacent patches of (rows, cols, D):
     returns (horizontal (rows, cols - 1), vertical (rows - 1, cols)); entry [i, j] of ``horizontal`` compares
-    patch (i, j) with (i, j + 1). Tile borders in a tiled encoding show up as bright lines. Notebook 09."""
+    patch (i, j) with (i, j + 1). Tile borders in a tiled encoding show up as bright lines. Taught in
+    `tiling_vs_packing`."""
     g = _as_grid(features)
     horiz = 1 - F.cosine_similarity(g[:, :-1], g[:, 1:], dim=-1)  # (rows, cols - 1)
     vert = 1 - F.cosine_similarity(g[:-1], g[1:], dim=-1)  # (rows - 1, cols)
@@ -332,7 +328,7 @@ def neighbour_dissimilarity(features) -> tuple[torch.Tensor, torch.Tensor]:
 
 def edge_map(features) -> torch.Tensor:
     """(rows, cols) map: at each patch the larger cosine distance to its right and lower neighbour (0 on the
-    last column/row). A picture of where the features jump. Notebook 09."""
+    last column/row). A picture of where the features jump. Taught in `tiling_vs_packing`."""
     g = _as_grid(features)
     h, v = neighbour_dissimilarity(g)
     out = torch.zeros(g.shape[:2])
@@ -349,7 +345,7 @@ def seam_contrast(features, tile_rows=(), tile_cols=(), valid=None) -> dict:
     FeatureMap's non-padding patches, else all), so padding does not inflate the numbers. Returns
     dict(border=mean cosine distance across borders, interior=mean over all other adjacent pairs,
     ratio=border / interior). A tiled encoding has ratio > 1 (seams); a native encoding evaluated at the same
-    relative positions has ratio ~ 1. Notebook 09."""
+    relative positions has ratio ~ 1. Taught in `tiling_vs_packing`."""
     if valid is None and isinstance(features, FeatureMap):
         valid = features.valid
     g = _as_grid(features)
@@ -379,7 +375,8 @@ def seam_contrast(features, tile_rows=(), tile_cols=(), valid=None) -> dict:
 
 
 def borders_in_image(fmap: FeatureMap) -> tuple[list[float], list[float]]:
-    """Interior tile borders of a tiled FeatureMap in original-image pixels: (xs, ys), sorted. Notebook 09."""
+    """Interior tile borders of a tiled FeatureMap in original-image pixels: (xs, ys), sorted. See
+    `tiling_vs_packing`."""
     if not isinstance(fmap, FeatureMap):
         raise TypeError(f"fmap must be a FeatureMap, got {type(fmap).__name__}")
     xs = sorted({round(b[0], 3) for b in fmap.tile_boxes_image if b[0] > 1e-6})
@@ -389,7 +386,8 @@ def borders_in_image(fmap: FeatureMap) -> tuple[list[float], list[float]]:
 
 def seams_at_image_borders(native: FeatureMap, tiled: FeatureMap, image_size) -> dict:
     """:func:`seam_contrast` of a NATIVE map at the places where ``tiled`` has its tile borders (mapped
-    through original-image coordinates): the control for the tiled seam ratio. Notebook 09."""
+    through original-image coordinates): the control for the tiled seam ratio. Taught in
+    `tiling_vs_packing`."""
     w, h = _check_size(image_size, "image_size")
     rows, cols = native.grid
     xs, ys = borders_in_image(tiled)
@@ -402,10 +400,6 @@ def seams_at_image_borders(native: FeatureMap, tiled: FeatureMap, image_size) ->
 
 # ---------------------------------------------------------------------------------------------------------
 # token budget
-
-
-def _box_area(box) -> float:
-    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 
 
 def _size_of(item) -> tuple[int, int]:
@@ -423,12 +417,11 @@ def token_budget(images, methods, options: dict | None = None, packing_max_token
 
     ``images``: a dict name -> PIL image or (width, height), or a list of those (named ``image0``...).
     ``methods``: tiling method names (``tiling.METHODS``); ``options``: dict method -> plan options.
-    Encoder tokens per view = (side // 14)^2 per t x t tile (all methods' encoders are /14, see
-    ``ENCODER_PATCH``); each view's tokens are split in proportion to its pixels: fill pixels -> ``padding``,
-    thumbnail content -> ``duplicated`` (the tiles already show it), tile content -> ``useful``; the three
-    add up to ``encoder_tokens`` (rounded to whole tokens).
+    The tiling numbers are the plan's own accounting, ``Plan.encoder_tokens()`` (a patch is padding when less
+    than half of its area shows the image; global-view content is duplicated when the plan has tiles), so
+    ``useful + padding + duplicated = encoder_tokens`` exactly (patch tokens, CLS not counted).
     Returns a list of row dicts: image, size, method, tiles, encoder_tokens, useful, padding, duplicated,
-    llm_tokens. Notebook 09."""
+    llm_tokens. Taught in `tiling_vs_packing` (and `llava_mini`)."""
     from .packing.sizing import native_size
     from .tiling import plan as make_plan
 
@@ -453,25 +446,9 @@ def token_budget(images, methods, options: dict | None = None, packing_max_token
             if m == "packing":
                 continue
             pl = make_plan(m, size, **options.get(m, {}))
-            p = ENCODER_PATCH.get(m, PATCH)
-            t = int(pl.tile_size)
-            per_tile = (t // p) ** 2  # encoder tokens of one t x t tile
-            tile_tokens = len(pl.tile_boxes) * per_tile
-            # padding: each tile's share of fill pixels, in tokens (tile_content_boxes = content per tile)
-            padding = sum(per_tile * (1 - _box_area(b) / (t * t)) for b in pl.tile_content_boxes)
-            duplicated, thumb_tokens = 0.0, 0
-            for gv in pl.global_views:
-                gw_, gh_ = int(gv.size[0]), int(gv.size[1])
-                n_gv = (gw_ // p) * (gh_ // p)
-                thumb_tokens += n_gv
-                share = _box_area(gv.content_box) / (gw_ * gh_)
-                if pl.tile_boxes:  # content the tiles already show; without tiles the view is all there is
-                    duplicated += n_gv * share
-                padding += n_gv * (1 - share)
-            enc = tile_tokens + thumb_tokens
-            padding, duplicated = int(round(padding)), int(round(duplicated))
-            rows.append(dict(image=name, size=size, method=m, tiles=len(pl.tile_boxes), encoder_tokens=enc,
-                             useful=enc - padding - duplicated, padding=padding, duplicated=duplicated,
+            et = pl.encoder_tokens()
+            rows.append(dict(image=name, size=size, method=m, tiles=pl.num_tiles, encoder_tokens=et.patches,
+                             useful=et.useful, padding=et.padding, duplicated=et.duplicated,
                              llm_tokens=int(pl.num_tokens)))
         if "packing" in methods:
             w, h = native_size(size, "navit", patch_size=packing_patch, max_tokens=packing_max_tokens)
@@ -495,7 +472,7 @@ def format_token_table(rows: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebook 06: compressing many patch tokens into a few (training-free stand-in for LLaVA-Mini)
+# `llava_mini`: compressing many patch tokens into a few (training-free stand-in for LLaVA-Mini)
 
 
 @dataclass
@@ -548,11 +525,11 @@ def attention_pool(features, num_queries: int = 1, queries: str = "grid", cls=No
     ``temperature`` defaults to sqrt(D) (scaled dot product). ``valid`` ((rows, cols) bool, optional): only
     these patches are keys/values (e.g. ``fmap.valid`` to leave padding out). The default attends over ALL
     patches, padding included, as LLaVA-Mini's code does (its compressor gets the stitched sub-image features
-    with no mask). Notebook 06.
+    with no mask). Taught in `llava_mini`.
     """
     g = _as_grid(features)
     rows, cols, d = g.shape
-    q_n = _check_pos_int("num_queries", num_queries)
+    q_n = check_positive_int("num_queries", num_queries)
     flat = g.reshape(-1, d)  # (N, D)
     if q_n > flat.shape[0]:
         raise ValueError(f"num_queries={q_n} exceeds the {flat.shape[0]} patches")
@@ -600,7 +577,7 @@ def attention_pool(features, num_queries: int = 1, queries: str = "grid", cls=No
 
 
 __all__ = [
-    "ENCODER_PATCH", "FeatureMap", "PoolResult", "attention_pool", "borders_in_image", "cosine_map",
+    "FeatureMap", "PoolResult", "attention_pool", "borders_in_image", "cosine_map",
     "edge_map", "pca_rgb",
     "encode_native", "encode_tiled", "format_token_table", "neighbour_dissimilarity", "position_similarity",
     "psnr", "roundtrip_resize", "seam_contrast", "seams_at_image_borders", "token_budget", "tokens_for_side",

@@ -1,4 +1,4 @@
-"""The grid explorer (notebook 11): interactive tiling and packing explorers built from ipywidgets.
+"""The grid explorer (`grid_explorer`): interactive tiling and packing explorers built from ipywidgets.
 
     from anyres_tutorial.widgets import tiling_explorer, packing_explorer
     tiling_explorer()      # last expression of a cell: the explorer shows itself
@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 
 from . import explore, tiling, viz
 from .images import ImageLoadError, load_image
+from .viz._common import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
 
 __all__ = ["TilingExplorer", "PackingExplorer", "tiling_explorer", "packing_explorer", "figure_png"]
 
@@ -64,8 +65,9 @@ def _table_html(headers: list[str], rows: list[list[Any]], highlight: list[bool]
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
-def _wh(size) -> str:
-    return f"{size[0]}×{size[1]}"
+def _method_options() -> list[str]:
+    """The registered tiling methods' names (the numbers card shows each one's display name)."""
+    return list(tiling.METHODS)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -76,15 +78,18 @@ class TilingExplorer:
     """Pick an image (from data/ or uploaded) and a tiling method with its options; see the grid, the
     encoder images, the LLM token layout, the per-candidate scores, and a side-by-side comparison.
 
-    Tabs render lazily (only the visible one). ``state``: image, image_size, method, options, tab, compare.
-    ``last_result``: ``explore.tiling_summary(...)`` of the current choice; ``last_compare``: the rows of
-    ``explore.compare_methods`` last shown in the side-by-side tab. Notebook 11.
+    Every registered tiling method is offered (``tiling.METHODS``, labelled with ``tiling.title``), with the
+    controls its ``CONTROLS`` lists; ``method`` defaults to ``tiling.DEFAULT_METHOD`` and ``compare`` (the
+    side-by-side methods) to every registered method. Tabs render lazily (only the visible one).
+    ``state``: image, image_size, method, options, tab, compare. ``last_result``:
+    ``explore.tiling_summary(...)`` of the current choice; ``last_compare``: the rows of
+    ``explore.compare_methods`` last shown in the side-by-side tab. Used by `grid_explorer`.
     """
 
     TABS = ("Grid overlay", "Encoder images", "LLM tokens", "Candidate scores", "Side by side")
 
-    def __init__(self, image: str | None = None, method: str = "llava_next",
-                 compare: tuple = ("llava_next", "ureader", "internvl")):
+    def __init__(self, image: str | None = None, method: str = tiling.DEFAULT_METHOD,
+                 compare: tuple | None = None):
         from . import data
 
         self._data = data
@@ -92,19 +97,31 @@ class TilingExplorer:
         image = image if image is not None else ("chart" if "chart" in names else names[0])
         if image not in names:
             raise ValueError(f"unknown data image {image!r}; choose one of {names}")
-        explore._check_method(method)
-        for m in compare:
+        compare = tuple(tiling.METHODS) if compare is None else tuple(compare)
+        for m in (method, *compare):
             explore._check_method(m)
         self._images: dict[str, Any] = {}  # name -> PIL image (data images loaded on first use, uploads)
         self._cache: dict[tuple, Any] = {}
         self.last_result: dict | None = None
         self.last_compare: list[dict] | None = None
+        self._build_controls(names, image, method)
+        self._build_tabs(compare)
+        self.widget = self._layout()
+        self._build_options()
+        self.image_dd.observe(self._on_change, names="value")
+        self.method_dd.observe(self._on_method, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.tabs.observe(self._on_tab, names="selected_index")
+        self.compare_select.observe(self._on_change, names="value")
+        self.update()
 
+    def _build_controls(self, names: list[str], image: str, method: str) -> None:
+        """The image, upload and method pickers, the options box and the numbers / message panes."""
         self.image_dd = W.Dropdown(options=names, value=image, description="Image",
                                    layout=W.Layout(width="300px"))
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload image",
                                    layout=W.Layout(width="300px"))
-        self.method_dd = W.Dropdown(options=list(tiling.METHODS), value=method, description="Method",
+        self.method_dd = W.Dropdown(options=_method_options(), value=method, description="Method",
                                     layout=W.Layout(width="300px"))
         self.method_dd.add_class("anyres-method")
         self.options_box = W.VBox(layout=W.Layout(width="340px"))
@@ -114,10 +131,12 @@ class TilingExplorer:
         self.numbers = W.HTML(layout=W.Layout(min_width="360px", max_width="560px"))
         self.numbers.add_class("anyres-tiling-numbers")
 
+    def _build_tabs(self, compare: tuple) -> None:
+        """One picture per tab, the score table under the scores, the method picker of the comparison."""
         self.pictures = {t: _image_widget() for t in self.TABS}
         self.scores_html = W.HTML()
-        self.compare_select = W.SelectMultiple(options=list(tiling.METHODS), value=tuple(compare), rows=6,
-                                               description="Compare", layout=W.Layout(width="260px"))
+        self.compare_select = W.SelectMultiple(options=_method_options(), value=compare, rows=6,
+                                               description="Compare", layout=W.Layout(width="300px"))
         self.compare_table = W.HTML()
         self.compare_table.add_class("anyres-compare-table")
         pages = [W.VBox([self.pictures[t]]) for t in self.TABS[:3]]
@@ -128,24 +147,17 @@ class TilingExplorer:
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
 
+    def _layout(self) -> W.VBox:
         help_html = W.HTML('<div style="line-height:1.4"><small>Pick an image (or upload your own), '
                            "a tiling method and its options. Tabs: "
                            "the cut canvas · what the ViT sees · what the LLM receives · why this grid won · "
                            "several methods side by side.</small></div>")
         controls = W.VBox([self.image_dd, self.upload, self.method_dd, self.options_box],
                           layout=W.Layout(width="350px", margin="0 16px 0 0"))
-        self.widget = W.VBox([help_html,
-                              W.HBox([controls, self.numbers], layout=W.Layout(flex_flow="row wrap")),
-                              self.message, self.tabs])
-        self.widget.add_class("anyres-tiling-explorer")
-
-        self._build_options()
-        self.image_dd.observe(self._on_change, names="value")
-        self.method_dd.observe(self._on_method, names="value")
-        self.upload.observe(self._on_upload, names="value")
-        self.tabs.observe(self._on_tab, names="selected_index")
-        self.compare_select.observe(self._on_change, names="value")
-        self.update()
+        box = W.VBox([help_html, W.HBox([controls, self.numbers], layout=W.Layout(flex_flow="row wrap")),
+                      self.message, self.tabs])
+        box.add_class("anyres-tiling-explorer")
+        return box
 
     # --- plumbing ------------------------------------------------------------------------------------
     def _ipython_display_(self):
@@ -154,7 +166,7 @@ class TilingExplorer:
         display(self.widget)
 
     def _build_options(self) -> None:
-        """One control per option of the current method (names/defaults from tiling.method_options)."""
+        """One control per entry of the current method's ``CONTROLS`` (``explore.option_controls``)."""
         for w in self._option_widgets.values():
             w.unobserve(self._on_change, names="value")
         self._option_widgets = {}
@@ -247,9 +259,9 @@ class TilingExplorer:
         pad_tok = (f"{r['useful_tokens']} content + {r['padding_tokens']} padding + "
                    f"{r['thumbnail_tokens']} thumbnail")
         lines = [
-            ("image (W×H)", _wh(r["image_size"])),
+            ("image (W×H)", wh(r["image_size"])),
             ("grid (rows×cols)",
-             f"{rows}×{cols} tiles of {r['tile_size']} px, canvas {_wh(r['canvas_size'])}"),
+             f"{rows}×{cols} tiles of {r['tile_size']} px, canvas {wh(r['canvas_size'])}"),
             ("global view(s)", ", ".join(r["global_views"]) + (f" ({r['global_position']} the tiles)"
                                                                  if r["global_position"] else "") or "none"),
             ("encoder images", f"{r['encoder_images']}"),
@@ -261,7 +273,7 @@ class TilingExplorer:
                        f'<td class="anyres-{k.split(" (")[0].replace(" ", "-")}">'
                        f"<b>{html.escape(v)}</b></td></tr>" for k, v in lines)
         return (f'<div style="border:1px solid #ddd;border-radius:6px;padding:6px 10px;background:#fafafa">'
-                f'<b>{html.escape(r["method"])}</b>'
+                f'<b>{html.escape(r["method"])}</b> <span style="color:#555">{html.escape(r["title"])}</span>'
                 f'<table style="font-size:13px">{body}</table>'
                 f'<small style="color:#555">LLM tokens = {html.escape(r["token_formula"])}</small></div>')
 
@@ -293,43 +305,13 @@ class TilingExplorer:
         return self._draw_compare()
 
     def _draw_scores(self, r: dict) -> tuple[bytes, str]:
-        plan, kind, rows = r["plan"], r["score_kind"], r["scores"]
-        if kind == "ureader":
-            fig = viz.ureader_scores(plan.image_size, anchors=self.state["options"]["anchors"])
-            top = sorted(range(len(rows)), key=lambda i: -rows[i]["score_code"])[:8]
-            for i, row in enumerate(rows):  # always list both rules' winners
-                if (row["best_code"] or row["best_paper"]) and i not in top:
-                    top.append(i)
-            table = _table_html(
-                ["anchor (nh×nw)", "Srr", "Sra", "code 100·Sra+Srr", "paper Sra+Srr", "winner"],
-                [[f"{rows[i]['anchor'][0]}×{rows[i]['anchor'][1]}", f"{rows[i]['Srr']:.3f}",
-                  f"{rows[i]['Sra']:.3f}", f"{rows[i]['score_code']:.2f}", f"{rows[i]['score_paper']:.3f}",
-                  " ".join(n for n, b in (("code", rows[i]["best_code"]), ("paper", rows[i]["best_paper"]))
-                           if b)] for i in top],
-                [rows[i]["chosen"] for i in top])
-            note = "Top anchors by the code's score (both winners always listed); the chosen one is green."
-        elif kind == "resolution":
-            fig = viz.candidate_scores(plan)
-            table = _table_html(["candidate (W×H)", "effective resolution", "wasted resolution"],
-                                [[_wh(x["candidate"]), x["effective_resolution"], x["wasted_resolution"]]
-                                 for x in rows], [x["chosen"] for x in rows])
-            note = "select_best_resolution: largest effective resolution, then least waste, first on a tie."
-        elif kind == "aspect":
-            fig = viz.candidate_scores(plan)
-            table = ""
-            note = "find_closest_aspect_ratio: smallest |W/H − cols/rows|; exact ties go by image area."
-        elif kind == "template":
-            fig = viz.template_diagram(plan.image_size, templates=plan.options["templates"],
-                                       tile_size=plan.tile_size)
-            table = _table_html(["template (rows×cols)", "|log aspect distance|", "holds image unscaled"],
-                                [[f"{x['grid'][0]}×{x['grid'][1]}", f"{x['log_distance']:.3f}",
-                                  "yes" if x["covers_image"] else "no"] for x in rows],
-                                [x["chosen"] for x in rows])
-            note = "Closest template in log aspect ratio; equal aspect: the smallest that holds the image."
-        else:
-            return b"", ("<p>LLaVA-Mini does not search candidates: it always splits the image into "
-                         f"{plan.grid[0]}×{plan.grid[1]} blocks plus the full image (see notebook 06).</p>")
-        return figure_png(fig), f"<p><small>{html.escape(note)}</small></p>{table}"
+        """The method's score table (``tiling.score_table``) and its picture (``viz.score_picture``)."""
+        table = r["score_table"]
+        fig = viz.score_picture(r["plan"])
+        rows = _table_html(list(table.columns), [list(x) for x in table.rows], list(table.chosen)) \
+            if table.rows else ""
+        png = figure_png(fig) if fig is not None else b""
+        return png, f"<p><small>{html.escape(table.rule)}</small></p>{rows}"
 
     def _draw_compare(self) -> tuple[bytes, str]:
         s = self.state
@@ -341,8 +323,7 @@ class TilingExplorer:
         n = len(rows)
         ncols = min(3, n)
         nrows = -(-n // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.4 * nrows), squeeze=False,
-                                 layout="constrained")
+        fig, axes = subplots(nrows, ncols, figsize=(5.2 * ncols, 4.4 * nrows), squeeze=False)
         for ax in axes.ravel()[n:]:
             ax.axis("off")
         for ax, row in zip(axes.ravel(), rows):
@@ -352,21 +333,21 @@ class TilingExplorer:
                 f"{m}: {row['grid'][0]}×{row['grid'][1]} tiles of {row['tile_size']} px\n"
                 f"{row['encoder_images']} encoder images, {row['llm_tokens']} LLM tokens, "
                 f"padding {row['padding_fraction']:.0%}"))
-        fig.suptitle(f"The same {_wh(img.size)} image, cut by {n} methods (each with its default options"
+        fig.suptitle(f"The same {wh(img.size)} image, cut by {n} methods (each with its default options"
                      f"{'; ' + s['method'] + ' with the options above' if s['method'] in methods else ''})",
                      fontsize=11)
         table = _table_html(
             ["method", "grid (rows×cols)", "tile", "canvas (W×H)", "encoder images", "encoder tokens",
              "LLM tokens", "padding"],
-            [[r["method"], f"{r['grid'][0]}×{r['grid'][1]}", r["tile_size"], _wh(r["canvas_size"]),
+            [[r["method"], f"{r['grid'][0]}×{r['grid'][1]}", r["tile_size"], wh(r["canvas_size"]),
               r["encoder_images"], r["encoder_tokens"], r["llm_tokens"], f"{r['padding_fraction']:.1%}"]
              for r in rows])
         return figure_png(fig), table
 
 
-def tiling_explorer(image: str | None = None, method: str = "llava_next",
-                    compare: tuple = ("llava_next", "ureader", "internvl")) -> TilingExplorer:
-    """The tiling explorer (notebook 11); return it from a cell (or ``display`` it) to show it."""
+def tiling_explorer(image: str | None = None, method: str = tiling.DEFAULT_METHOD,
+                    compare: tuple | None = None) -> TilingExplorer:
+    """The tiling explorer (`grid_explorer`); return it from a cell (or ``display`` it) to show it."""
     return TilingExplorer(image=image, method=method, compare=compare)
 
 
@@ -381,17 +362,17 @@ def _tokens_bars(summary: dict):
 
     ims = summary["images"]
     y = np.arange(len(ims))
-    fig, ax = plt.subplots(figsize=(9, 0.75 * len(ims) + 1.6), layout="constrained")
+    fig, ax = subplots(figsize=(9, 0.75 * len(ims) + 1.6))
     h = 0.27
-    series = [("packed (native resolution)", [r["tokens"] for r in ims], "#2ca02c"),
+    series = [("packed (native resolution)", [r["tokens"] for r in ims], PACKED_COLOR),
               (f"{summary['tiling_method']}: encoder tokens", [r["tiling_encoder_tokens"] for r in ims],
-               "#1f77b4"),
-              (f"{summary['tiling_method']}: LLM tokens", [r["tiling_llm_tokens"] for r in ims], "#ff7f0e")]
+               ENCODER_COLOR),
+              (f"{summary['tiling_method']}: LLM tokens", [r["tiling_llm_tokens"] for r in ims], LLM_COLOR)]
     for k, (label, vals, color) in enumerate(series):
         ax.barh(y + (k - 1) * h, vals, height=h, color=color, label=label)
         for yi, v in zip(y, vals):
             ax.text(v, yi + (k - 1) * h, f" {v}", va="center", fontsize=7)
-    ax.set_yticks(y, [f"{r['name']}\n{_wh(r['size'])}" for r in ims], fontsize=8)
+    ax.set_yticks(y, [f"{r['name']}\n{wh(r['size'])}" for r in ims], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("tokens per image")
     ax.legend(fontsize=8, loc="lower right")
@@ -406,14 +387,14 @@ def _tokens_bars(summary: dict):
 class PackingExplorer:
     """Pick several images, a native-resolution rule, a per-image token budget, max_len and a packing
     strategy; see the packed rows with their padding, the block-diagonal mask of one row, and how many tokens
-    a tiling method would spend on the same images. ``last_result``: ``explore.packing_summary(...)``.
-    Notebook 11.
+    a tiling method would spend on the same images (``tiling_method``, default ``tiling.DEFAULT_METHOD``).
+    ``last_result``: ``explore.packing_summary(...)``. Used by `grid_explorer`.
     """
 
     TABS = ("Packed rows", "Mask of one row", "Packing vs tiling")
 
     def __init__(self, images: tuple | None = None, rule: str = "navit", budget: int = 256,
-                 max_len: int = 512, strategy: str = "ffd", tiling_method: str = "llava_next"):
+                 max_len: int = 512, strategy: str = "ffd", tiling_method: str = tiling.DEFAULT_METHOD):
         from . import data
         from .packing import RULES, STRATEGIES
 
@@ -508,7 +489,7 @@ class PackingExplorer:
         table = _table_html(
             ["image", "size (W×H)", "native size (W×H)", f"packed tokens ({r['token_unit']})",
              f"{r['tiling_method']} images", "encoder tokens", "LLM tokens"],
-            [[x["name"], _wh(x["size"]), _wh(x["native_size"]), x["tokens"], x["tiling_images"],
+            [[x["name"], wh(x["size"]), wh(x["native_size"]), x["tokens"], x["tiling_images"],
               x["tiling_encoder_tokens"], x["tiling_llm_tokens"]] for x in r["images"]]
             + [["total", "", "", r["packed_tokens"], sum(x["tiling_images"] for x in r["images"]),
                 r["tiling_encoder_tokens"], r["tiling_llm_tokens"]]])
@@ -550,7 +531,7 @@ class PackingExplorer:
 
 
 def packing_explorer(images: tuple | None = None, rule: str = "navit", budget: int = 256, max_len: int = 512,
-                     strategy: str = "ffd", tiling_method: str = "llava_next") -> PackingExplorer:
-    """The packing explorer (notebook 11); return it from a cell (or ``display`` it) to show it."""
+                     strategy: str = "ffd", tiling_method: str = tiling.DEFAULT_METHOD) -> PackingExplorer:
+    """The packing explorer (`grid_explorer`); return it from a cell (or ``display`` it) to show it."""
     return PackingExplorer(images=images, rule=rule, budget=budget, max_len=max_len, strategy=strategy,
                            tiling_method=tiling_method)

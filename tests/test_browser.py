@@ -1,7 +1,7 @@
 """The grid explorer in a real browser: JupyterLab + headless Chromium driven by Playwright (notebook 11).
 
 Starts JupyterLab on a free localhost port with a random token, hermetic config/runtime/settings folders in
-the test's tmp_path and a copy of ``notebooks/11_grid_explorer.ipynb``; runs all cells; changes the tiling
+the test's tmp_path and a copy of ``notebooks/13_grid_explorer.ipynb``; runs all cells; changes the tiling
 explorer's method dropdown and the packing explorer's strategy; checks that the displayed numbers change and
 that no error or traceback appears; keeps screenshots under tmp_path. The server is stopped whatever happens.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "11_grid_explorer.ipynb"
+NOTEBOOK = ROOT / "notebooks" / "13_grid_explorer.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = pytest.mark.browser

@@ -1,4 +1,4 @@
-"""The pure functions behind the grid explorer (anyres_tutorial.explore, notebook 11)."""
+"""The pure functions behind the grid explorer (anyres_tutorial.explore, `grid_explorer`)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_ureader_table_has_both_scores_and_their_winners():
     paper = explore.tiling_summary((1920, 1080), "ureader", score="paper")
     assert code["grid"] == (3, 5) and paper["grid"] == (3, 6)  # issue 4's vectors
     for s in (code, paper):
-        assert s["score_kind"] == "ureader" and len(s["scores"]) == 48
+        assert s["score_kind"] == "anchors" and len(s["scores"]) == 48
         best_code = [r["anchor"] for r in s["scores"] if r["best_code"]]
         best_paper = [r["anchor"] for r in s["scores"] if r["best_paper"]]
         assert best_code == [(3, 5)] and best_paper == [(3, 6)]

@@ -33,7 +33,7 @@ def _photo(w=300, h=200, seed=0):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebook 00 helpers
+# `setup_and_why_resolution` helpers
 
 
 def test_roundtrip_resize_keeps_size_and_loses_detail():

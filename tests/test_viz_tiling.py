@@ -1,4 +1,4 @@
-"""Tiling pictures (anyres_tutorial.viz.tiling): each runs and draws what it claims."""
+"""Tiling pictures (anyres_tutorial.viz.tiling, .scores, .methods): each runs and draws what it claims."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def test_token_strip_panels_and_given_axes():
 
 
 def test_ureader_scores_marks_code_and_paper_choices():
-    fig = vt.ureader_scores((1920, 1080))
+    fig = viz.ureader_scores(tiling.plan("ureader", (1920, 1080)))
     panels = [ax for ax in fig.axes if ax.get_xlabel().startswith("nw")]
     assert len(panels) == 4
     for ax in panels:
@@ -138,14 +138,14 @@ def test_ureader_scores_marks_code_and_paper_choices():
 
 
 def test_ureader_scores_default_anchor_set():
-    fig = vt.ureader_scores((448, 224), anchors="default")
+    fig = viz.ureader_scores(tiling.plan("ureader", (448, 224), anchors="default"))
     ax = [a for a in fig.axes if a.get_xlabel().startswith("nw")][0]
     assert ax.get_images()[0].get_array().mask.sum() == 81 - 23
     assert {ln.get_marker(): (ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines}["*"] == (2, 1)
 
 
 def test_template_diagram_picks_the_closest_template():
-    fig = vt.template_diagram((500, 800))
+    fig = viz.template_diagram(tiling.plan("template", (500, 800)))
     stars = [ln for ln in fig.axes[0].lines if ln.get_marker() == "*"]
     assert len(stars) == 1 and stars[0].get_xdata()[0] == pytest.approx(0.5)  # 1:2 = cols/rows
     assert "384×768" in fig.axes[0].get_title()
@@ -156,7 +156,7 @@ def test_template_diagram_picks_the_closest_template():
 
 def test_candidate_scores_shows_every_candidate_and_the_tie():
     p = tiling.plan("llava_next", (200, 336))
-    fig = vt.candidate_scores(p)
+    fig = viz.candidate_scores(p)
     ax = fig.axes[0]
     assert len(ax.patches) >= 2 * 5  # effective + wasted bar per candidate (legend handles aside)
     labels = [t.get_text() for t in ax.get_yticklabels()]
@@ -166,31 +166,31 @@ def test_candidate_scores_shows_every_candidate_and_the_tie():
 
 
 def test_candidate_scores_internvl_and_bad_method():
-    fig = vt.candidate_scores(tiling.plan("internvl", (896, 896)))
+    fig = viz.candidate_scores(tiling.plan("internvl", (896, 896)))
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert sum("chosen" in lab for lab in labels) == 1
     assert any("2×2" in lab and "chosen" in lab for lab in labels)
     assert any("area" in t for t in _texts(fig))  # the tie-break events are written
     with pytest.raises(ValueError, match="candidate"):
-        vt.candidate_scores(tiling.plan("ureader", (896, 896)))
+        viz.candidate_scores(tiling.plan("ureader", (896, 896)))
 
 
 def test_unpad_diagram_shows_original_vs_hf_rounding():
     # 396 * 48 / 704 = 27 exactly in maths but 26.999... in floats: int() gives 26, round(., 7) gives 27,
     # then the [pad : 48 - pad] slice keeps 28 rows (odd difference)
-    fig = vt.unpad_diagram((704, 396))
+    fig = viz.unpad_diagram(tiling.plan("llava_next", (704, 396)))
     orig, hf = fig.axes[:2]
     assert "new = 26" in orig.get_title() and "kept 26×48" in orig.get_title()
     assert "new = 27" in hf.get_title() and "kept 28×48" in hf.get_title()
     kept = [r for r in hf.patches if not r.get_fill() and r.get_linewidth() == 2.5]
     assert len(kept) == 1 and kept[0].get_height() == 28
-    with pytest.raises(ValueError, match="llava_next"):
-        vt.unpad_diagram(tiling.plan("internvl", (704, 396)))
+    with pytest.raises(ValueError, match="unpad"):
+        viz.unpad_diagram(tiling.plan("internvl", (704, 396)))
 
 
 def test_crop_positions_lists_every_crop_and_the_global_id():
     p = tiling.plan("ureader", (1000, 400))
-    fig = vt.crop_positions(p)
+    fig = viz.crop_positions(p)
     texts = _texts(fig)
     assert len(texts) == p.num_images
     assert sum("global" in t and f"({p.details['anchor_max']}, {p.details['anchor_max']})" in t
@@ -198,13 +198,13 @@ def test_crop_positions_lists_every_crop_and_the_global_id():
     assert {t.split("\n")[1] for t in texts if "global" not in t} == {
         f"(row {r}, col {c})" for r, c in p.tile_positions}
     with pytest.raises(ValueError):
-        vt.crop_positions(tiling.plan("internvl", (1000, 400)))
+        viz.crop_positions(tiling.plan("internvl", (1000, 400)))
 
 
 def test_figures_render_to_png(tmp_path):
     p = tiling.plan("llava_next", (800, 600))
-    for i, fig in enumerate([vt.grid_overlay(p), vt.token_strip(p), vt.candidate_scores(p),
-                             vt.unpad_diagram(p)]):
+    for i, fig in enumerate([vt.grid_overlay(p), vt.token_strip(p), viz.candidate_scores(p),
+                             viz.unpad_diagram(p)]):
         fig.savefig(tmp_path / f"{i}.png", dpi=40)
         assert (tmp_path / f"{i}.png").stat().st_size > 1000
     assert any(isinstance(a, AxesImage) for a in fig.axes[0].get_images())

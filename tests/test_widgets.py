@@ -1,4 +1,4 @@
-"""The grid explorer widgets, headless: set control values, assert on state and rendered output (notebook 11).
+"""The grid explorer widgets (`grid_explorer`), headless: set control values, assert on state and output.
 
 A test fails if any widget callback raises or logs an exception (the ``no_callback_errors`` fixture captures
 log records with exception info from every logger, and IPython's ``showtraceback``).

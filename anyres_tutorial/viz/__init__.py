@@ -1,8 +1,12 @@
-"""Pictures for the notebooks, one module per family (each function says which notebook uses it).
+"""Pictures for the notebooks, one module per family (each function names the notebook that uses it).
 
-- ``viz.tiling``    grid overlays, tile montages, token-layout strips, UReader score maps, template diagram
+- ``viz.tiling``    grid overlays, tile montages, LLM token strips: every tiling method, drawn alike
+- ``viz.scores``    why a grid won: ``score_picture(plan)`` picks the picture by the score table's kind
+- ``viz.methods``   one method's own step: template matching, UReader anchors and crop ids, LLaVA-NeXT unpad
 - ``viz.packing``   packed-sequence bars, block-diagonal mask heat-maps, position-id maps, memory plots
 - ``viz.features``  PCA-RGB maps of real DINOv2 features, downsampling comparisons, token/padding bar charts
+- ``viz._common``   the one palette (token categories, tiles, packed images, attention backends) and the
+                    figure helpers every module uses
 
 Every function returns a matplotlib ``Figure`` (it never calls ``plt.show()``), so that notebooks, widgets and
 tests can all use it. Everything is re-exported here:
@@ -11,11 +15,24 @@ tests can all use it. Everything is re-exported here:
 
 from __future__ import annotations
 
+from ._common import (  # noqa: F401  (the palette, re-exported)
+    TOKEN_COLORS,
+    backend_color,
+    image_color,
+    tile_color,
+    tile_colors,
+    token_color,
+)
 from .features import *  # noqa: F403
 from .features import __all__ as _features_all
+from .methods import *  # noqa: F403
+from .methods import __all__ as _methods_all
 from .packing import *  # noqa: F403
 from .packing import __all__ as _packing_all
+from .scores import *  # noqa: F403
+from .scores import __all__ as _scores_all
 from .tiling import *  # noqa: F403
 from .tiling import __all__ as _tiling_all
 
-__all__ = [*_tiling_all, *_packing_all, *_features_all]
+_palette_all = ["TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color"]
+__all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_features_all, *_palette_all]

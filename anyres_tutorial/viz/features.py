@@ -1,18 +1,19 @@
 """Pictures of real features, resolution and token budgets (each returns a matplotlib Figure).
 
-Stable signatures (notebook 09 and others rely on them):
+Stable signatures (the notebooks named after each rely on them):
 
-- ``downsample_comparison(image, box, sides=(224, 336, 448), title=None)``            notebook 00
-- ``token_cost_curve(sides=None, patch_sizes=(14, 16), marks=(224, 336, 448, 518, 672, 1024))``  00, 01
-- ``patch_grid(image, size=(224, 224), patch_size=14, highlight=6)``                   notebook 01
-- ``pos_embed_resize(original, resized, position=None, channels=(0, 1, 2))``          notebook 01
-- ``pca_map(image, features, title=None, foreground=False)``                          notebook 01
-- ``seams_comparison(image, tiled, native, show_edges=True, title=None)``             notebooks 09, 06
-      ``tiled`` = ``features.encode_tiled(model, image, plan)``, ``native`` = ``features.encode_native(...)``
-- ``token_budget_bars(rows, title=None)``                                             notebook 09
-      ``rows`` = ``features.token_budget(images, methods)``
-- ``compression_map(image, fmap, pool, cls=None, max_queries=4, title=None)``         notebook 06
-      ``pool`` = ``features.attention_pool(fmap, ...)``
+- ``downsample_comparison(image, box, sides=(224, 336, 448), title=None)``: `setup_and_why_resolution`
+- ``token_cost_curve(sides=None, patch_sizes=(14, 16), marks=(224, 336, 448, 518, 672, 1024))``:
+  `setup_and_why_resolution`, `patches_tokens_real_vit`
+- ``patch_grid(image, size=(224, 224), patch_size=14, highlight=6)``: `patches_tokens_real_vit`
+- ``pos_embed_resize(original, resized, position=None, channels=(0, 1, 2))``: `patches_tokens_real_vit`
+- ``pca_map(image, features, title=None, foreground=False)``: `patches_tokens_real_vit`
+- ``seams_comparison(image, tiled, native, show_edges=True, title=None)``: `tiling_vs_packing`, `llava_mini`;
+  ``tiled`` = ``features.encode_tiled(model, image, plan)``, ``native`` = ``features.encode_native(...)``
+- ``token_budget_bars(rows, title=None)``: `tiling_vs_packing`;
+  ``rows`` = ``features.token_budget(images, methods)``
+- ``compression_map(image, fmap, pool, cls=None, max_queries=4, title=None)``: `llava_mini`;
+  ``pool`` = ``features.attention_pool(fmap, ...)``
 
 All numbers are computed by :mod:`anyres_tutorial.features`; these functions only draw.
 """
@@ -27,23 +28,14 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from .. import features as _f
+from ..checks import check_positive_int, check_size
 from ..pca import pca_rgb
+from ._common import DUPLICATED, PADDING, USEFUL, closed
 
 __all__ = [
     "compression_map", "downsample_comparison", "patch_grid", "pca_map", "pos_embed_resize",
     "seams_comparison", "token_budget_bars", "token_cost_curve",
 ]
-
-# Colours shared by the budget bars (useful / padding / duplicated thumbnail).
-USEFUL, PADDING, DUPLICATED = "#4C72B0", "#C0C0C0", "#DD8452"
-
-
-def _shown_once(fig: Figure) -> Figure:
-    """Close the figure in pyplot before returning it: Jupyter then shows it once (as the cell's value), not
-    twice, and figures do not pile up in pyplot."""
-    plt.close(fig)
-    return fig
-
 
 def _off(ax):
     ax.set_xticks([])
@@ -55,14 +47,15 @@ def _np(x) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebook 00
+# `setup_and_why_resolution`
 
 
 def downsample_comparison(image: Image.Image, box, sides=(224, 336, 448), title: str | None = None) -> Figure:
     """Crop ``box`` (x0, y0, x1, y1 in original pixels) of ``image`` at native resolution beside the same crop
     after squashing the WHOLE image to ``side x side`` and back (``features.roundtrip_resize``), one panel
     per side, PSNR of the crop in each title. Small text and thin lines are what disappears: the model cannot
-    read what its input never contained, so it guesses ("hallucinates"). Notebook 00."""
+    read what its input never contained, so it guesses ("hallucinates"). Used by
+    `setup_and_why_resolution`."""
     image = _f._check_pil(image)
     x0, y0, x1, y1 = (int(v) for v in box)
     if not (0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height):
@@ -91,14 +84,14 @@ def downsample_comparison(image: Image.Image, box, sides=(224, 336, 448), title:
     fig.suptitle(title or "What a fixed low input resolution erases: the same crop before and after "
                  "squashing the whole image", fontsize=11)
     fig.tight_layout()
-    return _shown_once(fig)
+    return closed(fig)
 
 
 def token_cost_curve(sides=None, patch_sizes=(14, 16), marks=(224, 336, 448, 518, 672, 1024)) -> Figure:
     """Left: patch tokens of a square image vs its side, for each patch size (``features.tokens_for_side``),
     common input sizes marked with their token counts (for the first patch size). Right: the attention cost
     (N^2 token pairs) relative to 224 px, log scale. Quadratic in the side, quartic for attention.
-    Notebooks 00 and 01."""
+    Used by `setup_and_why_resolution` and `patches_tokens_real_vit`."""
     patch_sizes = list(patch_sizes)
     if not patch_sizes:
         raise ValueError("patch_sizes is empty")
@@ -130,20 +123,20 @@ def token_cost_curve(sides=None, patch_sizes=(14, 16), marks=(224, 336, 448, 518
         a.legend(loc="upper left")
         a.grid(alpha=0.3)
     fig.tight_layout()
-    return _shown_once(fig)
+    return closed(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebook 01
+# `patches_tokens_real_vit`
 
 
 def patch_grid(image: Image.Image, size=(224, 224), patch_size: int = 14, highlight: int = 6) -> Figure:
     """Left: ``image`` resized to ``size`` (width, height; multiples of ``patch_size``) with the patch grid
     drawn and the first ``highlight`` patches numbered in raster order. Right: those patches laid out as the
-    start of the token sequence the ViT reads. Notebook 01."""
+    start of the token sequence the ViT reads. Used by `patches_tokens_real_vit`."""
     image = _f._check_pil(image)
-    w, h = _f._check_size(size)
-    p = _f._check_pos_int("patch_size", patch_size)
+    w, h = check_size(size, "size", max_aspect=None)
+    p = check_positive_int("patch_size", patch_size)
     if w % p or h % p:
         raise ValueError(f"size {w}x{h} (width x height) must be a multiple of patch_size={p}")
     cols, rows = w // p, h // p
@@ -176,7 +169,7 @@ def patch_grid(image: Image.Image, size=(224, 224), patch_size: int = 14, highli
     a2.set_aspect("equal")
     a2.axis("off")
     fig.tight_layout()
-    return _shown_once(fig)
+    return closed(fig)
 
 
 def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Figure:
@@ -184,7 +177,7 @@ def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Fi
     bicubic interpolation). Top row: cosine similarity of one position (default: the one a third of the way
     in) to all positions, before and after (the same relative position). Bottom row: a few channels as
     images, before and after. Smooth, similar-looking maps mean interpolation keeps the geometry.
-    ``original`` / ``resized``: (rows, cols, D). Notebook 01."""
+    ``original`` / ``resized``: (rows, cols, D). Used by `patches_tokens_real_vit`."""
     a = _f._as_grid(original, "original")
     b = _f._as_grid(resized, "resized")
     if a.shape[-1] != b.shape[-1]:
@@ -225,7 +218,7 @@ def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Fi
             ax.set_ylabel("row", fontsize=8)
     fig.suptitle(f"Position embedding {a.shape[0]}x{a.shape[1]} -> {b.shape[0]}x{b.shape[1]}: "
                  "interpolation keeps the spatial pattern", fontsize=11)
-    return _shown_once(fig)
+    return closed(fig)
 
 
 def _draw_map(ax, rgb: np.ndarray, fmap=None, title: str = "", borders: bool = True):
@@ -260,7 +253,8 @@ def _shade_padding(ax, pad: np.ndarray):
 def pca_map(image: Image.Image, features, title: str | None = None, foreground: bool = False) -> Figure:
     """``image`` beside the PCA-RGB picture of its patch features (``features.pca_rgb``; a FeatureMap or
     (rows, cols, D); ``foreground=True``: the DINOv2 paper's background removal, background black). Real
-    DINOv2 features colour each object part consistently: similar colour = similar feature. Notebook 01."""
+    DINOv2 features colour each object part consistently: similar colour = similar feature.
+    Used by `patches_tokens_real_vit`."""
     image = _f._check_pil(image)
     rgb = pca_rgb([_f._as_grid(features)], foreground=foreground)[0]
     fmap = features if isinstance(features, _f.FeatureMap) else None
@@ -272,11 +266,11 @@ def pca_map(image: Image.Image, features, title: str | None = None, foreground: 
     _draw_map(a2, rgb, fmap, f"PCA of {rows}x{cols} = {rows * cols} patch features -> RGB")
     fig.suptitle(title or "Patch features as colours: the first 3 principal components", fontsize=11)
     fig.tight_layout()
-    return _shown_once(fig)
+    return closed(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebook 09 (and 06): tiled vs native
+# `tiling_vs_packing` (and `llava_mini`): tiled vs native
 
 
 def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
@@ -287,7 +281,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
     padding hatched) and the native PCA map -- ONE PCA fitted on both, so equal colours mean equal features.
     Bottom row (``show_edges``): the cosine distance between neighbouring patches; the tiled map shows bright
     lines exactly at the tile borders (seams), the native map does not. Seam contrast numbers in the titles.
-    Notebooks 09 and 06."""
+    Used by `tiling_vs_packing` and `llava_mini`."""
     image = _f._check_pil(image)
     for name, fm in (("tiled", tiled), ("native", native)):
         if not isinstance(fm, _f.FeatureMap):
@@ -343,14 +337,14 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
                  "(one joint PCA, comparable colours)", fontsize=12)
     if not show_edges:
         fig.tight_layout()
-    return _shown_once(fig)
+    return closed(fig)
 
 
 def token_budget_bars(rows, title: str | None = None) -> Figure:
     """Stacked bars per image (one panel each) and method: encoder tokens on real content (useful), on
     padding and on the duplicated global thumbnail (全局缩略图), with the LLM tokens as a black diamond.
     ``rows`` = ``features.token_budget(images, methods)`` (method ``"packing"`` = 打包 at native
-    resolution). Notebook 09."""
+    resolution). Used by `tiling_vs_packing`."""
     rows = list(rows)
     if not rows:
         raise ValueError("rows is empty: pass features.token_budget(images, methods)")
@@ -386,11 +380,11 @@ def token_budget_bars(rows, title: str | None = None) -> Figure:
     fig.suptitle(title or "Where the encoder tokens go: content vs padding vs duplicated thumbnail "
                  "(bars), and what the LLM receives (diamonds)", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return _shown_once(fig)
+    return closed(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# notebook 06
+# `llava_mini`
 
 
 def compression_map(image: Image.Image, fmap, pool, cls=None, max_queries: int = 4, title: str | None = None
@@ -399,7 +393,7 @@ def compression_map(image: Image.Image, fmap, pool, cls=None, max_queries: int =
     for up to ``max_queries`` queries, the attention weights of that query over the patch grid (where the
     compressed token "looks"). Bottom row: cosine similarity of each compressed token to every patch, and of
     DINOv2's own CLS token (``cls``, optional) to every patch. ``fmap``: a FeatureMap (e.g. the stitched 2x2
-    split); ``pool``: ``features.attention_pool(fmap, ...)``. Notebook 06."""
+    split); ``pool``: ``features.attention_pool(fmap, ...)``. Used by `llava_mini`."""
     image = _f._check_pil(image)
     if not isinstance(pool, _f.PoolResult):
         raise TypeError(f"pool must be a PoolResult from features.attention_pool, got {type(pool).__name__}")
@@ -446,4 +440,4 @@ def compression_map(image: Image.Image, fmap, pool, cls=None, max_queries: int =
         fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="cosine similarity")
     fig.suptitle(title or f"Compressing {rows * cols} patch tokens into {pool.weights.shape[0]}: "
                  "where each query looks, and what its token resembles", fontsize=11)
-    return _shown_once(fig)
+    return closed(fig)

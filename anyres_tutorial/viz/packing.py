@@ -2,10 +2,10 @@
 maps, native-resolution sizes, the memory of each mask form, and position-similarity maps.
 
 Every function returns a matplotlib ``Figure`` and never calls ``plt.show()``; single-panel pictures accept
-``ax=`` so that the packing explorer (notebook 11) can place them. The numbers come from
+``ax=`` so that the packing explorer (`grid_explorer`) can place them. The numbers come from
 :mod:`anyres_tutorial.packing`; the pictures only lay them out.
 
-Used by notebooks 07 (NaViT packing), 08 (positions), 09 (tiling vs packing) and 11 (packing explorer).
+Used by `navit_packing`, `positions`, `tiling_vs_packing` and `grid_explorer` (the packing explorer).
 Sizes are (width, height) unless a name says ``hw``.
 """
 
@@ -25,9 +25,9 @@ from ..packing import masks as _masks
 from ..packing import memory as _memory
 from ..packing import packer as _packer
 from ..packing import sizing as _sizing
+from ._common import NEWLINE_COLOR, PAD_EDGE, PADDING, fig_ax, image_color, subplots
 
 __all__ = [
-    "image_color",
     "packed_rows",
     "packing_comparison",
     "mask_heatmap",
@@ -38,30 +38,9 @@ __all__ = [
     "position_similarity",
 ]
 
-PAD_COLOR = "#d9d9d9"  # padding slots (hatched)
-PAD_EDGE = "#8c8c8c"
-WRONG_COLOR = "#d62728"  # marks the "what goes wrong" panels
+PAD_COLOR = PADDING  # padding slots (hatched): the one padding colour of every picture
+WRONG_COLOR = NEWLINE_COLOR  # marks the "what goes wrong" panels
 BLOCK_COLORS = {"empty": "#f7f7f7", "partial": "#fdae61", "full": "#1a9641"}
-
-
-def image_color(i: int):
-    """Colour of image number ``i`` (the same in every packing picture; 20 distinct colours, then repeats)."""
-    cmap = plt.get_cmap("tab20")
-    return cmap((2 * i) % 20 if (i // 10) % 2 == 0 else (2 * i + 1) % 20)
-
-
-def _closed(fig: Figure) -> Figure:
-    """Close a new figure in pyplot before returning it: Jupyter shows it once (as the cell's value), never
-    twice, and figures do not pile up in pyplot (the widgets redraw often), as in the other viz modules."""
-    plt.close(fig)
-    return fig
-
-
-def _fig_ax(ax, figsize):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-        return _closed(fig), ax
-    return ax.figure, ax
 
 
 def _pct(x: float) -> str:
@@ -77,13 +56,14 @@ def packed_rows(rows, lengths, max_len: int, ax=None, *, title: str | None = Non
 
     ``rows`` as returned by :func:`anyres_tutorial.packing.pack` (image indices per row, in slot order),
     ``lengths`` tokens per image, ``max_len`` the row length. ``labels`` optionally names the images (default
-    their index). Each row's padding share is written at its right, the total in the title. Notebooks 07, 11.
+    their index). Each row's padding share is written at its right, the total in the title.
+    Used by `navit_packing` and `grid_explorer`.
     """
     rep = _packer.padding_report(rows, lengths, max_len)  # validates rows / lengths / max_len
     lengths = [int(n) for n in lengths]
     if labels is not None and len(labels) != len(lengths):
         raise ValueError(f"got {len(labels)} labels for {len(lengths)} images")
-    fig, ax = _fig_ax(ax, (9, 0.55 * len(rows) + 1.4))
+    fig, ax = fig_ax(ax, (9, 0.55 * len(rows) + 1.4))
     for r, row in enumerate(rows):
         x = 0
         for i in row:
@@ -114,16 +94,14 @@ def packing_comparison(lengths, max_len: int, strategies=("next_fit", "ffd"), *,
     """The same images packed by each strategy, side by side (default next-fit vs first-fit-decreasing).
 
     Calls :func:`anyres_tutorial.packing.pack` once per strategy and draws each result with
-    :func:`packed_rows`; the titles give rows and padding %. Notebooks 07 and 09.
+    :func:`packed_rows`; the titles give rows and padding %. Used by `navit_packing` and `tiling_vs_packing`.
     """
     strategies = list(strategies)
     if not strategies:
         raise ValueError("strategies is empty")
     results = [(s, _packer.pack(lengths, max_len, s)) for s in strategies]
     nrows = max(len(r) for _, r in results)
-    fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 0.55 * nrows + 1.8),
-                             layout="constrained", squeeze=False)
-    _closed(fig)
+    fig, axes = subplots(1, len(results), figsize=(6.2 * len(results), 0.55 * nrows + 1.8), squeeze=False)
     names = {"next_fit": "next-fit (keeps order)", "ffd": "first-fit decreasing"}
     for ax, (s, rows) in zip(axes[0], results):
         packed_rows(rows, lengths, max_len, ax=ax, title=names.get(s, s), labels=labels)
@@ -169,7 +147,7 @@ def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = Non
     are drawn as lines. ``seg_or_batch``: a :class:`~anyres_tutorial.packing.PackedBatch` (row ``row``), a
     tensor of segment ids (-1 = padding) or a list of per-image lengths. The mask itself comes from
     :func:`anyres_tutorial.packing.masks.dense_mask`. Meant for small examples (N <= ``max_tokens``).
-    Notebooks 07 and 11.
+    Used by `navit_packing` and `grid_explorer`.
     """
     seg = _segment_ids_of(seg_or_batch, row)
     n = seg.numel()
@@ -185,7 +163,7 @@ def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = Non
     code[:, pad] = 1
     code[mask.numpy()] = 2 + seg.clamp(min=0).numpy()[:, None].repeat(n, 1)[mask.numpy()]
     cmap = ListedColormap(["white", PAD_COLOR] + [image_color(i) for i in range(k)])
-    fig, ax = _fig_ax(ax, (5.6, 5.2))
+    fig, ax = fig_ax(ax, (5.6, 5.2))
     ax.imshow(code, cmap=cmap, vmin=-0.5, vmax=k + 1.5, interpolation="nearest")
     if n <= 64:  # one cell per token pair: show the token grid
         ax.set_xticks(np.arange(-0.5, n, 1), minor=True)
@@ -237,7 +215,7 @@ def block_mask_view(seg_or_batch, block_size: int = 128, row: int = 0, ax=None, 
 
     The BlockMask comes from :func:`anyres_tutorial.packing.masks.flex_block_mask` (``compile=False``: the
     eager builder, fine for a picture). Accepts a PackedBatch (row ``row``), segment ids or a list of lengths.
-    Notebook 07.
+    Used by `navit_packing`.
     """
     seg = _segment_ids_of(seg_or_batch, row)
     bm = _masks.flex_block_mask(seg, block_size=block_size, compile=compile)
@@ -249,7 +227,7 @@ def block_mask_view(seg_or_batch, block_size: int = 128, row: int = 0, ax=None, 
     if bm.full_kv_num_blocks is not None:
         full = _kv_table(bm.full_kv_num_blocks, bm.full_kv_indices, n)
     code = np.where(full, 2, np.where(partial, 1, 0))[:n_q, :n_kv]  # 0 empty, 1 partial, 2 full
-    fig, ax = _fig_ax(ax, (5.6, 5.2))
+    fig, ax = fig_ax(ax, (5.6, 5.2))
     cmap = ListedColormap([BLOCK_COLORS["empty"], BLOCK_COLORS["partial"], BLOCK_COLORS["full"]])
     ax.imshow(code, cmap=cmap, vmin=-0.5, vmax=2.5, interpolation="nearest")
     ax.set_xticks(np.arange(-0.5, n_kv, 1), minor=True)
@@ -298,7 +276,8 @@ def position_map(batch, row: int = 0, *, show_wrong: bool = True, annotate: bool
     """Per-token position ids of one packed row, as strips: image id, patch row, patch column — restarting
     at (0, 0) for every image — and (``show_wrong``) what "continuing" positions would look like: the 1-D slot
     index and a row id that keeps counting across images (the bug: image 2 would look like the bottom part of
-    image 1). Padding is grey. ``batch`` is a :class:`~anyres_tutorial.packing.PackedBatch`. Notebooks 07, 08.
+    image 1). Padding is grey. ``batch`` is a :class:`~anyres_tutorial.packing.PackedBatch`.
+    Used by `navit_packing` and `positions`.
     """
     if not hasattr(batch, "positions"):
         raise TypeError(f"position_map needs a PackedBatch, got {type(batch).__name__}")
@@ -316,9 +295,8 @@ def position_map(batch, row: int = 0, *, show_wrong: bool = True, annotate: bool
                    ("WRONG: row id\ncontinuing", rows_cont, "viridis", True)]
     if annotate is None:
         annotate = n <= 48
-    fig, axes = plt.subplots(len(strips), 1, figsize=(min(14, max(7, 0.28 * n)), 0.9 * len(strips) + 1.1),
-                             layout="constrained", sharex=True)
-    _closed(fig)
+    fig, axes = subplots(len(strips), 1, figsize=(min(14, max(7, 0.28 * n)), 0.9 * len(strips) + 1.1),
+                         sharex=True)
     bounds = _boundaries(seg)
     for ax, (name, vals, cmap_name, wrong) in zip(axes, strips):
         vals = np.asarray(vals, dtype=float)
@@ -359,7 +337,7 @@ def position_similarity(vectors, query, ax=None, *, title: str | None = None, me
     ``vectors`` is (rows, cols, D): one position vector per grid cell, e.g. DINOv2's learned position
     embedding (resized), NaViT's factorised φx + φy, or a 2-D RoPE rotated query/key. ``metric``:
     ``"cosine"`` (learned embeddings) or ``"dot"`` (RoPE: the attention logit between identical content at
-    two positions depends only on their offset). Notebook 08.
+    two positions depends only on their offset). Used by `positions`.
     """
     v = torch.as_tensor(vectors).detach().float().cpu()
     if v.ndim != 3:
@@ -378,7 +356,7 @@ def position_similarity(vectors, query, ax=None, *, title: str | None = None, me
         vmin, vmax = -m, m
     else:
         raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
-    fig, ax = _fig_ax(ax, (5.6, 4.4 * gh / max(gw, 1) + 1.0))
+    fig, ax = fig_ax(ax, (5.6, 4.4 * gh / max(gw, 1) + 1.0))
     im = ax.imshow(sims.reshape(gh, gw).numpy(), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.plot([c], [r], marker="*", color="gold", markersize=14, markeredgecolor="black")
     ax.set_xlabel("patch col")
@@ -399,7 +377,7 @@ def native_sizes(images, rule: str = "navit", *, names=None, title: str | None =
 
     ``images``: PIL images (or ``(name, PIL)`` pairs); ``options`` go to the rule (``max_tokens``,
     ``max_pixels``, ...). The grid cell is the rule's unit: the patch (NaViT, SigLIP2, Pixtral) or the 28-px
-    2×2 merged patch of Qwen2-VL. Notebooks 07 and 09.
+    2×2 merged patch of Qwen2-VL. Used by `navit_packing` and `tiling_vs_packing`.
     """
     items = []
     for k, im in enumerate(images):
@@ -421,9 +399,8 @@ def native_sizes(images, rule: str = "navit", *, names=None, title: str | None =
     fig_w = min(15.0, max(7.0, 2.2 * len(items)))
     eff = [max(w, 0.15 * total_w) for w in widths]  # narrow images get room for their labels
     fig_h = max(2.8, min(7.5, fig_w * hmax / sum(eff) + 1.2))
-    fig, axes = plt.subplots(1, len(items), figsize=(fig_w, fig_h), layout="constrained", squeeze=False,
-                             gridspec_kw=dict(width_ratios=eff))
-    _closed(fig)
+    fig, axes = subplots(1, len(items), figsize=(fig_w, fig_h), squeeze=False,
+                         gridspec_kw=dict(width_ratios=eff))
     for ax, (name, im), d in zip(axes[0], items, details):
         W, H = d["size"]
         gh, gw = d["grid"]  # Grid(rows, cols)
@@ -460,7 +437,7 @@ def mask_memory_plot(num_images: int = 8, sizes=None, block_size: int = 128, ax=
     on log-log axes: dense bool and float32 (N²), FlexAttention BlockMask tables (+ segment ids), cu_seqlens.
 
     Numbers from :func:`anyres_tutorial.packing.mask_memory`. ``sizes``: the N values (default 256 … 262144).
-    Notebooks 07 and 09.
+    Used by `navit_packing` and `tiling_vs_packing`.
     """
     if isinstance(num_images, bool) or not isinstance(num_images, numbers.Integral) or num_images <= 0:
         raise ValueError(f"num_images must be a positive integer, got {num_images!r}")
@@ -480,7 +457,7 @@ def mask_memory_plot(num_images: int = 8, sizes=None, block_size: int = 128, ax=
          [r["block_mask"] + r["block_segment_ids"] for r in rows], "#1a9641", "-"),
         ("cu_seqlens (4·(k+1))", [r["cu_seqlens"] for r in rows], "#1f77b4", "-"),
     ]
-    fig, ax = _fig_ax(ax, (7.5, 4.8))
+    fig, ax = fig_ax(ax, (7.5, 4.8))
     for label, ys, color, ls in series:
         ax.loglog(N, ys, marker="o", ms=3.5, color=color, ls=ls, label=label)
     for val, name in ((2 ** 20, "1 MiB"), (2 ** 30, "1 GiB")):
