@@ -196,7 +196,7 @@ class DeepSeekVL2Connector(nn.Module):
         glob = append_newline(x[0].view(s, s, -1), self.image_newline)  # (14*15, D)
         local = append_newline(stitch(x[1:], rows, cols), self.image_newline)  # (14*rows*(14*cols+1), D)
         out = torch.cat([glob, self.view_seperator.view(1, -1), local])  # (L, D)
-        _note(trace, "global+newlines, view_seperator, local+newlines (L, D)", out)
+        _note(trace, "global + newlines, view_seperator, local + newlines (L, D)", out)
         return out
 
 
@@ -295,11 +295,12 @@ class LlavaMiniConnector(nn.Module):
         _note(trace, "C² queries + MLP (C², D)", comp)
         context = self.proj(feats).reshape(-1, comp.shape[-1])  # (N_img*576, D): every image's tokens
         x = torch.cat([context, comp, text])  # (S, D), S = N_img*576 + C*C + T
-        _note(trace, "pre-fusion input [image, compressed, text] (S, D)", x)
+        _note(trace, "pre-fusion over [images, compressed, text] (S, D)", x)
         for layer in self.prefusion:
             x = layer(x)  # (S, D)
         fused_text = x[x.shape[0] - text.shape[0]:]  # (T, D)
-        _note(trace, "fused text (T, D)", fused_text)
+        if len(text):
+            _note(trace, "fused text (T, D)", fused_text)
         _note(trace, "LLM visual embeddings (C², D)", comp)
         return comp, fused_text
 
