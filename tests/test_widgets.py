@@ -82,7 +82,7 @@ def test_tiling_explorer_shows_what_explore_computes():
     tx = tiling_explorer(image="chart", method="llava_next")
     s = tx.state
     assert s["image"] == "chart" and s["image_size"] == (1920, 1080) and s["method"] == "llava_next"
-    assert s["options"] == {"candidates": "v1.6", "unpad": "original"}
+    assert s["options"] == {"candidates": "v1.6", "unpad": "original", "variant": "original"}
     ref = explore.tiling_summary((1920, 1080), "llava_next")
     assert tx.last_result["llm_tokens"] == ref["llm_tokens"] == 1948
     assert "1948" in tx.numbers.value and "LLM tokens" in tx.numbers.value

@@ -6,8 +6,7 @@ Reference code: LLaVA-VL/LLaVA-NeXT ``llava/mm_utils.py`` (``select_best_resolut
 ``resize_and_pad_image``, ``divide_to_patches``, ``process_anyres_image``, ``get_anyres_image_grid_shape``)
 and
 ``llava/model/llava_arch.py`` (``unpad_image``, ``image_newline``, ``mm_patch_merge_type="spatial_unpad"``);
-the Hugging Face port ``transformers/models/llava_next`` (same rules, ``int(round(x, 7))`` in
-``unpad_image``).
+the Hugging Face port ``transformers/models/llava_next`` (``variant="hf"``, see below).
 
 Steps, as the code does them (tile t = 336, CLIP ViT-L/14 -> 24 x 24 features per tile):
 
@@ -26,6 +25,16 @@ Steps, as the code does them (tile t = 336, CLIP ViT-L/14 -> 24 x 24 features pe
    ``576 + h' * w' + h'``. ``unpad_image`` computes the unpadded length with ``int()`` (original) or
    ``int(round(x, 7))`` (HF port; option ``unpad="hf"``), then slices ``[pad : n - pad]`` with
    ``pad = (n - new) // 2`` - so when ``n - new`` is odd one extra padded row/col is *kept*.
+
+Original vs Hugging Face port (``variant="hf"``): the port reads both the image size and the
+``image_grid_pinpoints`` as (height, width), while the original reads (width, height). The configs ship the
+same literal list ``[[336, 672], [672, 336], ...]``, so HF's candidate canvases are the original's with
+width and height swapped - the same *set* in a different *order*. Wherever the choice is decided by the
+scores nothing changes, but on a full tie the first candidate wins: every image that fits in 336 x 336 ties
+on all candidates, and HF picks 1 row x 2 cols where the original picks 2 rows x 1 col (64 x 48: HF 1368 LLM
+tokens vs the original's 1026; 200 x 336: 936 vs 1576). The port also rounds ``unpad_image`` with
+``int(round(x, 7))``; ``variant="hf"`` does both (the ``unpad`` option then has no say), ``unpad="hf"``
+alone isolates the rounding.
 
 Paper vs code: the blog describes the grid set and "pad"-ding of the low-res image; the released code uses the
 five pinpoints above and squashes the global view (the FIXME). Both rules are selectable here.
@@ -58,11 +67,14 @@ V16_PINPOINTS = ((336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008))  
 PAPER_GRIDS = ((672, 672), (336, 672), (336, 1008), (336, 1344), (672, 336), (1008, 336), (1344, 336))
 CANDIDATE_SETS = {"v1.6": V16_PINPOINTS, "paper": PAPER_GRIDS}
 
-OPTIONS = {"candidates": "v1.6", "unpad": "original"}
+OPTIONS = {"candidates": "v1.6", "unpad": "original", "variant": "original"}
 CONTROLS = {
     "candidates": ("choice", [("v1.6 pinpoints (released)", "v1.6"), ("paper grid set", "paper")]),
     "unpad": ("choice", [("original: int()", "original"), ("HF port: int(round(x, 7))", "hf")]),
+    "variant": ("choice", [("original code: (W, H)", "original"),
+                           ("HF transformers port: (H, W)", "hf")]),
 }
+VARIANTS = ("original", "hf")
 
 
 def resolve(opts: dict) -> dict:
@@ -71,7 +83,17 @@ def resolve(opts: dict) -> dict:
         cands = CANDIDATE_SETS[check_choice("candidates", cands, tuple(CANDIDATE_SETS))]
     else:
         cands = check_pair_list("candidates", cands, multiple_of=TILE)
-    return {"candidates": cands, "unpad": check_choice("unpad", opts["unpad"], ("original", "hf"))}
+    unpad = check_choice("unpad", opts["unpad"], ("original", "hf"))
+    variant = check_choice("variant", opts["variant"], VARIANTS)
+    if variant == "hf":
+        unpad = "hf"  # the port always rounds with int(round(x, 7))
+    return {"candidates": cands, "unpad": unpad, "variant": variant}
+
+
+def hf_candidates(candidates) -> tuple:
+    """The canvases (W, H) the Hugging Face port scores for a pinpoint list written as the original's (W, H):
+    it reads every pair as (height, width), i.e. swaps it."""
+    return tuple((h, w) for w, h in candidates)
 
 
 def resize_and_pad_geometry(image_size: tuple, target: tuple) -> tuple[tuple, tuple]:
@@ -104,7 +126,8 @@ def unpad_shape(image_size: tuple, feat_hw: tuple, mode: str = "original") -> di
 
 
 def plan(image_size: tuple, opts: dict):
-    (cw, ch), scores = select_best_resolution(image_size, opts["candidates"])
+    cands = hf_candidates(opts["candidates"]) if opts["variant"] == "hf" else opts["candidates"]
+    (cw, ch), scores = select_best_resolution(image_size, cands)
     rows, cols = ch // TILE, cw // TILE
     resize, (ox, oy) = resize_and_pad_geometry(image_size, (cw, ch))
     boxes, positions = grid_boxes(rows, cols, TILE)
@@ -120,7 +143,7 @@ def plan(image_size: tuple, opts: dict):
         global_views=(GlobalView("squash", (TILE, TILE), None, (0, 0, TILE, TILE)),),
         global_position="before",
         num_images=len(boxes) + 1, num_tokens=tokens, token_formula=formula,
-        details={"candidates": scores, "unpad": un, "unpad_mode": opts["unpad"]},
+        details={"candidates": scores, "unpad": un, "unpad_mode": opts["unpad"], "variant": opts["variant"]},
     )
 
 

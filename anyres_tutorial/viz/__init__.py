@@ -4,6 +4,7 @@
 - ``viz.scores``    why a grid won: ``score_picture(plan)`` picks the picture by the score table's kind
 - ``viz.methods``   one method's own step: template matching, UReader anchors and crop ids, LLaVA-NeXT unpad
 - ``viz.packing``   packed-sequence bars, block-diagonal mask heat-maps, position-id maps, memory plots
+- ``viz.prompt``    what the LLM receives: whole-prompt strips, connector shape flows, 1-D vs M-RoPE ids
 - ``viz.features``  PCA-RGB maps of real DINOv2 features, downsampling comparisons, token/padding bar charts
 - ``viz._common``   the one palette (token categories, tiles, packed images, attention backends) and the
                     figure helpers every module uses
@@ -29,10 +30,13 @@ from .methods import *  # noqa: F403
 from .methods import __all__ as _methods_all
 from .packing import *  # noqa: F403
 from .packing import __all__ as _packing_all
+from .prompt import *  # noqa: F403
+from .prompt import __all__ as _prompt_all
 from .scores import *  # noqa: F403
 from .scores import __all__ as _scores_all
 from .tiling import *  # noqa: F403
 from .tiling import __all__ as _tiling_all
 
 _palette_all = ["TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color"]
-__all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_features_all, *_palette_all]
+__all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_prompt_all, *_features_all,
+           *_palette_all]

@@ -1,0 +1,277 @@
+"""What each method puts into the language model's input: a registry of LLM-side descriptions.
+
+Taught in `what_the_language_model_receives`. The tiling methods describe their visual tokens as a
+``token_layout`` (see ``tiling.protocol``); this module adds what the language model side needs for each one -
+the connector module, the names of its special tokens, the wrapper markers around an image - in one registry
+keyed by method name, so ``prompt.layout`` and ``connectors`` never branch on a method's name.
+
+Two kinds of entries:
+
+- :class:`TilingSpec` for a ``tiling`` method: the image's LLM tokens are ``tiling.token_layout(plan)``,
+  their count ``plan.num_tokens``;
+- :class:`PackingSpec` for a native-resolution model (``qwen2_vl``, ``pixtral``): the token grid comes from
+  ``packing.sizing.native_size_details``.
+
+A tiling method registered with ``tiling.register`` but not here gets :data:`GENERIC` (its token layout, the
+generic ``<image>`` placeholder, no markers) for prompt layouts, and a clear ``ValueError`` when a connector
+is asked for. Add one with ``llm.register(name, TilingSpec(...))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .. import tiling
+from ..packing.sizing import native_size_details
+from ..tiling.protocol import EMPTY, EXTRA, GLOBAL, NEWLINE, TILE0
+from ..types import Grid
+from . import connectors as C
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One run of the LLM's input: ``kind`` ("text", "marker", "image", "newline", "separator", "extra",
+    "break", "end"), ``count`` tokens, the ``token`` they are (a special token's name, the image placeholder,
+    or the words of a text run), ``image`` (index of the prompt's image, None for text), ``view`` ("global",
+    "tile 3", ...) and, for Qwen2-VL image runs, the LLM token ``grid`` (rows, cols) its M-RoPE ids need."""
+
+    kind: str
+    count: int
+    token: str
+    image: int | None = None
+    view: str | None = None
+    grid: Grid | None = None
+
+
+def _runs(codes: list[int]) -> list[tuple[int, int]]:
+    """Run-length encoding [(code, length), ...] of a token-code sequence."""
+    out: list[list[int]] = []
+    for c in codes:
+        if out and out[-1][0] == c:
+            out[-1][1] += 1
+        else:
+            out.append([c, 1])
+    return [(c, n) for c, n in out]
+
+
+@dataclass(frozen=True)
+class TilingSpec:
+    """The LLM side of a tiling method.
+
+    ``connector``: the ``nn.Module`` class (None: no connector written); ``image_token``: the placeholder
+    string each visual position holds in the tokenized prompt; ``tokens``: protocol code (NEWLINE / EXTRA)
+    -> (segment kind, token name); ``before`` / ``after``: wrapper markers around every image (not in the
+    plan's count); ``cls``: the connector reads the CLS token too; ``connector_kwargs(plan)``: constructor
+    arguments that depend on the plan; ``prompt_options(n_images)``: plan options that depend on how many
+    images the prompt holds; ``view``: a fixed view label for every visual run (e.g. "compressed")."""
+
+    title: str
+    connector: type | None = None
+    image_token: str = "<image>"
+    tokens: dict = field(default_factory=lambda: {NEWLINE: ("newline", "newline"), EXTRA: ("extra", "extra")})
+    before: tuple = ()
+    after: tuple = ()
+    cls: bool = False
+    connector_kwargs: Callable[[Any], dict] | None = None
+    prompt_options: Callable[[int], dict] | None = None
+    view: str | None = None
+    source: str = ""
+
+    def plan(self, method: str, size, opts: dict, n_images: int = 1):
+        extra = self.prompt_options(n_images) if self.prompt_options else {}
+        return tiling.plan(method, size, **{**extra, **opts})
+
+    def expected_tokens(self, method: str, size, opts: dict, n_images: int = 1) -> int:
+        return self.plan(method, size, opts, n_images).num_tokens
+
+    def image_segments(self, method: str, size, opts: dict, image: int, n_images: int = 1) -> list[Segment]:
+        p = self.plan(method, size, opts, n_images)
+        codes = [int(c) for b in tiling.token_layout(p) for c in b.codes.ravel() if c != EMPTY]
+        out = []
+        for code, n in _runs(codes):
+            if code in self.tokens:
+                kind, name = self.tokens[code]
+                out.append(Segment(kind, n, name, image))
+            else:
+                view = self.view or ("global" if code == GLOBAL else f"tile {code - TILE0}")
+                out.append(Segment("image", n, self.image_token, image, view))
+        return out
+
+    def build(self, method: str, plan, vision_dim: int, llm_dim: int, seed: int = 0) -> torch.nn.Module:
+        if self.connector is None:
+            raise ValueError(f"no connector is written for method {method!r}; register one with "
+                             f"anyres_tutorial.llm.register({method!r}, TilingSpec(..., connector=...))")
+        torch.manual_seed(seed)  # random initialisation, reproducible
+        kw = self.connector_kwargs(plan) if self.connector_kwargs else {}
+        return self.connector(vision_dim, llm_dim, **kw).eval()
+
+    def run(self, method: str, size, opts: dict, vision_dim: int = C.VISION_DIM, llm_dim: int = C.LLM_DIM,
+            seed: int = 0, trace: list | None = None) -> torch.Tensor:
+        """The connector on random encoder features of ``size``: (L, D), L == plan.num_tokens."""
+        p = self.plan(method, size, opts)
+        module = self.build(method, p, vision_dim, llm_dim, seed)
+        feats = C.encoder_features(p, vision_dim, cls=self.cls, seed=seed)
+        if trace is not None:
+            t = p.tile_size
+            trace.append(("pixels → encoder images (N, 3, t, t)", (p.num_images, 3, t, t)))
+        with torch.no_grad():
+            return module(feats, p, trace=trace)
+
+
+@dataclass(frozen=True)
+class PackingSpec:
+    """The LLM side of a native-resolution model: ``rule`` of ``packing.sizing``, ``merge`` patches per side
+    merged into one LLM token (Qwen2-VL 2), ``row_tokens``: (after each row, after the last row) special
+    tokens (Pixtral's ``[IMG_BREAK]`` / ``[IMG_END]``) or None."""
+
+    title: str
+    rule: str
+    connector: type
+    merge: int = 1
+    image_token: str = "<image>"
+    before: tuple = ()
+    after: tuple = ()
+    row_tokens: tuple | None = None
+    patch: int = 14
+    source: str = ""
+
+    def grid(self, size, opts: dict) -> tuple[Grid, Grid]:
+        """(patch grid the ViT sees, LLM token grid) for an image of ``size``."""
+        d = native_size_details(size, self.rule, **opts)
+        g = d["grid"]  # Qwen2-VL's factor 28 already counts merged tokens
+        return (Grid(g.rows * self.merge, g.cols * self.merge), g) if self.merge > 1 else (g, g)
+
+    def expected_tokens(self, method: str, size, opts: dict, n_images: int = 1) -> int:
+        _, g = self.grid(size, opts)
+        return g.count + (g.rows if self.row_tokens else 0)
+
+    def image_segments(self, method: str, size, opts: dict, image: int, n_images: int = 1) -> list[Segment]:
+        _, g = self.grid(size, opts)
+        if not self.row_tokens:
+            return [Segment("image", g.count, self.image_token, image, f"{g.rows}×{g.cols}", g)]
+        brk, end = self.row_tokens
+        out = []
+        for r in range(g.rows):
+            out.append(Segment("image", g.cols, self.image_token, image, f"row {r}"))
+            last = r == g.rows - 1
+            out.append(Segment("end" if last else "break", 1, end if last else brk, image))
+        return out
+
+    def run(self, method: str, size, opts: dict, vision_dim: int = C.VISION_DIM, llm_dim: int = C.LLM_DIM,
+            seed: int = 0, trace: list | None = None) -> torch.Tensor:
+        patch_grid, _ = self.grid(size, opts)
+        torch.manual_seed(seed)
+        module = self.connector(vision_dim, llm_dim).eval()
+        gen = torch.Generator().manual_seed(seed)
+        patches = torch.randn(patch_grid.count, vision_dim, generator=gen)  # (h*w, Dv) packed patches
+        if trace is not None:
+            shape = (patch_grid.count, 3 * self.patch ** 2)
+            trace.append(("pixels → native-size patches (h·w, 3·p·p)", shape))
+        with torch.no_grad():
+            return module(patches, patch_grid, trace=trace)
+
+
+_REGISTRY: dict[str, Any] = {}
+
+#: The description a tiling method without its own entry gets (its token layout, no connector).
+GENERIC = TilingSpec(title="generic: the method's token layout, no connector")
+
+
+def register(name: str, spec: Any, *, replace: bool = False) -> Any:
+    """Add the LLM-side description of method ``name`` (a :class:`TilingSpec` or :class:`PackingSpec`)."""
+    if not isinstance(spec, (TilingSpec, PackingSpec)):
+        raise TypeError(f"spec must be a TilingSpec or PackingSpec, got {type(spec).__name__}")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"{name!r} already has an LLM-side description (pass replace=True)")
+    _REGISTRY[name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove an entry (tests use it to clean up)."""
+    _REGISTRY.pop(name)
+
+
+def get(method: str) -> Any:
+    """The LLM-side description of ``method``; :data:`GENERIC` for a tiling method without one."""
+    if method in _REGISTRY:
+        return _REGISTRY[method]
+    if method in tiling.METHODS:
+        return GENERIC
+    raise ValueError(f"unknown method {method!r}; choose one of {methods()}")
+
+
+def methods() -> tuple:
+    """Every method a prompt can be laid out for: the tiling methods, then the native-resolution models."""
+    return tuple(tiling.METHODS) + tuple(m for m in _REGISTRY if m not in tiling.METHODS)
+
+
+def connector(method: str, image_size=None, vision_dim: int = C.VISION_DIM, llm_dim: int = C.LLM_DIM,
+              seed: int = 0, **opts) -> torch.nn.Module:
+    """A randomly initialised connector of ``method`` (for a tiling method sized by the plan of
+    ``image_size``, default 800x600); ValueError if the method has none."""
+    spec = get(method)
+    if isinstance(spec, PackingSpec):
+        torch.manual_seed(seed)
+        return spec.connector(vision_dim, llm_dim).eval()
+    p = spec.plan(method, image_size or (800, 600), opts)
+    return spec.build(method, p, vision_dim, llm_dim, seed)
+
+
+def run_connector(method: str, image_size, vision_dim: int = C.VISION_DIM, llm_dim: int = C.LLM_DIM,
+                  seed: int = 0, **opts) -> tuple[torch.Tensor, list]:
+    """Run ``method``'s connector on random encoder features of one image: ((L, D) embeddings, trace of
+    (step, shape)). L equals :func:`expected_tokens`."""
+    trace: list = []
+    out = get(method).run(method, image_size, opts, vision_dim, llm_dim, seed, trace)
+    return out, trace
+
+
+def expected_tokens(method: str, image_size, **opts) -> int:
+    """LLM tokens of one image: ``tiling.plan(...).num_tokens``, or the packing rule's count (plus row
+    tokens)."""
+    return get(method).expected_tokens(method, image_size, opts)
+
+
+_TILING = {
+    "template": TilingSpec(title="Template tiling + MLP", connector=C.MLPConnector),
+    "llava_next": TilingSpec(
+        title="LLaVA-NeXT: MLP + image_newline", connector=C.LlavaNextConnector,
+        tokens={NEWLINE: ("newline", "image_newline")}, source="LLaVA-NeXT llava_arch.py"),
+    "ureader": TilingSpec(
+        title="UReader: visual abstractor + crop positions", connector=C.UReaderAbstractor, cls=True,
+        tokens={EXTRA: ("extra", "vit_eos")},
+        connector_kwargs=lambda p: {"max_crop_index": p.details["anchor_max"]},
+        source="mPLUG-Owl visual abstractor, UReader crop position embedding"),
+    "deepseek_vl2": TilingSpec(
+        title="DeepSeek-VL2: 2×2 downsample + MLP", connector=C.DeepSeekVL2Connector,
+        tokens={NEWLINE: ("newline", "image_newline"), EXTRA: ("separator", "view_seperator")},
+        prompt_options=lambda n: {"images_in_prompt": n}, source="DeepSeek-VL2 modeling_deepseek_vl_v2.py"),
+    "internvl": TilingSpec(
+        title="InternVL: pixel shuffle + MLP", connector=C.InternVLConnector, image_token="<IMG_CONTEXT>",
+        before=("<img>",), after=("</img>",), source="InternVL chat template, pixel_shuffle + mlp1"),
+    "llava_mini": TilingSpec(
+        title="LLaVA-Mini: compression + pre-fusion", connector=C.LlavaMiniConnector, view="compressed",
+        connector_kwargs=lambda p: {"compressor_size": p.options["compressor_size"]},
+        source="LLaVA-Mini llavamini_arch.py"),
+}
+_PACKING = {
+    "qwen2_vl": PackingSpec(
+        title="Qwen2-VL: packed patches, 2×2 PatchMerger", rule="qwen2_vl", connector=C.Qwen2VLPatchMerger,
+        merge=2, image_token="<|image_pad|>", before=("<|vision_start|>",), after=("<|vision_end|>",),
+        source="transformers models/qwen2_vl"),
+    "pixtral": PackingSpec(
+        title="Pixtral: patches + [IMG_BREAK] rows", rule="pixtral", connector=C.PixtralConnector,
+        image_token="[IMG]", row_tokens=("[IMG_BREAK]", "[IMG_END]"), patch=16,
+        source="transformers models/pixtral"),
+}
+for _name, _spec in {**_TILING, **_PACKING}.items():
+    register(_name, _spec)
+del _name, _spec
+
+__all__ = ["Segment", "TilingSpec", "PackingSpec", "GENERIC", "register", "unregister", "get", "methods",
+           "connector", "run_connector", "expected_tokens"]
