@@ -436,14 +436,3 @@ def load_dinov2(source: str = "auto", device=None, dtype: torch.dtype = torch.fl
     model.weights_origin = w.origin
     model.to(device=torch.device(device) if device is not None else "cpu", dtype=dtype)
     return model.eval().requires_grad_(False)
-
-
-# The flex backend's bucket sizes live with the flex entry of anyres_tutorial.attention; these names still
-# resolve here for code that imported them from vit.
-_FLEX_NAMES = ("FLEX_BLOCK", "FLEX_MIN_LEN", "flex_padded_length")
-
-
-def __getattr__(name: str):
-    if name in _FLEX_NAMES:
-        return getattr(_registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
