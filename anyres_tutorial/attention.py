@@ -313,21 +313,36 @@ def _varlen_unavailable(device: torch.device, dtype: torch.dtype) -> str | None:
     return None
 
 
-@functools.cache
-def _varlen_call():
-    """``varlen_attn`` called by keyword where this torch names its arguments ``cu_seq_q, cu_seq_k, max_q,
-    max_k`` (torch 2.10-2.13); its signature has changed across versions, so otherwise positionally."""
-    from torch.nn.attention.varlen import varlen_attn
+VARLEN_KEYWORDS = ("cu_seq_q", "cu_seq_k", "max_q", "max_k")
 
-    names = ("cu_seq_q", "cu_seq_k", "max_q", "max_k")
+
+def varlen_caller(varlen_attn) -> Callable:
+    """``call(q, k, v, cu, max_len)`` for one ``varlen_attn`` function (same cu_seqlens and max length for
+    queries and keys, no causal mask).
+
+    Its signature changed across torch versions: the first releases (the 2.10 documentation) take
+    ``(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, is_causal=False, return_aux=None)``, later ones
+    (2.12, 2.13) make everything after ``max_k`` keyword-only (``*, return_aux, scale, window_size, ...``);
+    torch 2.11 has one of the two. Both accept the names of ``VARLEN_KEYWORDS`` by keyword, so they are
+    passed by keyword whenever the signature has them; a function without those names (or without an
+    introspectable signature) gets them positionally."""
     try:
-        by_keyword = all(n in inspect.signature(varlen_attn).parameters for n in names)
+        params = inspect.signature(varlen_attn).parameters
+        by_keyword = all(n in params for n in VARLEN_KEYWORDS)
     except (TypeError, ValueError):  # no introspectable signature
         by_keyword = False
     if by_keyword:
         return lambda q, k, v, cu, max_len: varlen_attn(q, k, v, cu_seq_q=cu, cu_seq_k=cu, max_q=max_len,
                                                         max_k=max_len)
     return lambda q, k, v, cu, max_len: varlen_attn(q, k, v, cu, cu, max_len, max_len)
+
+
+@functools.cache
+def _varlen_call():
+    """:func:`varlen_caller` for this torch's ``torch.nn.attention.varlen.varlen_attn``."""
+    from torch.nn.attention.varlen import varlen_attn
+
+    return varlen_caller(varlen_attn)
 
 
 def _varlen_prepare(seg: torch.Tensor):
@@ -354,4 +369,4 @@ register("varlen", prepare=_varlen_prepare, unavailable=_varlen_unavailable, mem
 
 
 __all__ = ["Backend", "BACKENDS", "FLEX_BLOCK", "FLEX_MIN_LEN", "available", "executed_flops",
-           "flex_padded_length", "get", "register", "resolve", "unregister"]
+           "flex_padded_length", "get", "register", "resolve", "unregister", "varlen_caller"]
