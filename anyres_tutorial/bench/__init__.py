@@ -3,6 +3,7 @@ ViT-S/14. Taught in `timing`. Run it from a shell:
 
     python -m anyres_tutorial.bench --quick                 # a minute or two on a 2-core CPU (the tests)
     python -m anyres_tutorial.bench --out results/cpu.json  # the full run: JSON + PNG plots next to it
+    python -m anyres_tutorial.bench --preset gpu --out results/  # one H100/H200, <= 6 minutes (``preset``)
     python -m anyres_tutorial.bench --help
 
 or from Python: ``data = anyres_tutorial.bench.run(["--quick", "--out", "results/tmp/q.json"])``.
@@ -52,9 +53,13 @@ record holds the median, IQR, min and max, images/s, tokens/s, the model's FLOPs
 executes (``attention.executed_flops``), the achieved FLOP/s and its fraction of a large square matmul (same
 dtype, same device) timed at the start and at the end of the same run, the faster of the two (``efficiency``).
 
-Modules: ``config`` (:class:`Config`), ``cli`` (arguments, :class:`Settings`, ``main``), ``workload``
-(images, sizes, inputs), ``timing``, ``runner`` (checks, the run loop), ``report`` (JSON, tables) and
-``plots``.
+Presets (``preset``): ``--preset gpu`` is the GPU comparison sized for one H100/H200 in 6 minutes, with a
+CPU ``--dry-run`` of the same code paths; ``--weights`` (or ``ANYRES_WEIGHTS``) loads an exported weights
+file, and the JSON's ``targets`` (``summary``) read the goals off the numbers.
+
+Modules: ``config`` (:class:`Config`), ``cli`` (arguments, :class:`Settings`, ``main``), ``preset``,
+``workload`` (images, sizes, inputs), ``timing``, ``runner`` (checks, the run loop), ``report`` (JSON,
+tables), ``summary`` (goals, the compact table) and ``plots``.
 """
 
 from __future__ import annotations
@@ -70,8 +75,10 @@ from .plots import (
     plot_summary,
     plot_workload,
 )
-from .report import load_results, recorded_results, results_table
+from .preset import PRESETS, estimate
+from .report import describe, load_results, recorded_results, result_plots, results_table
 from .runner import BenchCheckError, dense_executed_flops, run
+from .summary import summary_table, targets
 from .workload import make_workload, synthetic_sizes, tiled_token_counts
 
 #: The attention backends the benchmark can run: the registry's live view (``attention.BACKENDS``).
@@ -81,5 +88,6 @@ __all__ = [
     "BACKENDS", "build_parser", "run", "main", "make_workload", "synthetic_sizes", "tiled_token_counts",
     "dense_executed_flops", "results_table", "load_results", "recorded_results", "plot_summary",
     "plot_num_images", "plot_resolution", "plot_planning", "plot_workload", "BenchCheckError",
-    "Config", "Settings", "parse_settings", "config_color",
+    "Config", "Settings", "parse_settings", "config_color", "PRESETS", "estimate", "summary_table", "targets",
+    "describe", "result_plots",
 ]

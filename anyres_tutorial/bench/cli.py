@@ -14,6 +14,7 @@ import torch
 
 from .. import attention, tiling
 from .config import REFERENCE_BACKEND
+from .preset import PRESETS, expand
 
 
 def _int_list(text: str) -> list[int]:
@@ -55,6 +56,21 @@ def _scale(text: str) -> float:
     return v
 
 
+def _positive_number(what: str):
+    """argparse type: a number > 0 (``what`` names the option in the error)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"{what} must be a number > 0, got {text!r}")
+        return v
+
+    return parse
+
+
 def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -70,9 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true",
                    help="small sizes and few repeats (tests, notebook default)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="a named set of the options below, sized for one machine (gpu: one H100/H200 in "
+                   "<= 6 minutes, see anyres_tutorial.bench.preset); options given after it still win")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --preset: the preset's every code path at tiny sizes (a CPU check that the "
+                   "preset still runs)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="exported weights file or folder (python -m anyres_tutorial.weights export); "
+                   "default: $ANYRES_WEIGHTS, else the offline cache")
     p.add_argument("--out", type=Path, default=None,
-                   help="JSON path (default results/<device>-<date>.json; "
-                   "quick: results/tmp/quick-<device>.json)")
+                   help="JSON path, or a folder (no suffix) for the default name (default "
+                   "results/<device>-<date>.json, <device> = cpu or the GPU name, e.g. nvidia-h200; quick: "
+                   "results/tmp/quick-<device>.json; dry run: results/tmp/dryrun-<device>.json)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto = cuda if available")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
@@ -103,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dense-max-tokens", type=_pos_int, default=None,
                    help="skip backends that attend all pairs (dense_mask) above this many packed tokens "
                    "(default CPU 16500, CUDA 70000)")
+    p.add_argument("--max-mask-gib", type=_positive_number("--max-mask-gib"), default=None,
+                   help="skip a backend whose attention mask alone (its registry memory estimate) would "
+                   "exceed this many GiB (recorded in skipped); default no limit")
+    p.add_argument("--time-budget-s", type=_positive_number("--time-budget-s"), default=None,
+                   help="stop starting new sweep points after this many seconds (the rest is recorded in "
+                   "skipped; the main set always runs); default no limit")
+    p.add_argument("--matmul-n", type=_pos_int, default=None,
+                   help="side of the square yardstick matmul (default CUDA 8192, CPU 2048)")
     p.add_argument("--plan-sizes", type=_pos_int, default=None,
                    help="distinct image sizes per planning-throughput timing (default 2000; quick 300)")
     p.add_argument("--no-plots", action="store_true", help="write the JSON only")
@@ -135,6 +169,12 @@ class Settings:
     plots: bool
     progress: bool
     extra: dict = field(default_factory=dict)
+    preset: str | None = None
+    dry_run: bool = False
+    weights: Path | None = None  # exported weights (None: $ANYRES_WEIGHTS, else the offline cache)
+    max_mask_bytes: int | None = None
+    time_budget_s: float | None = None
+    matmul_n: int = 2048
 
 
 def _device_dtype(args, parser) -> tuple[torch.device, torch.dtype]:
@@ -169,16 +209,27 @@ def _tiling_methods(args, parser) -> list[str]:
     return [m for m in dict.fromkeys(methods) if m != tiling.DEFAULT_METHOD]
 
 
+def device_slug(dev: torch.device) -> str:
+    """``cpu``, or the GPU's name in lower case with dashes (``NVIDIA H200`` -> ``nvidia-h200``): the
+    ``<device>`` of result file names."""
+    if dev.type != "cuda":
+        return dev.type
+    name = torch.cuda.get_device_name(dev)
+    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "cuda"
+
+
 def _out_path(args, parser, dev: torch.device) -> Path:
     out = args.out
-    if out is None:
+    if out is None or out.is_dir() or not out.suffix:  # a folder: the default file name inside it
         from .. import ROOT
 
-        date = _dt.date.today().isoformat()
-        out = ROOT / "results" / (f"tmp/quick-{dev.type}.json" if args.quick else f"{dev.type}-{date}.json")
+        slug, date = device_slug(dev), _dt.date.today().isoformat()
+        name = (f"tmp/quick-{slug}.json" if args.quick else f"tmp/dryrun-{slug}.json" if args.dry_run
+                else f"{slug}-{date}.json")
+        out = ROOT / "results" / name if out is None else Path(out) / Path(name).name
     out = Path(out)
     if out.suffix.lower() != ".json":
-        parser.error(f"--out must name a .json file, got {str(out)!r}")
+        parser.error(f"--out must name a .json file or a folder, got {str(out)!r}")
     return out
 
 
@@ -193,11 +244,14 @@ def _device_defaults(quick: bool, cuda: bool) -> dict:
         small_budget=16 if quick else (256 if cuda else 64),
         dense_max_tokens=70000 if cuda else 16500,
         plan_sizes=300 if quick else 2000,
+        matmul_n=8192 if cuda else 2048,
     )
 
 
 def resolve_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
     """Settings from parsed arguments; a bad combination exits through ``parser.error`` (exit code 2)."""
+    if args.dry_run and not args.preset:
+        parser.error("--dry-run goes with --preset (e.g. --preset gpu --device cpu --dry-run)")
     dev, dtype = _device_dtype(args, parser)
     backends, methods = _backends(args, parser), _tiling_methods(args, parser)
     out = _out_path(args, parser, dev)
@@ -212,12 +266,17 @@ def resolve_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         sweep_images=sorted(set(v["sweep_images"])), budgets=sorted(set(v["budgets"])),
         small_budget=v["small_budget"], dense_max_tokens=v["dense_max_tokens"], plan_sizes=v["plan_sizes"],
         plots=not args.no_plots, progress=not args.no_progress,
+        preset=args.preset, dry_run=args.dry_run, weights=args.weights,
+        max_mask_bytes=None if args.max_mask_gib is None else int(args.max_mask_gib * 2**30),
+        time_budget_s=args.time_budget_s, matmul_n=v["matmul_n"],
     )
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
-    """``argv`` (command-line style; None = ``sys.argv[1:]``) -> :class:`Settings`."""
+    """``argv`` (command-line style; None = ``sys.argv[1:]``) -> :class:`Settings`. A ``--preset`` puts its
+    options before ``argv`` (see :func:`anyres_tutorial.bench.preset.expand`)."""
     parser = build_parser()
+    argv = expand(sys.argv[1:] if argv is None else list(argv), parser)
     return resolve_settings(parser.parse_args(argv), parser)
 
 
@@ -225,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: run, print a table and where the files went. Exit 1 when a check fails."""
     from .report import results_table
     from .runner import BenchCheckError, run
+    from .summary import summary_table
 
     try:
         data = run(argv)
@@ -237,4 +297,5 @@ def main(argv: list[str] | None = None) -> int:
     for p in data["planning"]:
         print(f"planning {p['method']:>13}: {p['plans_per_s']:>10,.0f} plans/s")
     print("wrote", data["meta"]["out"], *data["plots"], sep="\n  ")
+    print("\nsummary\n" + summary_table(data))
     return 0

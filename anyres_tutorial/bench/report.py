@@ -51,3 +51,20 @@ def results_table(data: dict, sweep: str = "main") -> str:
     if mm:
         lines.append(f"matmul {mm['n']}x{mm['n']} {mm['dtype']}: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s")
     return "\n".join(lines)
+
+
+def describe(data: dict) -> str:
+    """The label every recorded number is shown with: device, dtype, GPU driver and CUDA (when CUDA), torch,
+    date and the kind of run (quick / preset / dry run / full)."""
+    m = data["meta"]
+    kind = ("dry run of preset " + str(m.get("preset")) if m.get("dry_run") else f"preset {m['preset']}"
+            if m.get("preset") else "quick" if m.get("quick") else "full")
+    gpu = f", driver {m.get('driver')}, CUDA {m.get('cuda_version')}" if m.get("device") == "cuda" else ""
+    return (f"measured on {m['device_name']} ({m['device']}, {m['dtype']}{gpu}, torch {m['torch_version']}, "
+            f"{m['date']}, {kind} run)")
+
+
+def result_plots(path) -> list[Path]:
+    """The PNG plots written next to a result JSON (``<stem>-<plot>.png``), sorted."""
+    path = Path(path)
+    return sorted(path.parent.glob(f"{path.stem}-*.png"))

@@ -21,6 +21,7 @@ from ..vit import DIM, MLP_HIDDEN
 from . import timing
 from .cli import Settings, parse_settings
 from .config import REFERENCE_BACKEND, Config
+from .summary import targets
 from .workload import Inputs, data_items, make_workload, packed_budget, prepare_packed, prepare_tiled
 
 TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (5e-2, 2e-2)}  # (atol, rtol * max|ref|)
@@ -90,6 +91,17 @@ class _Runner:
         self.s, self.model, self.meta, self.bar = s, model, meta, bar
         self.results, self.checks, self.skipped, self.errors = [], [], [], []
         self.matmul = None
+        self.t0 = time.perf_counter()
+
+    def out_of_time(self, sweep: str, point: dict, n_jobs: int) -> bool:
+        """True (and the set recorded in ``skipped``) once ``--time-budget-s`` has passed."""
+        budget, spent = self.s.time_budget_s, time.perf_counter() - self.t0
+        if budget is None or spent <= budget:
+            return False
+        self.skipped.append(dict(config="*", sweep=sweep, **point, tokens=None,
+                                 reason=f"--time-budget-s {budget:g} spent ({spent:.0f} s): not started"))
+        self.bar.update(n_jobs)
+        return True
 
     def _label(self, sweep: str, point: dict, what) -> None:
         self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {what}")
@@ -136,6 +148,7 @@ class _Runner:
                    info={k: v for k, v in inp.info.items() if k != "grids"})
         if s.device.type == "cuda":
             rec["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(s.device))
+            rec["mask_bytes"] = cpu_memory(config, inp.lengths)["mask_bytes"]  # the registry's estimate
         else:
             rec["peak_memory_bytes"] = None
             rec.update(cpu_memory(config, inp.lengths))
@@ -175,12 +188,17 @@ class _Runner:
         return ref, chk
 
     def _skip_reason(self, config: Config, lengths: list[int]) -> str | None:
-        """Why a backend that attends all pairs is not run on this many tokens, or None."""
+        """Why a backend is not run on these images: above ``--dense-max-tokens`` for one that attends all
+        pairs, or a mask above ``--max-mask-gib``; None when it runs."""
         backend = attention.get(config.backend)
         n_tok = sum(lengths)
+        mask = backend.memory(list(lengths))["mask_bytes"]
+        limit = self.s.max_mask_bytes
+        if limit is not None and mask > limit:
+            return (f"the {config.backend} mask alone would be {mask / 2**30:.3g} GiB for {n_tok} tokens > "
+                    f"--max-mask-gib {limit / 2**30:.3g}")
         if not backend.attends_all_pairs or n_tok <= self.s.dense_max_tokens:
             return None
-        mask = backend.memory(list(lengths))["mask_bytes"]
         return (f"{n_tok} tokens > --dense-max-tokens {self.s.dense_max_tokens}: the {config.backend} mask "
                 f"alone is {mask / 2**30:.2f} GiB and every query meets all N keys")
 
@@ -268,7 +286,7 @@ def _sweeps(r: _Runner, main_items, pils, configs: list[Config]) -> None:
     s = r.s
     packed = [c for c in configs if c.kind == "packed"]
     for n in s.sweep_images:
-        if n != s.num_images:
+        if n != s.num_images and not r.out_of_time("num_images", {"point": n}, len(configs)):
             items = make_workload(n, s.seed)
             r.run_set("num_images", {"point": n}, items, _load(items), configs)
     if len(main_items) >= 16:
@@ -277,9 +295,12 @@ def _sweeps(r: _Runner, main_items, pils, configs: list[Config]) -> None:
         res_items = make_workload(16, s.seed)
         res_pils = _load(res_items)
     for b in s.budgets:
-        r.run_set("resolution", {"point": b, "budget": b}, res_items, res_pils, packed,
-                  budgets=[b] * len(res_items), packed_scale=1.0, upscale=True)
+        if not r.out_of_time("resolution", {"point": b, "budget": b}, len(packed)):
+            r.run_set("resolution", {"point": b, "budget": b}, res_items, res_pils, packed,
+                      budgets=[b] * len(res_items), packed_scale=1.0, upscale=True)
     for n in s.sweep_images:
+        if r.out_of_time("small_images", {"point": n, "budget": s.small_budget}, len(packed)):
+            continue
         items = make_workload(n, s.seed)
         r.run_set("small_images", {"point": n, "budget": s.small_budget}, items, _load(items), packed,
                   budgets=[s.small_budget] * n, packed_scale=1.0)
@@ -326,13 +347,15 @@ def run(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(s.threads)
     meta = timing.machine_meta(s)
     t0 = time.perf_counter()
-    model = vit.load_dinov2(device=s.device, dtype=s.dtype)
+    model = vit.load_dinov2(device=s.device, dtype=s.dtype, weights_path=s.weights)
+    meta["weights"] = timing.weights_meta(model)
     packed, unavailable = available_configs(s)
     configs = [Config.tiled(m) for m in (tiling.DEFAULT_METHOD, *s.tiling_methods)] + packed
     bar = tqdm(total=_job_count(s, len(configs) - len(packed), len(packed)), desc="bench",
                disable=not s.progress, file=sys.stderr)
     r = _Runner(s, model, meta, bar)
     bar.set_postfix_str("matmul")
+    r.t0 = t0
     r.matmul = timing.matmul(s)
     bar.update(1)
     main_items = make_workload(s.num_images, s.seed)
@@ -349,6 +372,7 @@ def run(argv: list[str] | None = None) -> dict:
     r.meta["wall_s"] = round(time.perf_counter() - t0, 1)
     r.meta["out"] = str(s.out)
     data = _data(r, main_items, unavailable, planning)
+    data["targets"] = targets(data)
     s.out.parent.mkdir(parents=True, exist_ok=True)
     if s.plots:
         data["plots"] = save_plots(data, s.out)

@@ -74,8 +74,9 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def matmul(s: Settings) -> dict:
-    """FLOP/s of a large square matmul in the run's dtype on the run's device (same timing method)."""
-    n = 8192 if s.device.type == "cuda" else 2048
+    """FLOP/s of a large square matmul (``--matmul-n``: 8192 on CUDA, 2048 on CPU) in the run's dtype on the
+    run's device (same timing method)."""
+    n = s.matmul_n
     a = torch.randn(n, n, device=s.device, dtype=s.dtype)
     b = torch.randn(n, n, device=s.device, dtype=s.dtype)
     fn = lambda: torch.mm(a, b)
@@ -144,6 +145,25 @@ def machine_meta(s: Settings) -> dict:
              python=platform.python_version(),
              torch_version=torch.__version__, device=s.device.type, dtype=dtype_name(s.dtype),
              threads=s.threads, quick=s.quick, scale=s.scale, repeats=s.repeats, warmup=s.warmup, seed=s.seed,
-             num_images=s.num_images, dense_max_tokens=s.dense_max_tokens, command=" ".join(sys.argv))
-    m.update(_gpu_meta(s.device) if s.device.type == "cuda" else dict(device_name=cpu, gpu=None, driver=None))
+             num_images=s.num_images, dense_max_tokens=s.dense_max_tokens, max_mask_bytes=s.max_mask_bytes,
+             time_budget_s=s.time_budget_s, preset=s.preset, dry_run=s.dry_run, command=" ".join(sys.argv))
+    m.update(_gpu_meta(s.device) if s.device.type == "cuda"
+             else dict(device_name=cpu, gpu=None, gpu_memory_bytes=None, cuda_version=None, driver=None))
+    return m
+
+
+def weights_meta(model) -> dict:
+    """Where the model's weights came from: the file (or hub repo), its dtype and payload hash when it is a
+    verified safetensors file (the offline cache or an exported file)."""
+    origin = getattr(model, "weights_origin", None)
+    m = dict(origin=origin, dtype=None, payload_sha256=None)
+    if origin and Path(origin).is_file():
+        try:
+            from safetensors import safe_open
+
+            with safe_open(origin, framework="pt") as f:
+                meta = f.metadata() or {}
+            m.update(dtype=meta.get("dtype", "float32"), payload_sha256=meta.get("payload_sha256"))
+        except Exception:  # not a safetensors file: the origin alone
+            pass
     return m
