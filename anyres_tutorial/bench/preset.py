@@ -39,8 +39,9 @@ as long; ``tools/gpu_run.sh`` wraps it in ``timeout`` and the device call leaves
 
 ``--dry-run``: the same options but tiny (tiles of 28 px, 4 images, sweeps of 1-2 images, budgets of 4 and 12
 tokens so that every packed sequence fits one flex bucket of 256, a 128 x 128 matmul, a mask limit of 16 KiB
-so that the memory skip happens, 1 warm-up and 1 timed run) on the device given (``--device cpu`` in the
-tests); ``varlen`` is then recorded as unavailable with the registry's reason.
+so that the memory skip happens, 1 warm-up and 1 timed run, 1 CPU thread: 2 threads of a shared 2-core machine
+ran its tiny matmuls 8x slower) on the device given (``--device cpu`` in the tests, ~40 s); ``varlen`` is then
+recorded as unavailable with the registry's reason.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ GPU = ["--device", "cuda", "--dtype", "bfloat16", "--scale", "1", "--num-images"
 GPU_DRY_RUN = ["--device", "auto", "--dtype", "auto", "--scale", "0.0834", "--num-images", "4", "--repeats",
                "1", "--warmup", "1", "--sweep-images", "1,2", "--budgets", "4,12", "--small-budget", "4",
                "--dense-max-tokens", "70000", "--max-mask-gib", "0.000015", "--matmul-n", "128",
-               "--plan-sizes", "20", "--time-budget-s", "600"]
+               "--plan-sizes", "20", "--time-budget-s", "600", "--threads", "1"]
 
 #: preset name -> (options, options of its dry run)
 PRESETS = {"gpu": (GPU, GPU_DRY_RUN)}

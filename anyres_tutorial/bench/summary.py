@@ -150,7 +150,8 @@ def summary_table(data: dict) -> str:
     for t in data.get("targets") or targets(data):
         val = "-" if t["value"] is None else f"{t['value']:.3g}"
         where = f" at {t['point']}" if t.get("point") is not None else ""
-        lines.append(f"goal {t['name']:<21} {val:>8}{where} ({t.get('config') or ''}) goal {t['goal']}: "
+        who = f" ({t['config']})" if t.get("config") else ""
+        lines.append(f"goal {t['name']:<21} {val:>8}{where}{who} goal {t['goal']}: "
                      f"{'met' if t['met'] else 'not met' if t['met'] is False else 'n/a'}"
                      + (f" [{t['detail']}]" if t.get("detail") else ""))
     for k in ("skipped", "unavailable", "errors"):
