@@ -4,6 +4,7 @@
     python3 dev.py lab     # set everything up, then open the tutorial in JupyterLab
     python3 dev.py test    # set everything up, then run the whole test suite (lint, tests, notebooks)
     python3 dev.py book    # set everything up, execute every notebook on a fresh kernel -> build/*.html
+    python3 dev.py bench --preset gpu   # set up, then the GPU timing comparison (README "Timing on a GPU")
     python3 dev.py setup   # only set up
 
 Where things are installed: if you run this from an activated virtual environment or conda environment, into
@@ -143,16 +144,24 @@ def cmd_book(py: str, args) -> None:
     print(f"HTML written under {out}")
 
 
+def cmd_bench(py: str, args) -> None:
+    """``python -m anyres_tutorial.bench`` with the arguments after ``bench`` (e.g. ``--preset gpu``)."""
+    env = _env()
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    _run([py, "-m", "anyres_tutorial.bench", *args.rest], env=env)
+
+
 def main() -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
-    parser.add_argument("command", choices=["setup", "lab", "test", "book"])
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="extra arguments passed to jupyter / pytest")
+    parser.add_argument("command", choices=["setup", "lab", "test", "book", "bench"])
+    parser.add_argument("rest", nargs=argparse.REMAINDER,
+                        help="extra arguments passed to jupyter / pytest / the benchmark")
     args = parser.parse_args()
     py = setup()
-    {"setup": lambda p, a: print(f"Ready: {p}"), "lab": cmd_lab, "test": cmd_test, "book": cmd_book}[
-        args.command
-    ](py, args)
+    commands = {"setup": lambda p, a: print(f"Ready: {p}"), "lab": cmd_lab, "test": cmd_test,
+                "book": cmd_book, "bench": cmd_bench}
+    commands[args.command](py, args)
 
 
 if __name__ == "__main__":

