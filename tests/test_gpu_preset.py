@@ -252,3 +252,18 @@ def test_dry_run_summary_and_label_read_back(dry_run):
     assert [p.name for p in bench.result_plots(out)] == sorted(os.path.basename(p) for p in data["plots"])
     table = bench.summary_table(data)
     assert "packed-loop" in table and "matmul 128^3" in table
+
+
+def test_a_gpu_result_is_listed_with_its_gpu_driver_and_cuda(dry_run, tmp_path):
+    """How the timing notebook would show a GPU file (made here from the dry run's JSON in a scratch folder;
+    no such file is committed unless it was measured)."""
+    _, data, _ = dry_run
+    gpu = json.loads(json.dumps(data))
+    gpu["meta"].update(device="cuda", device_name="Some GPU", gpu="Some GPU", driver="1.2.3",
+                       cuda_version="9.9", dtype="bfloat16")
+    (tmp_path / "some-gpu-2000-01-01.json").write_text(json.dumps(gpu))
+    [(path, d)] = bench.recorded_results(tmp_path)
+    label = bench.describe(d)
+    assert path.name == "some-gpu-2000-01-01.json"
+    assert label.startswith("measured on Some GPU (cuda, bfloat16, driver 1.2.3, CUDA 9.9, torch ")
+    assert "driver 1.2.3 · CUDA 9.9" in bench.summary_table(d)
