@@ -267,3 +267,34 @@ def test_a_gpu_result_is_listed_with_its_gpu_driver_and_cuda(dry_run, tmp_path):
     assert path.name == "some-gpu-2000-01-01.json"
     assert label.startswith("measured on Some GPU (cuda, bfloat16, driver 1.2.3, CUDA 9.9, torch ")
     assert "driver 1.2.3 · CUDA 9.9" in bench.summary_table(d)
+
+
+@pytest.fixture
+def wrong_backend():
+    attention.register("gpu_test_wrong", prepare=lambda seg: (lambda q, k, v: torch.zeros_like(q)),
+                       description="test backend with wrong numbers")
+    try:
+        yield "gpu_test_wrong"
+    finally:
+        attention.unregister("gpu_test_wrong")
+
+
+@pytest.mark.parametrize("mode", ["abort", "skip"])
+def test_a_failed_check_aborts_or_is_recorded_and_not_timed(wrong_backend, dinov2, tmp_path, mode):
+    from tqdm.auto import tqdm
+
+    s = bench.parse_settings(["--quick", "--scale", "0.0834", "--repeats", "1", "--backends", wrong_backend,
+                              "--on-check-failure", mode, "--out", str(tmp_path / "x.json")])
+    r = runner._Runner(s, dinov2, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
+    r.matmul = dict(flops_per_s=1e9)
+    items = bench.make_workload(2)
+    configs, _ = runner.available_configs(s)
+    go = lambda: r.run_set("num_images", {"point": 2}, items, [it.load() for it in items], configs)  # noqa: E731
+    if mode == "abort":
+        with pytest.raises(bench.BenchCheckError, match=wrong_backend):
+            go()
+        return
+    go()
+    assert [x["config"] for x in r.results] == ["packed-loop"]  # the wrong backend was never timed
+    assert r.errors[0]["config"] == f"packed-{wrong_backend}" and "nothing was timed" in r.errors[0]["error"]
+    assert [c["passed"] for c in r.checks if c["config"] == f"packed-{wrong_backend}"] == [False]

@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget-s", type=_positive_number("--time-budget-s"), default=None,
                    help="stop starting new sweep points after this many seconds (the rest is recorded in "
                    "skipped; the main set always runs); default no limit")
+    p.add_argument("--on-check-failure", default="abort", choices=("abort", "skip"),
+                   help="a configuration that fails its check before timing: abort the run, or record the "
+                   "failure (checks, errors) and go on without timing it")
     p.add_argument("--matmul-n", type=_pos_int, default=None,
                    help="side of the square yardstick matmul (default CUDA 8192, CPU 2048)")
     p.add_argument("--plan-sizes", type=_pos_int, default=None,
@@ -175,6 +178,7 @@ class Settings:
     max_mask_bytes: int | None = None
     time_budget_s: float | None = None
     matmul_n: int = 2048
+    on_check_failure: str = "abort"  # or "skip": record a failed check and go on
 
 
 def _device_dtype(args, parser) -> tuple[torch.device, torch.dtype]:
@@ -268,7 +272,7 @@ def resolve_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         plots=not args.no_plots, progress=not args.no_progress,
         preset=args.preset, dry_run=args.dry_run, weights=args.weights,
         max_mask_bytes=None if args.max_mask_gib is None else int(args.max_mask_gib * 2**30),
-        time_budget_s=args.time_budget_s, matmul_n=v["matmul_n"],
+        time_budget_s=args.time_budget_s, matmul_n=v["matmul_n"], on_check_failure=args.on_check_failure,
     )
 
 

@@ -14,7 +14,9 @@ resolution sweep (16 images at 256, 1024, 2048, 4096 tokens each: N = 4112 -> 65
 (N, N) bool mask is 4.0 GiB at N = 65552; at 32784 it is 1.0 GiB and runs); the small-images sweep (1, 4, 16,
 64 images of at most 256 tokens); planning throughput. CUDA events after the check run and 3 warm-ups, 10
 timed runs, ``torch.cuda.max_memory_allocated`` per configuration. ``--time-budget-s 300`` stops starting
-sweep points after 5 minutes (the rest lands in ``skipped``), so the JSON is always written. The training
+sweep points after 5 minutes (the rest lands in ``skipped``) and ``--on-check-failure skip`` records a
+configuration that fails its check (in ``checks`` and ``errors``, not timed) instead of ending the run, so the
+JSON of a one-shot GPU run is always written. The training
 step joins the preset once the benchmark has a ``--train`` option (:data:`TRAIN_OPTION`: :func:`expand` adds
 it when the parser has it).
 
@@ -54,11 +56,11 @@ TRAIN_OPTION = "--train"
 GPU = ["--device", "cuda", "--dtype", "bfloat16", "--scale", "1", "--num-images", "16", "--repeats", "10",
        "--warmup", "3", "--sweep-images", "1,4,16,64", "--budgets", "256,1024,2048,4096",
        "--small-budget", "256", "--dense-max-tokens", "70000", "--max-mask-gib", "2", "--matmul-n", "8192",
-       "--plan-sizes", "2000", "--time-budget-s", "300"]
+       "--plan-sizes", "2000", "--time-budget-s", "300", "--on-check-failure", "skip"]
 GPU_DRY_RUN = ["--device", "auto", "--dtype", "auto", "--scale", "0.0834", "--num-images", "4", "--repeats",
                "1", "--warmup", "1", "--sweep-images", "1,2", "--budgets", "4,12", "--small-budget", "4",
                "--dense-max-tokens", "70000", "--max-mask-gib", "0.000015", "--matmul-n", "128",
-               "--plan-sizes", "20", "--time-budget-s", "600", "--threads", "1"]
+               "--plan-sizes", "20", "--time-budget-s", "600", "--threads", "1", "--on-check-failure", "skip"]
 
 #: preset name -> (options, options of its dry run)
 PRESETS = {"gpu": (GPU, GPU_DRY_RUN)}

@@ -29,7 +29,12 @@ REFERENCE = Config.packed(REFERENCE_BACKEND)
 
 
 class BenchCheckError(RuntimeError):
-    """A configuration's output differs from its reference beyond the tolerance (raised before timing)."""
+    """A configuration's output differs from its reference beyond the tolerance (raised before timing);
+    ``record`` is the failed check's record when there is one."""
+
+    def __init__(self, message: str, record: dict | None = None):
+        super().__init__(message)
+        self.record = record
 
 
 def _max_diff(outs, refs) -> tuple[float, float]:
@@ -56,7 +61,7 @@ def check(name: str, outs, refs, ref_name: str, s: Settings, where: str) -> dict
     if not ok:
         raise BenchCheckError(
             f"correctness check failed before timing: {name} ({where}) differs from {ref_name} by max abs "
-            f"{diff:.3g} > tolerance {tol:.3g} ({s.dtype}); nothing was timed. Fix the backend first.")
+            f"{diff:.3g} > tolerance {tol:.3g} ({s.dtype}); nothing was timed. Fix the backend first.", rec)
     return rec
 
 
@@ -102,6 +107,15 @@ class _Runner:
                                  reason=f"--time-budget-s {budget:g} spent ({spent:.0f} s): not started"))
         self.bar.update(n_jobs)
         return True
+
+    def check_failed(self, e: BenchCheckError, config: str, sweep: str, point: dict) -> None:
+        """``--on-check-failure abort`` (the default): raise ``e``; ``skip``: record it (the check in
+        ``checks``, the message in ``errors``) and go on without timing that configuration."""
+        if self.s.on_check_failure != "skip":
+            raise e
+        if e.record is not None:
+            self.checks.append(e.record)
+        self.errors.append(dict(config=config, sweep=sweep, **point, tokens=None, error=str(e)))
 
     def _label(self, sweep: str, point: dict, what) -> None:
         self.bar.set_postfix_str(f"{sweep} {point.get('point', '')} {what}")
@@ -162,8 +176,13 @@ class _Runner:
         self._label(sweep, point, f"{config} check")
         out, sec = self._first_run(lambda: m.forward_tiles(inp.payload))  # (B, 1 + N, D)
         ref = m.forward_packed(list(inp.payload), attention=REFERENCE_BACKEND)
-        chk = check(config.name, list(out), ref, f"forward_packed(each tile alone, {REFERENCE_BACKEND!r})", s,
-                    sweep)
+        what = f"forward_packed(each tile alone, {REFERENCE_BACKEND!r})"
+        try:
+            chk = check(config.name, list(out), ref, what, s, sweep)
+        except BenchCheckError as e:
+            self.check_failed(e, config.name, sweep, point)
+            self.bar.update(1)
+            return
         chk["seconds"] = sec
         self.checks.append(chk)
         del out, ref
@@ -178,7 +197,11 @@ class _Runner:
         ref, sec = self._first_run(lambda: m.forward_packed(imgs, attention=REFERENCE_BACKEND))
         if sweep == "main":  # the reference itself against the batched path, one image at a time
             alone = [m.forward_tiles(x[None])[0] for x in imgs]
-            chk = check(REFERENCE.name, ref, alone, "forward_tiles(each image alone)", s, sweep)
+            try:
+                chk = check(REFERENCE.name, ref, alone, "forward_tiles(each image alone)", s, sweep)
+            except BenchCheckError as e:  # recorded under skip; the packed checks still compare with ref
+                self.check_failed(e, REFERENCE.name, sweep, point)
+                chk = e.record
             del alone
         else:
             chk = dict(config=REFERENCE.name, sweep=sweep, max_abs_diff=0.0, max_abs_ref=None,
@@ -223,8 +246,8 @@ class _Runner:
                 del out
             self._label(sweep, point, config)
             self.measure(inp, sweep, point, chk)
-        except BenchCheckError:
-            raise
+        except BenchCheckError as e:
+            self.check_failed(e, config.name, sweep, point)
         except Exception as e:  # a crash (not a wrong number): fatal in main, recorded in sweeps
             first = (str(e).strip().splitlines() or [""])[0][:300]
             msg = f"{type(e).__name__}: {first}"
