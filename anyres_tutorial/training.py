@@ -161,35 +161,45 @@ def _sgd_step(params: dict, lr: float) -> dict[str, torch.Tensor]:
     return grads
 
 
-def compare_step(model, head, images, targets: torch.Tensor, attention: str, max_len: int, keep=None,
-                 reduction: str = "per_image", lr: float = 0.1, pool_how: str = "cls") -> StepComparison:
+def compare_steps(model, head, images, targets: torch.Tensor, runs, max_len: int, keep=None,
+                  lr: float = 0.1, pool_how: str = "cls") -> list[StepComparison]:
     """One SGD step on the packed batch ``pack_images(images, 14, max_len, keep=keep, cls_token=True)`` (FFD
-    rows) vs the same step image by image (:func:`per_image_backward`); the model and head are restored.
+    rows) for every ``(attention, reduction)`` in ``runs``, each compared with the same step done image by
+    image (:func:`per_image_backward`, computed once); the model and head are restored after each.
 
-    Both sides use the same kept tokens. With ``reduction="per_image"`` the two must agree to float rounding;
+    Both sides use the same kept tokens. With ``reduction="per_image"`` they must agree to float rounding;
     ``"per_token"`` shows how far the naive reduction is from per-image training.
     """
     params = trainable(model, head)
     if not params:
         raise ValueError("nothing to train: load_dinov2(trainable=True) or set requires_grad on the head")
     start = {n: p.detach().clone() for n, p in params.items()}
-    for p in params.values():
-        p.grad = None
+    _restore(params, start)
+    out = []
     try:
         ref_loss = per_image_backward(model, head, images, targets, keep, pool_how)
         ref = _sgd_step(params, lr)
         ref_weights = {n: p.detach().clone() for n, p in params.items()}
-        _restore(params, start)
         batch = pack_images(images, 14, max_len=max_len, keep=keep, cls_token=True)
-        loss = packed_loss(model, head, batch, targets, reduction, attention, pool_how)
-        loss.backward()
-        grads = _sgd_step(params, lr)
-        weight_diff = max(float((p - ref_weights[n]).abs().max()) for n, p in params.items())
+        for attention, reduction in runs:
+            _restore(params, start)
+            loss = packed_loss(model, head, batch, targets, reduction, attention, pool_how)
+            loss.backward()
+            grads = _sgd_step(params, lr)
+            weight_diff = max(float((p - ref_weights[n]).abs().max()) for n, p in params.items())
+            out.append(StepComparison(backend=model.last_attention, reduction=reduction,
+                                      grad_diff=relative_differences(grads, ref), weight_diff=weight_diff,
+                                      loss=float(loss.detach()), ref_loss=ref_loss))
     finally:
         _restore(params, start)
-    return StepComparison(backend=model.last_attention, reduction=reduction,
-                          grad_diff=relative_differences(grads, ref), weight_diff=weight_diff,
-                          loss=float(loss.detach()), ref_loss=ref_loss)
+    return out
+
+
+def compare_step(model, head, images, targets: torch.Tensor, attention: str, max_len: int, keep=None,
+                 reduction: str = "per_image", lr: float = 0.1, pool_how: str = "cls") -> StepComparison:
+    """:func:`compare_steps` for one backend and one reduction."""
+    runs = [(attention, reduction)]
+    return compare_steps(model, head, images, targets, runs, max_len, keep, lr, pool_how)[0]
 
 
 def _restore(params: dict, values: dict) -> None:
@@ -199,6 +209,6 @@ def _restore(params: dict, values: dict) -> None:
             p.grad = None
 
 
-__all__ = ["POOLS", "REDUCTIONS", "StepComparison", "compare_step", "image_losses", "image_weights",
-           "make_head", "packed_loss", "per_image_backward", "pool", "reduce_losses", "relative_differences",
-           "trainable"]
+__all__ = ["POOLS", "REDUCTIONS", "StepComparison", "compare_step", "compare_steps", "image_losses",
+           "image_weights", "make_head", "packed_loss", "per_image_backward", "pool", "reduce_losses",
+           "relative_differences", "trainable"]
