@@ -184,29 +184,33 @@ def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25
                     max_len: int = 256, repeats: int = 2, seed: int = 0, lr: float = 1e-4) -> list[dict]:
     """Seconds of one training step (forward + backward + SGD step on every parameter that requires grad)
     of the packed batch ``pack_images(images, 14, max_len, keep=drop_tokens(..., rate), cls_token=True)``
-    for every rate and backend (default: those that can train on the model's device); the best of
-    ``repeats`` after one warm-up step. Model and head are restored afterwards.
+    for every rate and backend (default: the packed backends that can train on the model's device, i.e.
+    without ``loop``); the best of ``repeats``, after one warm-up step per backend. Model and head are
+    restored afterwards.
 
     Returns one dict per (rate, backend): ``backend, rate, seconds, tokens, rows, images_per_s``.
     """
     from . import attention as registry
 
     if backends is None:
-        backends = registry.available(model.device, model.dtype, backward=True)
+        backends = [b for b in registry.available(model.device, model.dtype, backward=True)
+                    if registry.get(b).prepare is not None]
     repeats = check_positive_int("repeats", repeats)
     params = trainable(model, head)
     if not params:
         raise ValueError("nothing requires grad: load_dinov2(trainable=True) or train the head")
     start = {n: p.detach().clone() for n, p in params.items()}
     counts = [(im.shape[1] // PATCH) * (im.shape[2] // PATCH) for im in images]
-    results = []
+    results, warm = [], set()
     try:
         for rate in rates:
             keep = drop_tokens(counts, rate, seed=seed) if rate > 0 else None
             batch = pack_images(images, PATCH, max_len=max_len, keep=keep, cls_token=True)
             for name in backends:
-                best = min(_timed_step(model, head, batch, targets, name, params, lr)
-                           for _ in range(repeats + 1))  # one warm-up step more; the fastest counts
+                if name not in warm:
+                    _timed_step(model, head, batch, targets, name, params, lr)
+                    warm.add(name)
+                best = min(_timed_step(model, head, batch, targets, name, params, lr) for _ in range(repeats))
                 results.append(dict(backend=name, rate=float(rate), seconds=best, tokens=sum(batch.lengths),
                                     rows=batch.num_rows, images_per_s=len(images) / best))
     finally:

@@ -186,7 +186,7 @@ def compare_steps(model, head, images, targets: torch.Tensor, runs, max_len: int
             loss = packed_loss(model, head, batch, targets, reduction, attention, pool_how)
             loss.backward()
             grads = _sgd_step(params, lr)
-            weight_diff = max(float((p - ref_weights[n]).abs().max()) for n, p in params.items())
+            weight_diff = max(float((p.detach() - ref_weights[n]).abs().max()) for n, p in params.items())
             out.append(StepComparison(backend=model.last_attention, reduction=reduction,
                                       grad_diff=relative_differences(grads, ref), weight_diff=weight_diff,
                                       loss=float(loss.detach()), ref_loss=ref_loss))
