@@ -137,7 +137,8 @@ def relative_differences(grads: dict, ref: dict) -> dict[str, float]:
 @dataclass
 class StepComparison:
     """One optimiser step, packed vs image by image: per-tensor relative gradient differences, the largest
-    of them, the largest absolute difference of the updated weights, and both losses."""
+    of them, the largest absolute difference of the updated weights, both losses, and whether tokens were
+    dropped (the same on both sides)."""
 
     backend: str
     reduction: str
@@ -145,6 +146,7 @@ class StepComparison:
     weight_diff: float
     loss: float
     ref_loss: float
+    dropped: bool = False
 
     @property
     def max_grad_diff(self) -> float:
@@ -189,7 +191,7 @@ def compare_steps(model, head, images, targets: torch.Tensor, runs, max_len: int
             weight_diff = max(float((p.detach() - ref_weights[n]).abs().max()) for n, p in params.items())
             out.append(StepComparison(backend=model.last_attention, reduction=reduction,
                                       grad_diff=relative_differences(grads, ref), weight_diff=weight_diff,
-                                      loss=float(loss.detach()), ref_loss=ref_loss))
+                                      loss=float(loss.detach()), ref_loss=ref_loss, dropped=keep is not None))
     finally:
         _restore(params, start)
     return out

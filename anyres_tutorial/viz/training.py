@@ -37,8 +37,10 @@ def gradient_differences(comparisons, tol: float = 1e-4, title: str | None = Non
     """Largest and median relative gradient difference (over parameter tensors) of each packed step vs the
     same step image by image; ``comparisons`` from :func:`anyres_tutorial.training.compare_steps`. Log
     scale, with the tolerance as a dashed line."""
-    fig, ax = subplots(figsize=(7.0, 3.2))
-    labels = [f"{c.backend}\n{c.reduction}" for c in comparisons]
+    from matplotlib.patches import Patch
+
+    fig, ax = subplots(figsize=(max(6.0, 1.1 * len(comparisons) + 1.5), 3.3))
+    labels = [f"{c.backend}\n{c.reduction}" + ("\n+ dropping" if c.dropped else "") for c in comparisons]
     worst = [max(c.max_grad_diff, 1e-12) for c in comparisons]
     median = [max(float(np.median(list(c.grad_diff.values()))), 1e-12) for c in comparisons]
     x = np.arange(len(comparisons))
@@ -55,7 +57,9 @@ def gradient_differences(comparisons, tol: float = 1e-4, title: str | None = Non
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("‖g − g_per_image‖ / ‖g_per_image‖")
     ax.set_title(title or "one packed step vs the same step image by image", fontsize=10)
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.legend(handles=[Patch(color="#555555", label="largest over tensors"),
+                       Patch(color="#555555", alpha=0.45, label="median over tensors")],
+              fontsize=8, frameon=False, loc="upper left")
     return fig
 
 
