@@ -98,4 +98,4 @@ def test_notebook_intro_says_stubs_raise_on_purpose(nb):
     assert "on purpose" in intro and "raises-exception" in intro, (
         f"{nb.name}: the first cell must say that the exercise stubs raise on purpose")
     for c in stubs:
-        assert "NotImplementedError" in "".join(c["source"]), f"{nb.name}: a stub must raise NotImplementedError"
+        assert "NotImplementedError" in "".join(c["source"]), f"{nb.name}: a stub raises NotImplementedError"
