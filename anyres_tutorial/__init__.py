@@ -15,6 +15,7 @@ Modules (each taught by the notebooks named in its docstring):
 - ``llm``        what the language model receives: connectors, the prompt layout, LLM-side positions
 - ``explore``    the numbers behind the explorers; ``widgets`` the explorers; ``viz`` every picture
 - ``bench``      ``python -m anyres_tutorial.bench``: tiled vs packed timing on real weights
+- ``book``       ``python -m anyres_tutorial.book``: the offline HTML handout (``python3 dev.py book``)
 
 Sizes are ``Size(width, height)`` and grids ``Grid(rows, cols)`` everywhere in the public API.
 """

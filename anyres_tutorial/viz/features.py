@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from .. import features as _f
@@ -238,6 +239,8 @@ def _draw_map(ax, rgb: np.ndarray, fmap=None, title: str = "", borders: bool = T
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(f"{cols} patch columns", fontsize=8)
     ax.set_ylabel(f"{rows} patch rows", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # patch indices are whole numbers
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=7)
 
 
