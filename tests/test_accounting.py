@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from anyres_tutorial import data, explore, features, tiling
+from anyres_tutorial import bench, data, explore, features, tiling
 
 
 def _data_sizes() -> dict[str, tuple[int, int]]:
@@ -62,6 +62,13 @@ def test_every_report_is_the_plans_accounting(method, name):
     assert cmp["encoder_tokens"] == et.patches
     ps = explore.packing_summary([size], max_len=4096, budget=256, tiling_method=method)
     assert ps["images"][0]["tiling_encoder_tokens"] == ps["tiling_encoder_tokens"] == et.patches
+
+    # the benchmark, at full resolution and at the CPU's reduced tile size
+    for px in (p.tile_size // 14 * 14, bench.workload.tile_px(p.tile_size, 1 / 3)):
+        e = p.encoder_tokens(tile_px=px)
+        b = bench.tiled_token_counts(p, px)
+        keys = ("useful_tokens", "padding_tokens", "duplicated_tokens", "cls_tokens", "tokens")
+        assert tuple(b[k] for k in keys) == (e.useful, e.padding, e.duplicated, e.cls, e.total)
 
 
 def test_the_accounting_by_hand():

@@ -193,3 +193,41 @@ def test_the_tiling_explorer_shows_it(halves):
     tx.method_dd.value = "halves_plain"
     assert tx.state["options"] == {} and tx.message.value == "" and tx.last_result["grid"] == (1, 2)
     assert plt.get_fignums() == []
+
+
+def test_the_benchmark_times_it(halves):
+    """The bench's tiled path: ``--tiling-methods halves`` is accepted, its batch is prepared with the plan's
+    accounting, checked against each tile alone and timed."""
+    from anyres_tutorial import bench
+    from anyres_tutorial.bench import workload
+    from anyres_tutorial.bench.config import Config
+
+    s = bench.parse_settings(["--quick", "--tiling-methods", "halves", "--no-sweeps"])
+    assert "halves" in s.tiling_methods
+    items = workload.make_workload(3)
+    pils = [it.load() for it in items]
+    inp = workload.prepare_tiled(items, pils, "halves", s.scale, s.device, s.dtype)
+    assert inp.config == Config.tiled("halves") and inp.config.name == "tiled-halves"
+    px = inp.info["tile_px"]
+    want = [tiling.plan("halves", it.size).encoder_tokens(tile_px=px) for it in items]
+    assert inp.counts["tokens"] == sum(e.total for e in want) == inp.payload.shape[0] * (1 + (px // 14) ** 2)
+    assert inp.counts["duplicated_tokens"] == sum(e.duplicated for e in want) > 0
+
+    from anyres_tutorial.bench.runner import _Runner
+    from anyres_tutorial.vit import load_dinov2
+
+    class _Bar:
+        def update(self, n=1):
+            pass
+
+        def set_postfix_str(self, text):
+            pass
+
+    r = _Runner(s, load_dinov2(), {"device_name": "cpu", "dtype": "float32"}, _Bar())
+    r.matmul = {"flops_per_s": 1e9}
+    with torch.inference_mode():
+        r.run_tiled("main", {"point": 3}, items, pils, Config.tiled("halves"))
+    (chk,) = r.checks
+    assert chk["config"] == "tiled-halves" and chk["passed"]
+    (rec,) = r.results
+    assert rec["config"] == "tiled-halves" and rec["median_ms"] > 0 and rec["tokens"] == inp.counts["tokens"]

@@ -85,3 +85,17 @@ def test_notebook_skeleton(nb):
     for c in raising:
         assert "raises-exception" in c.get("metadata", {}).get("tags", []), (
             f"{nb.name}: an exercise stub raising NotImplementedError must be tagged raises-exception")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_intro_says_stubs_raise_on_purpose(nb):
+    """A notebook with exercise stubs (cells tagged raises-exception) says so once, in its first cell."""
+    data = json.loads(nb.read_text())
+    stubs = [c for c in data["cells"] if "raises-exception" in c.get("metadata", {}).get("tags", [])]
+    if not stubs:
+        pytest.skip("no exercise stubs")
+    intro = "".join(data["cells"][0]["source"])
+    assert "on purpose" in intro and "raises-exception" in intro, (
+        f"{nb.name}: the first cell must say that the exercise stubs raise on purpose")
+    for c in stubs:
+        assert "NotImplementedError" in "".join(c["source"]), f"{nb.name}: a stub raises NotImplementedError"

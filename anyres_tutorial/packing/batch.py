@@ -263,11 +263,13 @@ def build_batch(token_sets, grids, max_len: int | None = None, strategy: str = "
 
 
 def pack_images(images, patch_size: int = 14, max_len: int | None = None, strategy: str = "ffd", rows=None,
-                keep=None) -> PackedBatch:
+                keep=None, cls_token: bool = False) -> PackedBatch:
     """Patchify every (3, H, W) image (sides multiples of ``patch_size``) and pack the patches.
 
     ``tokens`` of the result are raw patch pixels (B, L, 3*p*p). See :func:`build_batch` for the rest.
-    Taught in `navit_packing`.
+    ``cls_token=True`` reserves one slot in front of every image for the ViT's CLS token (zeros in
+    ``tokens``; it counts in ``lengths``): the layout ``model.forward_packed(batch)`` runs. Taught in
+    `navit_packing` and `training_with_packed_sequences`.
     """
     if isinstance(images, torch.Tensor) and images.ndim == 3:
         images = [images]
@@ -284,5 +286,6 @@ def pack_images(images, patch_size: int = 14, max_len: int | None = None, strate
             raise ValueError(f"images[{i}]: {e}") from None
         token_sets.append(toks)
         grids.append(Grid(img.shape[1] // patch_size, img.shape[2] // patch_size))
+    cls = token_sets[0].new_zeros(token_sets[0].shape[-1]) if cls_token else None  # (3*p*p,) placeholder
     return build_batch(token_sets, grids, max_len=max_len, strategy=strategy, rows=rows, keep=keep,
-                       patch_size=patch_size)
+                       patch_size=patch_size, cls_token=cls)

@@ -78,11 +78,12 @@ def segment_ids(lengths, total: int | None = None, device=None) -> torch.Tensor:
     return torch.cat([ids, pad]).to(device)  # (total,)
 
 
-def _check_seg(seg) -> torch.Tensor:
+def _check_seg(seg, rows: bool = False) -> torch.Tensor:
     if not isinstance(seg, torch.Tensor):
         raise TypeError(f"seg must be a LongTensor from segment_ids(), got {type(seg).__name__}")
-    if seg.ndim != 1 or seg.numel() == 0:
-        raise ValueError(f"seg must be a non-empty 1-D tensor, got shape {tuple(seg.shape)}")
+    if seg.ndim not in ((1, 2) if rows else (1,)) or seg.numel() == 0:
+        what = "1-D (N,) or 2-D (B, N)" if rows else "1-D"
+        raise ValueError(f"seg must be a non-empty {what} tensor, got shape {tuple(seg.shape)}")
     if seg.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"seg must be an integer tensor (int64), got {seg.dtype}")
     return seg
@@ -102,9 +103,15 @@ def dense_mask(seg: torch.Tensor) -> torch.Tensor:
 def same_segment_mask_mod(seg: torch.Tensor):
     """The FlexAttention ``mask_mod`` for a packed sequence: ``(b, h, q_idx, kv_idx) -> bool``.
 
-    It reads only ``seg[q_idx]`` and ``seg[kv_idx]``, so FlexAttention can evaluate it per tile.
+    It reads only ``seg[q_idx]`` and ``seg[kv_idx]``, so FlexAttention can evaluate it per tile. ``seg``
+    (B, N): one packed row per batch index ``b`` (``seg[b, q_idx]``, ``seg[b, kv_idx]``).
     """
-    seg = _check_seg(seg)
+    seg = _check_seg(seg, rows=True)
+    if seg.ndim == 2:
+        def row_mask_mod(b, h, q_idx, kv_idx):
+            return (seg[b, q_idx] == seg[b, kv_idx]) & (seg[b, q_idx] >= 0)
+
+        return row_mask_mod
 
     def mask_mod(b, h, q_idx, kv_idx):
         return (seg[q_idx] == seg[kv_idx]) & (seg[q_idx] >= 0)
@@ -128,16 +135,18 @@ def flex_block_mask(seg: torch.Tensor, block_size: int = 128, compile: bool = Tr
     internally, so by default it runs under ``torch.compile`` (compiled once per process, dynamic shapes),
     which fuses the mask evaluation into the block reduction. ``compile=False`` uses the eager builder
     (fine for small N, tests). Pad the sequence to a multiple of ``block_size`` (padding ``seg == -1``) so
-    that new lengths rarely need a new compiled kernel.
+    that new lengths rarely need a new compiled kernel. ``seg`` (B, N) gives a mask with batch ``B``: one
+    packed row each (``model.forward_packed(PackedBatch)``).
     """
     from torch.nn.attention.flex_attention import create_block_mask
 
-    seg = _check_seg(seg)
+    seg = _check_seg(seg, rows=True)
     block_size = check_positive_int("block_size", block_size)
-    n = seg.numel()
+    n = seg.shape[-1]
+    batch = seg.shape[0] if seg.ndim == 2 else None
     builder = _compiled_create_block_mask() if compile else create_block_mask
     mask_mod = same_segment_mask_mod(seg)
-    return builder(mask_mod, None, None, n, n, device=seg.device, BLOCK_SIZE=block_size)
+    return builder(mask_mod, batch, None, n, n, device=seg.device, BLOCK_SIZE=block_size)
 
 
 def cu_seqlens(lengths, device=None) -> tuple[torch.Tensor, int]:

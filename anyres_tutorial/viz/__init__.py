@@ -5,6 +5,7 @@
 - ``viz.methods``   one method's own step: template matching, UReader anchors and crop ids, LLaVA-NeXT unpad
 - ``viz.packing``   packed-sequence bars, block-diagonal mask heat-maps, position-id maps, memory plots
 - ``viz.prompt``    what the LLM receives: whole-prompt strips, connector shape flows, 1-D vs M-RoPE ids
+- ``viz.training``  loss weights of the two reductions, gradient differences, loss curves, step times
 - ``viz.features``  PCA-RGB maps of real DINOv2 features, downsampling comparisons, token/padding bar charts
 - ``viz._common``   the one palette (token categories, tiles, packed images, attention backends) and the
                     figure helpers every module uses
@@ -36,7 +37,10 @@ from .scores import *  # noqa: F403
 from .scores import __all__ as _scores_all
 from .tiling import *  # noqa: F403
 from .tiling import __all__ as _tiling_all
+from .training import *  # noqa: F403
+from .training import __all__ as _training_all
 
 _palette_all = ["TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color"]
 __all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_prompt_all, *_features_all,
+           *_training_all,
            *_palette_all]

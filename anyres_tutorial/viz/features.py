@@ -25,10 +25,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from .. import features as _f
 from ..checks import check_positive_int, check_size
+from ..features.maps import as_grid, check_pil
 from ..pca import pca_rgb
 from ._common import DUPLICATED, PADDING, USEFUL, closed
 
@@ -56,7 +58,7 @@ def downsample_comparison(image: Image.Image, box, sides=(224, 336, 448), title:
     per side, PSNR of the crop in each title. Small text and thin lines are what disappears: the model cannot
     read what its input never contained, so it guesses ("hallucinates"). Used by
     `setup_and_why_resolution`."""
-    image = _f._check_pil(image)
+    image = check_pil(image)
     x0, y0, x1, y1 = (int(v) for v in box)
     if not (0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height):
         raise ValueError(f"box {box} is not inside the {image.width}x{image.height} image (width x height)")
@@ -134,7 +136,7 @@ def patch_grid(image: Image.Image, size=(224, 224), patch_size: int = 14, highli
     """Left: ``image`` resized to ``size`` (width, height; multiples of ``patch_size``) with the patch grid
     drawn and the first ``highlight`` patches numbered in raster order. Right: those patches laid out as the
     start of the token sequence the ViT reads. Used by `patches_tokens_real_vit`."""
-    image = _f._check_pil(image)
+    image = check_pil(image)
     w, h = check_size(size, "size", max_aspect=None)
     p = check_positive_int("patch_size", patch_size)
     if w % p or h % p:
@@ -178,8 +180,8 @@ def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Fi
     in) to all positions, before and after (the same relative position). Bottom row: a few channels as
     images, before and after. Smooth, similar-looking maps mean interpolation keeps the geometry.
     ``original`` / ``resized``: (rows, cols, D). Used by `patches_tokens_real_vit`."""
-    a = _f._as_grid(original, "original")
-    b = _f._as_grid(resized, "resized")
+    a = as_grid(original, "original")
+    b = as_grid(resized, "resized")
     if a.shape[-1] != b.shape[-1]:
         raise ValueError(f"channel counts differ: {a.shape[-1]} vs {b.shape[-1]}")
     channels = list(channels)
@@ -237,6 +239,8 @@ def _draw_map(ax, rgb: np.ndarray, fmap=None, title: str = "", borders: bool = T
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(f"{cols} patch columns", fontsize=8)
     ax.set_ylabel(f"{rows} patch rows", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # patch indices are whole numbers
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=7)
 
 
@@ -255,8 +259,8 @@ def pca_map(image: Image.Image, features, title: str | None = None, foreground: 
     (rows, cols, D); ``foreground=True``: the DINOv2 paper's background removal, background black). Real
     DINOv2 features colour each object part consistently: similar colour = similar feature.
     Used by `patches_tokens_real_vit`."""
-    image = _f._check_pil(image)
-    rgb = pca_rgb([_f._as_grid(features)], foreground=foreground)[0]
+    image = check_pil(image)
+    rgb = pca_rgb([as_grid(features)], foreground=foreground)[0]
     fmap = features if isinstance(features, _f.FeatureMap) else None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.6))
     a1.imshow(image)
@@ -282,7 +286,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
     Bottom row (``show_edges``): the cosine distance between neighbouring patches; the tiled map shows bright
     lines exactly at the tile borders (seams), the native map does not. Seam contrast numbers in the titles.
     Used by `tiling_vs_packing` and `llava_mini`."""
-    image = _f._check_pil(image)
+    image = check_pil(image)
     for name, fm in (("tiled", tiled), ("native", native)):
         if not isinstance(fm, _f.FeatureMap):
             raise TypeError(f"{name} must be a FeatureMap (features.encode_tiled / encode_native), "
@@ -394,10 +398,10 @@ def compression_map(image: Image.Image, fmap, pool, cls=None, max_queries: int =
     compressed token "looks"). Bottom row: cosine similarity of each compressed token to every patch, and of
     DINOv2's own CLS token (``cls``, optional) to every patch. ``fmap``: a FeatureMap (e.g. the stitched 2x2
     split); ``pool``: ``features.attention_pool(fmap, ...)``. Used by `llava_mini`."""
-    image = _f._check_pil(image)
+    image = check_pil(image)
     if not isinstance(pool, _f.PoolResult):
         raise TypeError(f"pool must be a PoolResult from features.attention_pool, got {type(pool).__name__}")
-    g = _f._as_grid(fmap)
+    g = as_grid(fmap)
     q = min(int(max_queries), pool.weights.shape[0])
     if q < 1:
         raise ValueError("max_queries must be >= 1")

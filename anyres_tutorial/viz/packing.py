@@ -19,6 +19,7 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .. import features as _features
 from ..packing import masks as _masks
@@ -361,6 +362,8 @@ def position_similarity(vectors, query, ax=None, *, title: str | None = None, me
     ax.plot([c], [r], marker="*", color="gold", markersize=14, markeredgecolor="black")
     ax.set_xlabel("patch col")
     ax.set_ylabel("patch row")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # patch indices are whole numbers
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title if title is not None else f"{metric} similarity to position ★ {tuple(query)}",
                  fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8)

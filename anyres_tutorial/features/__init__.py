@@ -1,0 +1,46 @@
+"""Real-feature experiments: encode an image tiled vs whole, count tokens, compress to a few tokens.
+
+The compute behind the feature pictures (``viz.features``); every function is pure (no plotting).
+
+- :func:`roundtrip_resize`, :func:`psnr`: what a fixed low input resolution destroys
+  (`setup_and_why_resolution`)
+- :func:`tokens_for_side`: the quadratic token cost of resolution (`setup_and_why_resolution`,
+  `patches_tokens_real_vit`)
+- :func:`position_similarity`: cosine map of one position embedding (`patches_tokens_real_vit`)
+- :func:`encode_native`, :func:`encode_tiled`: the same image encoded whole vs tile by tile
+  (`tiling_vs_packing`, `llava_mini`)
+- :func:`seam_contrast`, :func:`seams_at_image_borders`, :func:`edge_map`: how visible tile borders are
+  (`tiling_vs_packing`)
+- :func:`token_budget`, :func:`format_token_table`: useful / padding / duplicated tokens per method
+  (`tiling_vs_packing`)
+- :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor
+  (`llava_mini`)
+
+PCA-RGB pictures use :func:`pca_rgb` (one PCA fitted jointly on a list of maps). Feature maps are
+:class:`FeatureMap` objects holding a ``(rows, cols, D)`` grid of patch features. Sizes are
+``(width, height)`` unless a name says otherwise; boxes are ``(x0, y0, x1, y1)``.
+"""
+
+from __future__ import annotations
+
+from ..pca import pca_rgb  # re-exported: the compute behind the PCA pictures
+from .budget import format_token_table, token_budget
+from .compression import PoolResult, attention_pool
+from .maps import (
+    FeatureMap,
+    cosine_map,
+    encode_native,
+    encode_tiled,
+    position_similarity,
+    psnr,
+    roundtrip_resize,
+    tokens_for_side,
+)
+from .seams import borders_in_image, edge_map, neighbour_dissimilarity, seam_contrast, seams_at_image_borders
+
+__all__ = [
+    "FeatureMap", "PoolResult", "attention_pool", "borders_in_image", "cosine_map",
+    "edge_map", "pca_rgb",
+    "encode_native", "encode_tiled", "format_token_table", "neighbour_dissimilarity", "position_similarity",
+    "psnr", "roundtrip_resize", "seam_contrast", "seams_at_image_borders", "token_budget", "tokens_for_side",
+]

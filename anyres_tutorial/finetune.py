@@ -1,0 +1,236 @@
+"""A short real fine-tuning run on packed batches, the same run on padded batches, and token-dropping timing.
+
+Taught in `training_with_packed_sequences`.
+
+The task (:func:`crop_task`): tell which ``data/`` image a random crop comes from. Every sample is a random
+crop (random area and aspect ratio) of one of a few curated images, resized NaViT-style to its native aspect
+ratio under a token budget drawn at random *per image* (NaViT samples the resolution of every image), so one
+batch mixes many sizes and shapes.
+
+:func:`finetune` trains a linear head on the CLS token plus the last block(s) and the final norm of the real
+DINOv2 ViT-S/14, one optimiser step per batch, with the per-image loss of :mod:`anyres_tutorial.training`:
+
+- ``mode="packed"``: the batch is packed into rows of ``max_len`` slots (first-fit decreasing);
+- ``mode="padded"``: one image per row, every row padded to the longest image (pad-to-longest).
+
+The two see the same samples from the same start, so their losses agree step by step; what differs is the
+number of slots each run pays for (``FinetuneRun.slots`` vs ``FinetuneRun.tokens``).
+
+:func:`time_drop_rates` times one training step (forward + backward + SGD step) of a packed batch at several
+NaViT token-dropping rates for each backend that can train on the device.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .checks import check_choice, check_positive_int
+from .packing.batch import pack_images
+from .packing.dropping import drop_tokens
+from .packing.sizing import native_size
+from .training import make_head, packed_loss, pool, reduce_losses, trainable
+from .types import PATCH, Size
+
+CROP_CLASSES = ("chelsea", "coffee", "astronaut", "rocket", "camera", "hubble_deep_field")
+MODES = ("packed", "padded")
+
+
+@dataclass
+class Sample:
+    """One training example: a normalised (3, H, W) crop, its class, its size and its token budget."""
+
+    image: torch.Tensor
+    label: int
+    size: Size
+    budget: int
+
+
+def _random_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A crop covering 25-100 % of the image area with an aspect ratio between 1:3 and 3:1 (when it fits)."""
+    w, h = img.size
+    area = rng.uniform(0.25, 1.0) * w * h
+    aspect = math.exp(rng.uniform(math.log(1 / 3), math.log(3)))  # width / height
+    cw = int(min(w, max(PATCH, round(math.sqrt(area * aspect)))))
+    ch = int(min(h, max(PATCH, round(math.sqrt(area / aspect)))))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    return img.crop((x0, y0, x0 + cw, y0 + ch))
+
+
+def crop_task(steps: int, batch_size: int, budget=(16, 96), classes=CROP_CLASSES, seed: int = 0) -> list:
+    """``steps`` batches of ``batch_size`` :class:`Sample` (a list of lists), reproducible from ``seed``.
+
+    Each sample: a class drawn uniformly from ``classes`` (names of ``data/`` images), a random crop of that
+    image, a budget drawn uniformly from ``budget`` = (min, max) patch tokens, and the crop resized to
+    ``packing.native_size(crop, "navit", max_tokens=budget, allow_upscale=True)``.
+    """
+    from .data import load_data_image
+    from .vit import normalize
+
+    steps, batch_size = check_positive_int("steps", steps), check_positive_int("batch_size", batch_size)
+    lo, hi = (check_positive_int("budget", b) for b in budget)
+    if lo > hi:
+        raise ValueError(f"budget must be (min, max) with min <= max, got {budget}")
+    sources = [load_data_image(n).convert("RGB") for n in classes]
+    rng = np.random.default_rng(seed)
+    data = []
+    for _ in range(steps):
+        batch = []
+        for _ in range(batch_size):
+            label = int(rng.integers(len(sources)))
+            crop = _random_crop(sources[label], rng)
+            tokens = int(rng.integers(lo, hi + 1))
+            size = native_size(crop.size, "navit", patch_size=PATCH, max_tokens=tokens, allow_upscale=True)
+            batch.append(Sample(normalize(crop.resize(size, Image.BICUBIC)), label, size, tokens))
+        data.append(batch)
+    return data
+
+
+@dataclass
+class FinetuneRun:
+    """What one :func:`finetune` run recorded, one entry per step: loss, batch accuracy (before the step),
+    real tokens, slots paid for (rows x row length) and seconds."""
+
+    mode: str
+    attention: str
+    losses: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def wasted(self) -> list[int]:
+        """Padding slots per step."""
+        return [s - t for s, t in zip(self.slots, self.tokens)]
+
+    @property
+    def padding_fraction(self) -> float:
+        return sum(self.wasted) / sum(self.slots)
+
+
+def _batch_of(samples, mode: str, max_len: int):
+    images = [s.image for s in samples]
+    if mode == "packed":
+        return pack_images(images, PATCH, max_len=max_len, cls_token=True)
+    return pack_images(images, PATCH, rows=[[i] for i in range(len(images))], cls_token=True)
+
+
+def finetune(model, data, mode: str = "packed", *, max_len: int = 256, attention: str = "auto",
+             train_blocks: int = 1, lr: float = 1e-3, backbone_lr: float = 1e-4, seed: int = 0,
+             progress: bool = True) -> FinetuneRun:
+    """Fine-tune a fresh head (seeded) + the last ``train_blocks`` blocks + the final norm on ``data`` (from
+    :func:`crop_task`), AdamW, per-image loss, one step per batch; ``mode`` is ``"packed"`` or
+    ``"padded"`` (see the module docstring). The model is left exactly as it was (weights and
+    ``requires_grad``), so runs can be compared from the same start. ``progress``: a tqdm bar.
+    """
+    mode = check_choice("mode", mode, MODES)
+    train_blocks = check_positive_int("train_blocks", train_blocks)
+    classes = 1 + max(s.label for batch in data for s in batch)
+    head = make_head(max(classes, 2), seed=seed, dim=model.dim)
+    tuned = [*model.blocks[-train_blocks:], model.norm]
+    saved = [copy.deepcopy(m.state_dict()) for m in tuned]
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    model.requires_grad_(False)
+    for m in tuned:
+        m.requires_grad_(True)
+    optimizer = torch.optim.AdamW([{"params": list(head.parameters()), "lr": lr},
+                                   {"params": list(trainable(*tuned).values()), "lr": backbone_lr}])
+    run = FinetuneRun(mode=mode, attention=attention)
+    steps = _progress(data, progress, f"{mode} batches")
+    try:
+        for samples in steps:
+            t0 = time.perf_counter()
+            batch = _batch_of(samples, mode, max_len)
+            targets = torch.tensor([s.label for s in samples], device=model.device)
+            logits = head(pool(model.forward_packed(batch, attention=attention)))  # (n, classes)
+            losses = F.cross_entropy(logits, targets, reduction="none")  # (n,) one loss per image
+            loss = reduce_losses(losses, batch.lengths, "per_image")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            run.seconds.append(time.perf_counter() - t0)
+            run.losses.append(float(loss.detach()))
+            run.accuracy.append(float((logits.detach().argmax(-1) == targets).float().mean()))
+            run.tokens.append(sum(batch.lengths))
+            run.slots.append(batch.num_rows * batch.row_len)
+            if hasattr(steps, "set_postfix"):
+                steps.set_postfix(loss=f"{run.losses[-1]:.3f}")
+    finally:
+        for m, state in zip(tuned, saved):
+            m.load_state_dict(state)
+        for n, p in model.named_parameters():
+            p.requires_grad_(flags[n])
+    run.attention = model.last_attention
+    return run
+
+
+def _progress(items, show: bool, desc: str):
+    if not show:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, leave=True)
+
+
+def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25, 0.5, 0.75), backends=None,
+                    max_len: int = 256, repeats: int = 2, seed: int = 0, lr: float = 1e-4) -> list[dict]:
+    """Seconds of one training step (forward + backward + SGD step on every parameter that requires grad)
+    of the packed batch ``pack_images(images, 14, max_len, keep=drop_tokens(..., rate), cls_token=True)``
+    for every rate and backend (default: the packed backends that can train on the model's device, i.e.
+    without ``loop``); the best of ``repeats``, after one warm-up step per backend. Model and head are
+    restored afterwards.
+
+    Returns one dict per (rate, backend): ``backend, rate, seconds, tokens, rows, images_per_s``.
+    """
+    from . import attention as registry
+
+    if backends is None:
+        backends = [b for b in registry.available(model.device, model.dtype, backward=True)
+                    if registry.get(b).prepare is not None]
+    repeats = check_positive_int("repeats", repeats)
+    params = trainable(model, head)
+    if not params:
+        raise ValueError("nothing requires grad: load_dinov2(trainable=True) or train the head")
+    start = {n: p.detach().clone() for n, p in params.items()}
+    counts = [(im.shape[1] // PATCH) * (im.shape[2] // PATCH) for im in images]
+    results, warm = [], set()
+    try:
+        for rate in rates:
+            keep = drop_tokens(counts, rate, seed=seed) if rate > 0 else None
+            batch = pack_images(images, PATCH, max_len=max_len, keep=keep, cls_token=True)
+            for name in backends:
+                if name not in warm:
+                    _timed_step(model, head, batch, targets, name, params, lr)
+                    warm.add(name)
+                best = min(_timed_step(model, head, batch, targets, name, params, lr) for _ in range(repeats))
+                results.append(dict(backend=name, rate=float(rate), seconds=best, tokens=sum(batch.lengths),
+                                    rows=batch.num_rows, images_per_s=len(images) / best))
+    finally:
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(start[n])
+                p.grad = None
+    return results
+
+
+def _timed_step(model, head, batch, targets, attention, params, lr) -> float:
+    t0 = time.perf_counter()
+    loss = packed_loss(model, head, batch, targets, "per_image", attention)
+    loss.backward()
+    with torch.no_grad():
+        for p in params.values():
+            if p.grad is not None:
+                p -= lr * p.grad
+                p.grad = None
+    return time.perf_counter() - t0
+
+
+__all__ = ["CROP_CLASSES", "MODES", "FinetuneRun", "Sample", "crop_task", "finetune", "time_drop_rates"]

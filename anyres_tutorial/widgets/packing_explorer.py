@@ -1,0 +1,197 @@
+"""The packing explorer (`grid_explorer`): several images resized by a native-resolution rule and packed
+into rows, beside what a tiling method would spend on them. Numbers from :mod:`anyres_tutorial.explore`."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+
+from .. import explore, tiling, viz
+from ..viz._common import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
+from ._common import USER_ERRORS, error_html, figure_png, image_widget, table_html
+
+# ----------------------------------------------------------------------------------------------------------
+# packing explorer
+
+
+def _tokens_bars(summary: dict):
+    """Grouped bars per image: packed tokens vs the tiling method's encoder and LLM tokens (minimal picture
+    owned by the explorer; numbers from ``explore.packing_summary``)."""
+    import numpy as np
+
+    ims = summary["images"]
+    y = np.arange(len(ims))
+    fig, ax = subplots(figsize=(9, 0.75 * len(ims) + 1.6))
+    h = 0.27
+    series = [("packed (native resolution)", [r["tokens"] for r in ims], PACKED_COLOR),
+              (f"{summary['tiling_method']}: encoder tokens", [r["tiling_encoder_tokens"] for r in ims],
+               ENCODER_COLOR),
+              (f"{summary['tiling_method']}: LLM tokens", [r["tiling_llm_tokens"] for r in ims], LLM_COLOR)]
+    for k, (label, vals, color) in enumerate(series):
+        ax.barh(y + (k - 1) * h, vals, height=h, color=color, label=label)
+        for yi, v in zip(y, vals):
+            ax.text(v, yi + (k - 1) * h, f" {v}", va="center", fontsize=7)
+    ax.set_yticks(y, [f"{r['name']}\n{wh(r['size'])}" for r in ims], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("tokens per image")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    s = summary
+    ax.set_title(f"Packing ({s['rule']}, budget {s['budget']}) vs tiling ({s['tiling_method']}): "
+                 f"{s['packed_tokens']} packed tokens vs {s['tiling_encoder_tokens']} encoder / "
+                 f"{s['tiling_llm_tokens']} LLM tokens", fontsize=10)
+    return fig
+
+
+class PackingExplorer:
+    """Pick several images, a native-resolution rule, a per-image token budget, max_len and a packing
+    strategy; see the packed rows with their padding, the block-diagonal mask of one row, and how many tokens
+    a tiling method would spend on the same images (``tiling_method``, default ``tiling.DEFAULT_METHOD``).
+    ``last_result``: ``explore.packing_summary(...)``. Used by `grid_explorer`.
+    """
+
+    TABS = ("Packed rows", "Mask of one row", "Packing vs tiling")
+
+    def __init__(self, images: tuple | None = None, rule: str = "navit", budget: int = 256,
+                 max_len: int = 512, strategy: str = "ffd", tiling_method: str = tiling.DEFAULT_METHOD):
+        from .. import data
+        from ..packing import RULES, STRATEGIES
+
+        self._data = data
+        names = data.list_images()
+        images = tuple(images) if images is not None else tuple(
+            n for n in ("astronaut", "chart", "panorama", "phone_screenshot", "icon") if n in names)
+        self.last_result: dict | None = None
+        self._cache: dict[tuple, bytes] = {}
+        self.images_sel = W.SelectMultiple(options=names, value=images, rows=7, description="Images",
+                                           layout=W.Layout(width="300px"))
+        self.images_sel.add_class("anyres-pack-images")
+        style = {"description_width": "110px"}
+        self.rule_dd = W.Dropdown(options=list(RULES), value=rule, description="sizing rule", style=style,
+                                  layout=W.Layout(width="300px"))
+        self.budget = W.IntSlider(value=budget, min=16, max=2048, step=16, description="tokens/image",
+                                  style=style, continuous_update=False, layout=W.Layout(width="420px"))
+        self.max_len = W.IntSlider(value=max_len, min=64, max=8192, step=64, description="max_len",
+                                   style=style, continuous_update=False, layout=W.Layout(width="420px"))
+        self.max_len.add_class("anyres-pack-maxlen")
+        self.strategy = W.ToggleButtons(options=list(STRATEGIES), value=strategy, description="strategy",
+                                        style=style)
+        self.tiling_dd = W.Dropdown(options=list(tiling.METHODS), value=tiling_method,
+                                    description="compare with", style=style, layout=W.Layout(width="300px"))
+        self.row = W.BoundedIntText(value=0, min=0, max=0, description="mask of row", style=style,
+                                    layout=W.Layout(width="200px"))
+        self.message = W.HTML()
+        self.message.add_class("anyres-message")
+        self.numbers = W.HTML()
+        self.numbers.add_class("anyres-packing-numbers")
+        self.pictures = {t: image_widget() for t in self.TABS}
+        self.tabs = W.Tab(children=[W.VBox([self.pictures["Packed rows"]]),
+                                    W.VBox([self.row, self.pictures["Mask of one row"]]),
+                                    W.VBox([self.pictures["Packing vs tiling"]])])
+        for i, t in enumerate(self.TABS):
+            self.tabs.set_title(i, t)
+        note = W.HTML('<div style="line-height:1.4"><small>Ctrl/Shift-click to pick several images. '
+                      "Budget: NaViT max_tokens, SigLIP2 "
+                      "max_num_patches, Qwen2-VL max_pixels = budget·28² (pixtral has none: longest edge "
+                      "1024).</small></div>", layout=W.Layout(width="300px"))
+        controls = W.HBox([W.VBox([self.images_sel, note], layout=W.Layout(margin="0 16px 0 0")),
+                           W.VBox([self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd])],
+                          layout=W.Layout(flex_flow="row wrap"))
+        self.widget = W.VBox([controls, self.message, self.numbers, self.tabs])
+        self.widget.add_class("anyres-packing-explorer")
+        for w in (self.images_sel, self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd):
+            w.observe(self._on_change, names="value")
+        self.row.observe(self._on_tab, names="value")
+        self.tabs.observe(self._on_tab, names="selected_index")
+        self.update()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    @property
+    def state(self) -> dict:
+        return {"images": tuple(self.images_sel.value), "rule": self.rule_dd.value,
+                "budget": self.budget.value,
+                "max_len": self.max_len.value, "strategy": self.strategy.value,
+                "tiling_method": self.tiling_dd.value, "row": self.row.value,
+                "tab": self.TABS[self.tabs.selected_index or 0]}
+
+    def _on_change(self, change) -> None:
+        self.update()
+
+    def _on_tab(self, change) -> None:
+        self._render_tab()
+
+    def update(self) -> None:
+        s = self.state
+        sizes = [tuple(self._data.IMAGES[n].size) for n in s["images"]]
+        try:
+            res = explore.packing_summary(sizes, s["rule"], s["max_len"], s["strategy"], s["budget"],
+                                          s["tiling_method"], names=s["images"])
+        except USER_ERRORS as e:
+            self.last_result = None
+            self.message.value = error_html(str(e))
+            self.numbers.value = ""
+            for p in self.pictures.values():
+                p.value = b""
+            return
+        self.last_result = res
+        self.row.max = len(res["rows"]) - 1  # clamps .value (may fire _on_tab)
+        self._render_tab()  # draw first, so the picture and the numbers change together
+        self.message.value = ""
+        self.numbers.value = self._numbers_html(res)
+
+    def _numbers_html(self, r: dict) -> str:
+        rep = r["report"]
+        table = table_html(
+            ["image", "size (W×H)", "native size (W×H)", f"packed tokens ({r['token_unit']})",
+             f"{r['tiling_method']} images", "encoder tokens", "LLM tokens"],
+            [[x["name"], wh(x["size"]), wh(x["native_size"]), x["tokens"], x["tiling_images"],
+              x["tiling_encoder_tokens"], x["tiling_llm_tokens"]] for x in r["images"]]
+            + [["total", "", "", r["packed_tokens"], sum(x["tiling_images"] for x in r["images"]),
+                r["tiling_encoder_tokens"], r["tiling_llm_tokens"]]])
+        head = (f'<div class="anyres-pack-summary" style="line-height:1.4;margin:4px 0">'
+                f'<b>{rep["rows"]} rows × max_len {r["max_len"]} = '
+                f'{rep["slots"]} slots</b>: {rep["tokens"]} tokens + {rep["padding"]} padding '
+                f'(<b>{rep["padding_fraction"]:.1%} padding</b>, strategy {html.escape(r["strategy"])}). '
+                f'Tiling with {html.escape(r["tiling_method"])} would run the encoder on '
+                f'<b>{r["tiling_encoder_tokens"]}</b> tokens and give the LLM '
+                f'<b>{r["tiling_llm_tokens"]}</b>.</div>')
+        return head + table
+
+    def _render_tab(self) -> None:
+        r = self.last_result
+        if r is None:
+            return
+        s = self.state
+        tab = s["tab"]
+        key = (s["images"], s["rule"], s["budget"], s["max_len"], s["strategy"], s["tiling_method"], tab,
+               s["row"] if tab == "Mask of one row" else None)
+        if key not in self._cache:
+            if tab == "Packed rows":
+                fig = viz.packed_rows(r["rows"], r["lengths"], r["max_len"],
+                                      labels=[x["name"] for x in r["images"]],
+                                      title=f"{r['strategy']} packing of {len(r['lengths'])} images")
+            elif tab == "Mask of one row":
+                row = min(s["row"], len(r["rows"]) - 1)
+                seg = explore.row_segment_ids(r, row)
+                names = ", ".join(f"img {k} = {r['images'][i]['name']}" for k, i in enumerate(r["rows"][row]))
+                if r["max_len"] <= 512:
+                    fig = viz.mask_heatmap(seg, title=f"Row {row}: {names}")
+                else:
+                    fig = viz.block_mask_view(seg, title=f"Row {row}: {names} (FlexAttention blocks; the "
+                                                         f"dense picture needs max_len ≤ 512)")
+            else:
+                fig = _tokens_bars(r)
+            self._cache[key] = figure_png(fig)
+        self.pictures[tab].value = self._cache[key]
+
+
+def packing_explorer(images: tuple | None = None, rule: str = "navit", budget: int = 256, max_len: int = 512,
+                     strategy: str = "ffd", tiling_method: str = tiling.DEFAULT_METHOD) -> PackingExplorer:
+    """The packing explorer (`grid_explorer`); return it from a cell (or ``display`` it) to show it."""
+    return PackingExplorer(images=images, rule=rule, budget=budget, max_len=max_len, strategy=strategy,
+                           tiling_method=tiling_method)

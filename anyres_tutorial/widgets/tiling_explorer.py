@@ -1,0 +1,294 @@
+"""The tiling explorer (`grid_explorer`): pick an image and a tiling method; see its plan, tiles, tokens,
+scores and a side-by-side comparison. Numbers from :mod:`anyres_tutorial.explore`, pictures from ``viz``."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as W
+
+from .. import explore, tiling, viz
+from ..images import ImageLoadError, load_image
+from ..viz._common import subplots, wh
+from ._common import USER_ERRORS, error_html, figure_png, image_widget, method_options, table_html
+
+# ----------------------------------------------------------------------------------------------------------
+# tiling explorer
+
+
+class TilingExplorer:
+    """Pick an image (from data/ or uploaded) and a tiling method with its options; see the grid, the
+    encoder images, the LLM token layout, the per-candidate scores, and a side-by-side comparison.
+
+    Every registered tiling method is offered (``tiling.METHODS``, labelled with ``tiling.title``), with the
+    controls its ``CONTROLS`` lists; ``method`` defaults to ``tiling.DEFAULT_METHOD`` and ``compare`` (the
+    side-by-side methods) to every registered method. Tabs render lazily (only the visible one).
+    ``state``: image, image_size, method, options, tab, compare. ``last_result``:
+    ``explore.tiling_summary(...)`` of the current choice; ``last_compare``: the rows of
+    ``explore.compare_methods`` last shown in the side-by-side tab. Used by `grid_explorer`.
+    """
+
+    TABS = ("Grid overlay", "Encoder images", "LLM tokens", "Candidate scores", "Side by side")
+
+    def __init__(self, image: str | None = None, method: str = tiling.DEFAULT_METHOD,
+                 compare: tuple | None = None):
+        from .. import data
+
+        self._data = data
+        names = data.list_images()
+        image = image if image is not None else ("chart" if "chart" in names else names[0])
+        if image not in names:
+            raise ValueError(f"unknown data image {image!r}; choose one of {names}")
+        compare = tuple(tiling.METHODS) if compare is None else tuple(compare)
+        for m in (method, *compare):
+            explore._check_method(m)
+        self._images: dict[str, Any] = {}  # name -> PIL image (data images loaded on first use, uploads)
+        self._cache: dict[tuple, Any] = {}
+        self.last_result: dict | None = None
+        self.last_compare: list[dict] | None = None
+        self._build_controls(names, image, method)
+        self._build_tabs(compare)
+        self.widget = self._layout()
+        self._build_options()
+        self.image_dd.observe(self._on_change, names="value")
+        self.method_dd.observe(self._on_method, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.tabs.observe(self._on_tab, names="selected_index")
+        self.compare_select.observe(self._on_change, names="value")
+        self.update()
+
+    def _build_controls(self, names: list[str], image: str, method: str) -> None:
+        """The image, upload and method pickers, the options box and the numbers / message panes."""
+        self.image_dd = W.Dropdown(options=names, value=image, description="Image",
+                                   layout=W.Layout(width="300px"))
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload image",
+                                   layout=W.Layout(width="300px"))
+        self.method_dd = W.Dropdown(options=method_options(), value=method, description="Method",
+                                    layout=W.Layout(width="300px"))
+        self.method_dd.add_class("anyres-method")
+        self.options_box = W.VBox(layout=W.Layout(width="340px"))
+        self._option_widgets: dict[str, W.Widget] = {}
+        self.message = W.HTML()
+        self.message.add_class("anyres-message")
+        self.numbers = W.HTML(layout=W.Layout(min_width="360px", max_width="560px"))
+        self.numbers.add_class("anyres-tiling-numbers")
+
+    def _build_tabs(self, compare: tuple) -> None:
+        """One picture per tab, the score table under the scores, the method picker of the comparison."""
+        self.pictures = {t: image_widget() for t in self.TABS}
+        self.scores_html = W.HTML()
+        self.compare_select = W.SelectMultiple(options=method_options(), value=compare, rows=6,
+                                               description="Compare", layout=W.Layout(width="300px"))
+        self.compare_table = W.HTML()
+        self.compare_table.add_class("anyres-compare-table")
+        pages = [W.VBox([self.pictures[t]]) for t in self.TABS[:3]]
+        pages.append(W.VBox([self.pictures["Candidate scores"], self.scores_html]))
+        pages.append(W.VBox([W.HBox([self.compare_select, self.compare_table]),
+                             self.pictures["Side by side"]]))
+        self.tabs = W.Tab(children=pages)
+        for i, t in enumerate(self.TABS):
+            self.tabs.set_title(i, t)
+
+    def _layout(self) -> W.VBox:
+        help_html = W.HTML('<div style="line-height:1.4"><small>Pick an image (or upload your own), '
+                           "a tiling method and its options. Tabs: "
+                           "the cut canvas · what the ViT sees · what the LLM receives · why this grid won · "
+                           "several methods side by side.</small></div>")
+        controls = W.VBox([self.image_dd, self.upload, self.method_dd, self.options_box],
+                          layout=W.Layout(width="350px", margin="0 16px 0 0"))
+        box = W.VBox([help_html, W.HBox([controls, self.numbers], layout=W.Layout(flex_flow="row wrap")),
+                      self.message, self.tabs])
+        box.add_class("anyres-tiling-explorer")
+        return box
+
+    # --- plumbing ------------------------------------------------------------------------------------
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _build_options(self) -> None:
+        """One control per entry of the current method's ``CONTROLS`` (``explore.option_controls``)."""
+        for w in self._option_widgets.values():
+            w.unobserve(self._on_change, names="value")
+        self._option_widgets = {}
+        style = {"description_width": "130px"}
+        for name, spec in explore.option_controls(self.method_dd.value).items():
+            if spec["kind"] == "choice":
+                w = W.Dropdown(options=spec["choices"], value=spec["default"], description=name, style=style,
+                               layout=W.Layout(width="330px"))
+            else:
+                w = W.BoundedIntText(value=spec["default"], min=spec["min"], max=spec["max"], step=1,
+                                     description=name, style=style, layout=W.Layout(width="220px"))
+            w.add_class(f"anyres-opt-{name}")
+            w.observe(self._on_change, names="value")
+            self._option_widgets[name] = w
+        self.options_box.children = list(self._option_widgets.values())
+
+    def image(self):
+        """The current image as an RGB PIL image (data images are loaded once)."""
+        name = self.image_dd.value
+        if name not in self._images:
+            self._images[name] = self._data.load_data_image(name)
+        return self._images[name]
+
+    @property
+    def state(self) -> dict:
+        img = self._images.get(self.image_dd.value)
+        size = tuple(img.size) if img is not None else tuple(self._data.IMAGES[self.image_dd.value].size)
+        return {"image": self.image_dd.value, "image_size": size, "method": self.method_dd.value,
+                "options": {k: w.value for k, w in self._option_widgets.items()},
+                "tab": self.TABS[self.tabs.selected_index or 0], "compare": tuple(self.compare_select.value)}
+
+    def _key(self) -> tuple:
+        s = self.state
+        return (s["image"], s["method"], tuple(sorted((k, repr(v)) for k, v in s["options"].items())))
+
+    # --- callbacks -----------------------------------------------------------------------------------
+    def _on_method(self, change) -> None:
+        self._build_options()
+        self.update()
+
+    def _on_change(self, change) -> None:
+        self.update()
+
+    def _on_tab(self, change) -> None:
+        self._render_tab()
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if not files:
+            return
+        f = files[-1]
+        name = f"upload: {f.get('name', 'image')}"
+        try:
+            img = load_image(bytes(f["content"]))
+        except (ImageLoadError, TypeError) as e:
+            reason = getattr(e, "reason", str(e))
+            self.message.value = error_html(f"Upload refused ({f.get('name', 'file')}): {reason}. "
+                                             f"The explorer keeps showing {self.image_dd.value!r}.")
+            return
+        self._images[name] = img
+        if name not in self.image_dd.options:
+            self.image_dd.options = [*self.image_dd.options, name]
+        if self.image_dd.value == name:
+            self._cache.clear()
+            self.update()
+        else:
+            self.image_dd.value = name  # triggers update()
+
+    # --- computing and drawing -----------------------------------------------------------------------
+    def update(self) -> None:
+        """Recompute the numbers for the current choice and redraw the visible tab."""
+        s = self.state
+        try:
+            img = self.image()
+            res = explore.tiling_summary(img.size, s["method"], **s["options"])
+        except USER_ERRORS as e:
+            self.last_result = None
+            self.message.value = error_html(f"{s['method']} on {s['image']}: {e}")
+            self.numbers.value = ""
+            for p in self.pictures.values():
+                p.value = b""
+            return
+        self.last_result = res
+        self._render_tab()  # draw first, so the picture and the numbers change together
+        self.message.value = ""
+        self.numbers.value = self._numbers_html(res)
+
+    def _numbers_html(self, r: dict) -> str:
+        rows, cols = r["grid"]
+        pad_tok = (f"{r['useful_tokens']} content + {r['padding_tokens']} padding + "
+                   f"{r['thumbnail_tokens']} thumbnail")
+        lines = [
+            ("image (W×H)", wh(r["image_size"])),
+            ("grid (rows×cols)",
+             f"{rows}×{cols} tiles of {r['tile_size']} px, canvas {wh(r['canvas_size'])}"),
+            ("global view(s)", ", ".join(r["global_views"]) + (f" ({r['global_position']} the tiles)"
+                                                                 if r["global_position"] else "") or "none"),
+            ("encoder images", f"{r['encoder_images']}"),
+            ("encoder tokens", f"{r['encoder_tokens']} = {pad_tok}"),
+            ("LLM tokens", f"{r['llm_tokens']}"),
+            ("padding fraction", f"{r['padding_fraction']:.1%} of encoder pixels"),
+        ]
+        body = "".join(f'<tr><td style="padding:1px 8px 1px 0;color:#555">{html.escape(k)}</td>'
+                       f'<td class="anyres-{k.split(" (")[0].replace(" ", "-")}">'
+                       f"<b>{html.escape(v)}</b></td></tr>" for k, v in lines)
+        return (f'<div style="border:1px solid #ddd;border-radius:6px;padding:6px 10px;background:#fafafa">'
+                f'<b>{html.escape(r["method"])}</b> <span style="color:#555">{html.escape(r["title"])}</span>'
+                f'<table style="font-size:13px">{body}</table>'
+                f'<small style="color:#555">LLM tokens = {html.escape(r["token_formula"])}</small></div>')
+
+    def _render_tab(self) -> None:
+        if self.last_result is None:
+            return
+        tab = self.TABS[self.tabs.selected_index or 0]
+        key = (*self._key(), tab, tuple(self.compare_select.value) if tab == "Side by side" else ())
+        if key not in self._cache:
+            self._cache[key] = self._draw(tab)
+        png, extra = self._cache[key]
+        self.pictures[tab].value = png
+        if tab == "Candidate scores":
+            self.scores_html.value = extra
+        elif tab == "Side by side":
+            self.compare_table.value = extra
+
+    def _draw(self, tab: str) -> tuple[bytes, str]:
+        r = self.last_result
+        plan, img = r["plan"], self.image()
+        if tab == "Grid overlay":
+            return figure_png(viz.grid_overlay(plan, img)), ""
+        if tab == "Encoder images":
+            return figure_png(viz.tile_montage(tiling.apply(plan, img), plan=plan)), ""
+        if tab == "LLM tokens":
+            return figure_png(viz.token_strip(plan)), ""
+        if tab == "Candidate scores":
+            return self._draw_scores(r)
+        return self._draw_compare()
+
+    def _draw_scores(self, r: dict) -> tuple[bytes, str]:
+        """The method's score table (``tiling.score_table``) and its picture (``viz.score_picture``)."""
+        table = r["score_table"]
+        fig = viz.score_picture(r["plan"])
+        rows = table_html(list(table.columns), [list(x) for x in table.rows], list(table.chosen)) \
+            if table.rows else ""
+        png = figure_png(fig) if fig is not None else b""
+        return png, f"<p><small>{html.escape(table.rule)}</small></p>{rows}"
+
+    def _draw_compare(self) -> tuple[bytes, str]:
+        s = self.state
+        methods = list(s["compare"]) or [s["method"]]
+        opts = {s["method"]: s["options"]}
+        img = self.image()
+        rows = explore.compare_methods(img.size, methods, opts)
+        self.last_compare = rows
+        n = len(rows)
+        ncols = min(3, n)
+        nrows = -(-n // ncols)
+        fig, axes = subplots(nrows, ncols, figsize=(5.2 * ncols, 4.4 * nrows), squeeze=False)
+        for ax in axes.ravel()[n:]:
+            ax.axis("off")
+        for ax, row in zip(axes.ravel(), rows):
+            m = row["method"]
+            plan = tiling.plan(m, img.size, **opts.get(m, {}))
+            viz.grid_overlay(plan, img, ax=ax, title=(
+                f"{m}: {row['grid'][0]}×{row['grid'][1]} tiles of {row['tile_size']} px\n"
+                f"{row['encoder_images']} encoder images, {row['llm_tokens']} LLM tokens, "
+                f"padding {row['padding_fraction']:.0%}"))
+        fig.suptitle(f"The same {wh(img.size)} image, cut by {n} methods (each with its default options"
+                     f"{'; ' + s['method'] + ' with the options above' if s['method'] in methods else ''})",
+                     fontsize=11)
+        table = table_html(
+            ["method", "grid (rows×cols)", "tile", "canvas (W×H)", "encoder images", "encoder tokens",
+             "LLM tokens", "padding"],
+            [[r["method"], f"{r['grid'][0]}×{r['grid'][1]}", r["tile_size"], wh(r["canvas_size"]),
+              r["encoder_images"], r["encoder_tokens"], r["llm_tokens"], f"{r['padding_fraction']:.1%}"]
+             for r in rows])
+        return figure_png(fig), table
+
+
+def tiling_explorer(image: str | None = None, method: str = tiling.DEFAULT_METHOD,
+                    compare: tuple | None = None) -> TilingExplorer:
+    """The tiling explorer (`grid_explorer`); return it from a cell (or ``display`` it) to show it."""
+    return TilingExplorer(image=image, method=method, compare=compare)

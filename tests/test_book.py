@@ -1,0 +1,116 @@
+"""The offline handout (`dev.py book`): embedded figures, no network, links resolve, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from anyres_tutorial import book
+
+# Fast notebooks: figures (02), a packing walk-through with exercise stubs (07), the explorers (13).
+BUILT = ["02_tiling_basics", "07_navit_packing", "13_grid_explorer"]
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.scripts, self.hrefs, self.imgs, self.links = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.scripts.append(a["src"])
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"])
+        if tag == "img":
+            self.imgs.append(a.get("src") or "")
+        if tag == "link" and a.get("href"):
+            self.links.append(a["href"])
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text())
+    return page
+
+
+@pytest.fixture(scope="module")
+def handout(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ANYRES_FAST", "1")
+    mp.setenv("MPLBACKEND", "Agg")  # what dev.py used to force: the build must still get inline figures
+    out = tmp_path_factory.mktemp("book")
+    try:
+        book.build(out, [book.NOTEBOOK_DIR / f"{n}.ipynb" for n in BUILT], timeout=600, log=lambda *_: None)
+    finally:
+        mp.undo()
+    return out
+
+
+def _stub_cells(name: str) -> int:
+    nb = json.loads((book.NOTEBOOK_DIR / f"{name}.ipynb").read_text())
+    return sum("raises-exception" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUILT)
+def test_page_has_its_figures_and_no_traceback(handout, name):
+    text = (handout / f"{name}.html").read_text()
+    page = _parse(handout / f"{name}.html")
+    pngs = [s for s in page.imgs if s.startswith("data:image/png;base64,") and len(s) > 100]
+    assert pngs, f"{name}: no embedded PNG figure"
+    assert "&lt;Figure size" not in text, f"{name}: a figure was printed as text instead of drawn"
+    assert "Traceback" not in text, f"{name}: an error output is shown"
+    assert text.count(book.STUB_NOTE.split(":")[0]) >= _stub_cells(name)
+
+
+@pytest.mark.slow
+def test_pages_load_nothing_from_the_network(handout):
+    for f in handout.glob("*.html"):
+        page = _parse(f)
+        remote = [s for s in page.scripts + page.links if "://" in s or s.startswith("//")]
+        assert not remote, f"{f.name} loads {remote}"
+        text = f.read_text()
+        for cdn in ("cdnjs", "unpkg", "jsdelivr", "require.js", "embed-amd"):
+            assert cdn not in text, f"{f.name} mentions {cdn}"
+        assert book.WIDGET_VIEW not in text, f"{f.name} still holds a live widget view"
+
+
+@pytest.mark.slow
+def test_every_local_link_resolves(handout):
+    for f in handout.glob("*.html"):
+        for href in _parse(f).hrefs:
+            if href.startswith(("http://", "https://", "mailto:", "#")):
+                continue
+            target = href.split("#", 1)[0]
+            assert (handout / target).is_file(), f"{f.name}: dead link {href}"
+
+
+@pytest.mark.slow
+def test_index_links_every_page_in_order(handout):
+    hrefs = [h for h in _parse(handout / "index.html").hrefs if h.endswith(".html") and h != "README.html"]
+    assert hrefs == [f"{n}.html" for n in BUILT]
+    assert "README.html" in _parse(handout / "index.html").hrefs
+    assert (handout / "README.html").is_file()
+
+
+@pytest.mark.slow
+def test_explorer_page_is_a_static_snapshot(handout):
+    text = (handout / "13_grid_explorer.html").read_text()
+    assert text.count('class="handout-widget"') >= 2
+    assert book.LIVE_COMMAND in text
+
+
+def test_links_are_rewritten():
+    md = ("see [next](03_llava_next_anyres.ipynb#top), [x](05_deepseek_vl2_and_internvl.ipynb), "
+          "[r](../README.md)")
+    out = book.rewrite_links(md, {"03_llava_next_anyres"})
+    assert out == "see [next](03_llava_next_anyres.html#top), [x](index.html), [r](README.html)"
+
+
+def test_descriptions_cover_every_notebook():
+    desc = book.descriptions()
+    assert [p.name for p in book.notebooks()] == sorted(desc)
