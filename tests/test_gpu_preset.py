@@ -123,10 +123,15 @@ def test_varlen_backend_layout_with_a_fake_kernel_on_cpu(monkeypatch):
         return out
 
     monkeypatch.setattr(attention, "_varlen_call", lambda: attention.varlen_caller(fake))
-    seg = torch.tensor([[0] * 5 + [1] * 3 + [2] * 7])  # (1, 15)
+    seg = torch.tensor([[0] * 5 + [1] * 3 + [2] * 7])  # (1, 15): one row, no padding
     q, k, v = torch.randn(3, 1, 6, 15, 8).unbind(0)  # (1, H, T, hd) each
     got = attention.get("varlen").prepare(seg)(q, k, v)
     ref = attention.get("dense_mask").prepare(seg)(q, k, v)
+    assert got.shape == q.shape and torch.allclose(got, ref, atol=1e-5)
+    rows = torch.tensor([[0] * 4 + [1] * 3 + [-1] * 2, [2] * 6 + [-1] * 3])  # (2, 9): rows with padding
+    q, k, v = torch.randn(3, 2, 6, 9, 8).unbind(0)
+    got = attention.get("varlen").prepare(rows)(q, k, v)
+    ref = attention.get("sdpa_segments").prepare(rows)(q, k, v)  # padding rows are zero in both
     assert got.shape == q.shape and torch.allclose(got, ref, atol=1e-5)
 
 

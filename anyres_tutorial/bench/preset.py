@@ -24,18 +24,19 @@ Why it should fit in 6 minutes (an estimate from counts, not a measurement; :fun
 
 - work: every timed point runs 1 check + 3 warm-ups + 10 timed forwards. :func:`estimate` counts the executed
   FLOPs of every configuration at every point (``attention.executed_flops``; tiled: ``vit.count_flops`` of
-  the tiles) over the 50 timed points: about 1.5 PFLOP in all, most of it the 64-image points and the dense
-  mask's N^2 pairs at 32k tokens. At the H200's ~790 TFLOP/s bf16 matmul rate (an H100 SXM is of the same
-  order) and an assumed 15 % of it for a narrow ViT-S, that is ~13 s of GPU time;
-- launches: ``loop`` runs each image alone, 12 blocks x ~15 kernels per image; ~0.6 M launches at ~10 us:
-  ~6 s;
+  the tiles) over the ~60 timed points (with the five backends registered today): about 1.8 PFLOP in all,
+  most of it the 64-image points and the dense mask's N^2 pairs at 32k tokens. At the H200's ~790 TFLOP/s
+  bf16 matmul rate (an H100 SXM is of the same order) and an assumed 15 % of it for a narrow ViT-S, that is
+  ~15 s of GPU time;
+- launches: ``loop`` runs each image alone, 12 blocks x ~15 kernels per image, ``sdpa_segments`` ~4 per image
+  per block (:data:`PER_IMAGE_KERNELS`); ~0.75 M launches at ~10 us: ~8 s;
 - compiles: ``flex`` compiles once per padded-length bucket (``attention.flex_padded_length``); the preset's
   packed sequences fall into 11 buckets. Assumed ~40 s for the first compile (Inductor + Triton, cold cache
   on a bare machine) and ~10 s per further bucket: ~2.3 minutes, the largest and least certain item;
 - host work: loading and resampling the images (PIL, up to 2 MP each), ~0.05 s per image per set: ~25 s,
   and planning throughput (2000 sizes per tiling method): seconds.
 
-Total ~3 minutes (``estimate()["total_s"]`` ~ 180), under the 6-minute goal even if the compiles take twice
+Total ~3 minutes (``estimate()["total_s"]`` ~ 190), under the 6-minute goal even if the compiles take twice
 as long; ``tools/gpu_run.sh`` wraps it in ``timeout`` and the device call leaves room to run it twice inside
 15 minutes.
 
@@ -67,8 +68,11 @@ PRESETS = {"gpu": (GPU, GPU_DRY_RUN)}
 
 #: Assumptions of :func:`estimate` (not measurements): bf16 dense matmul rate of one H200, the share of it a
 #: ViT-S forward reaches, seconds per kernel launch, per image per set of host work, per flex compile.
-ASSUMED = dict(matmul_flops_per_s=790e12, vit_share=0.15, launch_s=10e-6, kernels_per_block=15,
-               host_s_per_image=0.05, first_compile_s=40.0, compile_s=10.0)
+ASSUMED = dict(matmul_flops_per_s=790e12, vit_share=0.15, launch_s=10e-6, host_s_per_image=0.05,
+               first_compile_s=40.0, compile_s=10.0)
+#: Kernel launches per image per block of the backends that do per-image work (``loop``: the whole block;
+#: ``sdpa_segments``: slices and one SDPA per image); the others launch per sequence, not per image.
+PER_IMAGE_KERNELS = {"loop": 15, "sdpa_segments": 4}
 
 
 def expand(argv: list[str], parser: argparse.ArgumentParser | None = None) -> list[str]:
@@ -158,8 +162,7 @@ def estimate(argv: list[str] | None = None) -> dict:
                 continue
             flops += runs * attention.executed_flops(b, lengths)
             points += 1
-            if b == "loop":
-                launches += runs * len(lengths) * DEPTH * a["kernels_per_block"]
+            launches += runs * len(lengths) * DEPTH * PER_IMAGE_KERNELS.get(b, 0)
             if b == "flex":
                 buckets.add(attention.flex_padded_length(sum(lengths)))
     gpu_s = flops / (a["matmul_flops_per_s"] * a["vit_share"])
