@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+from .config import Config
+
 SMALL_IMAGES_GOAL = (64, 2.0)  # (images, speed-up over loop)
 DENSE_GOAL = (32768, 5.0)  # (tokens, speed-up over dense_mask)
 EFFICIENCY_GOAL = 0.40
@@ -28,7 +30,11 @@ PACKED = ("packed-flex", "packed-varlen")  # the packed kernels the speed goals 
 
 
 def _backend(config: str) -> str | None:
-    return config.split("-", 1)[1] if config.startswith("packed-") else None
+    try:
+        c = Config.parse(config)
+    except ValueError:  # not a configuration name
+        return None
+    return c.backend if c.kind == "packed" else None
 
 
 def block_sparse(config: str) -> bool:
