@@ -88,7 +88,8 @@ def test_no_method_names_in_pictures_explorer_and_widgets():
     kinds = {tiling.score_table(tiling.plan(m, (800, 600))).kind for m in tiling.METHODS}
     names = [m for m in tiling.METHODS if m not in kinds]
     root = Path(anyres_tutorial.__file__).parent
-    files = [*sorted((root / "viz").glob("*.py")), root / "explore.py", root / "widgets.py"]
+    files = [*sorted((root / "viz").glob("*.py")), root / "explore.py",
+             *sorted((root / "widgets").glob("*.py"))]
     for f in files:
         text = f.read_text(encoding="utf-8")
         for m in names:
