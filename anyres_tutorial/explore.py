@@ -202,13 +202,23 @@ _UNITS = {"navit": "14-px patch", "siglip2_naflex": "16-px patch", "pixtral": "1
           "qwen2_vl": "28-px merged patch (2×2 ViT patches)"}
 
 
+def _fed_as(size, fed) -> str:
+    if tuple(fed) == tuple(size):
+        return "native size"
+    if all(abs(int(a) - int(b)) < 32 for a, b in zip(size, fed)):
+        return "rounded to the patch grid"
+    return "resized to budget"
+
+
 def packing_images(sizes: Any, rule: str = "navit", budget: int | None = 256,
                    tiling_method: str = tiling.DEFAULT_METHOD, names: Any = None,
                    tiling_options: dict | None = None) -> list[dict]:
     """One dict per image, before any packing (`grid_explorer`): name, size, native_size (the size the rule
-    feeds the encoder), ``resized`` (True when that is not the image's own size: "resized to budget"),
-    grid (rows, cols), tokens, tiling_images, tiling_encoder_tokens, tiling_llm_tokens. The explorer keeps
-    showing this table when the images cannot be packed (an image longer than ``max_len``)."""
+    feeds the encoder), ``resized`` (True when that is not the image's own size), ``fed_as`` (words for
+    it: "native size", "rounded to the patch grid" when each side moved by less than two 16-px patches,
+    else "resized to budget"), grid (rows, cols), tokens, tiling_images, tiling_encoder_tokens,
+    tiling_llm_tokens. The explorer keeps showing this table when the images cannot be packed (an image
+    longer than ``max_len``)."""
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
         raise TypeError(f"sizes must be a list of (width, height) pairs, got {type(sizes).__name__}")
     sizes = [tiling.check_size(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
@@ -225,7 +235,8 @@ def packing_images(sizes: Any, rule: str = "navit", budget: int | None = 256,
         d = native_size_details(size, rule, **ropts)
         p = tiling.plan(tiling_method, size, **topts)
         images.append({"name": name, "size": size, "native_size": tuple(d["size"]),
-                       "resized": tuple(d["size"]) != tuple(size), "grid": tuple(d["grid"]),
+                       "resized": tuple(d["size"]) != tuple(size), "fed_as": _fed_as(size, d["size"]),
+                       "grid": tuple(d["grid"]),
                        "tokens": int(d["tokens"]), "tiling_images": p.num_images,
                        "tiling_encoder_tokens": p.encoder_tokens().patches,
                        "tiling_llm_tokens": p.num_tokens})

@@ -207,8 +207,7 @@ class PackingExplorer:
         """One row per image: size, the size the rule feeds the encoder, packed tokens (marked red when
         longer than ``max_len``: it does not fit any row) and what the tiling method spends."""
         unit = f" ({r['token_unit']})" if r.get("token_unit") else ""
-        fed = [f"{wh(x['native_size'])} ({'resized to budget' if x['resized'] else 'native size'})"
-               for x in ims]
+        fed = [f"{wh(x['native_size'])} ({x['fed_as']})" for x in ims]
         fits = [x["tokens"] <= max_len for x in ims]
         tokens = [x["tokens"] if ok else f"{x['tokens']} > max_len {max_len}: does not fit"
                   for x, ok in zip(ims, fits)]

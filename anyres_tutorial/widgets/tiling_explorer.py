@@ -160,6 +160,14 @@ class TilingExplorer:
             self._option_widgets[name] = w
         self.options_box.children = list(self._option_widgets.values())
 
+    @property
+    def options(self):
+        """The current method's option controls, name -> widget (read-only mapping); set ``.value`` to drive
+        the explorer from code, e.g. ``tx.options["max_num"].value = 6``."""
+        from types import MappingProxyType
+
+        return MappingProxyType(self._option_widgets)
+
     def image(self):
         """The current image as an RGB PIL image (data images are loaded once)."""
         name = self.image_dd.value
