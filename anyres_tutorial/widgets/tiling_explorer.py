@@ -268,7 +268,7 @@ class TilingExplorer:
             ("LLM tokens", f"{r['llm_tokens']}"),
             ("padding fraction", f"{r['padding_fraction']:.1%} of encoder pixels"),
         ]
-        body = "".join(f'<tr><td style="padding:1px 8px 1px 0;color:#555;vertical-align:top">'
+        body = "".join(f'<tr><td style="padding:1px 8px 1px 0;color:#555;vertical-align:top;white-space:nowrap">'
                        f'{html.escape(k)}</td><td class="anyres-{k.split(" (")[0].replace(" ", "-")}">'
                        f"<b>{v}</b></td></tr>" for k, v in lines)
         px = font_px(self.presentation.value)
