@@ -268,9 +268,10 @@ class TilingExplorer:
             ("LLM tokens", f"{r['llm_tokens']}"),
             ("padding fraction", f"{r['padding_fraction']:.1%} of encoder pixels"),
         ]
-        body = "".join(f'<tr><td style="padding:1px 8px 1px 0;color:#555;vertical-align:top;white-space:nowrap">'
-                       f'{html.escape(k)}</td><td class="anyres-{k.split(" (")[0].replace(" ", "-")}">'
-                       f"<b>{v}</b></td></tr>" for k, v in lines)
+        key_style = "padding:1px 8px 1px 0;color:#555;vertical-align:top;white-space:nowrap"
+        body = "".join(f'<tr><td style="{key_style}">{html.escape(k)}</td>'
+                       f'<td class="anyres-{k.split(" (")[0].replace(" ", "-")}"><b>{v}</b></td></tr>'
+                       for k, v in lines)
         px = font_px(self.presentation.value)
         return (f'<div style="border:1px solid #ddd;border-radius:6px;padding:6px 10px;background:#fafafa;'
                 f'font-size:{px}px"><b>{html.escape(r["method"])}</b> '
