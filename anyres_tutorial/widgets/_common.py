@@ -146,10 +146,12 @@ def table_html(headers: list[str], rows: list[list[Any]], highlight: list[bool] 
             style = ' style="background:#e6f4ea;font-weight:bold"'
         if marked and marked[i]:
             style = ' class="anyres-does-not-fit" style="background:#fdecea;color:#b00020"'
-        tds = "".join(f'<td style="padding:2px 8px;text-align:right">{html.escape(str(c))}</td>' for c in r)
+        td = '<td style="padding:2px 8px;text-align:right;white-space:nowrap">'
+        tds = "".join(f"{td}{html.escape(str(c))}</td>" for c in r)
         body.append(f"<tr{style}>{tds}</tr>")
-    return (f'<table style="border-collapse:collapse;font-size:{font_px(presentation)}px"><thead><tr>{th}'
-            f'</tr></thead><tbody>{"".join(body)}</tbody></table>')
+    return (f'<div style="overflow-x:auto;max-width:100%"><table style="border-collapse:collapse;'
+            f'font-size:{font_px(presentation)}px"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody>'
+            f'</table></div>')
 
 
 def swatch(rgb_hex: str | None) -> str:

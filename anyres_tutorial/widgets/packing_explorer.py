@@ -141,7 +141,7 @@ class PackingExplorer:
                       "1024).</small></div>", layout=W.Layout(width="340px"))
         left = W.VBox([self.images_sel, note, self.rule_dd, self.budget, self.max_len, self.strategy,
                        self.tiling_dd, self.presentation],
-                      layout=W.Layout(width="360px", min_width="360px", margin="0 12px 0 0"))
+                      layout=W.Layout(width="340px", min_width="340px", margin="0 12px 0 0"))
         left.add_class("anyres-controls")
         right = W.VBox([self.message, self.tabs, self.numbers],
                        layout=W.Layout(flex="1 1 auto", min_width="0"))

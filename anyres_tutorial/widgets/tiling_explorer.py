@@ -129,7 +129,7 @@ class TilingExplorer:
                            "</small></div>")
         left = W.VBox([self.image_dd, self.upload, self.method_dd, self.options_box, self.presentation,
                        self.message, self.numbers, help_html],
-                      layout=W.Layout(width="360px", min_width="360px", margin="0 12px 0 0"))
+                      layout=W.Layout(width="340px", min_width="340px", margin="0 12px 0 0"))
         left.add_class("anyres-controls")
         right = W.VBox([self.tabs], layout=W.Layout(flex="1 1 auto", min_width="0"))
         box = W.HBox([explorer_style(), left, right], layout=W.Layout(width="100%"))
