@@ -17,6 +17,7 @@ case it fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -109,13 +110,20 @@ def lab(tmp_path):
            "jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers often run as root
         cmd.append("--allow-root")
+    base = f"http://127.0.0.1:{port}"
+    with _serve(cmd, work, env, log_path, f"{base}/api/status?token={token}", "JupyterLab"):
+        yield base, token, log_path
+
+
+@contextlib.contextmanager
+def _serve(cmd, cwd, env, log_path: Path, ready_url: str, what: str):
+    """Run a server (its own process group) until the block ends; wait until ``ready_url`` answers."""
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_for(proc, f"{base}/api/status?token={token}", log_path, "JupyterLab", 60)
-        yield base, token, log_path
+        _wait_for(proc, ready_url, log_path, what, 60)
+        yield proc
     finally:
         _stop(proc)
 
@@ -149,15 +157,15 @@ def app(tmp_path):
     port = _free_port()
     log_path = tmp_path / "voila.log"
     cmd = [*dev.app_command(sys.executable), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_for(proc, f"tcp:{port}", log_path, "Voila", 60)
-        yield base, log_path
-    finally:
-        _stop(proc)
+    with _serve(cmd, ROOT, env, log_path, f"tcp:{port}", "Voila"):
+        yield f"http://127.0.0.1:{port}", log_path
+
+
+def _open(pw):
+    """Headless Chromium and a 1280×800 page."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+        "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
+    return browser, browser.new_page(viewport=VIEWPORT)
 
 
 def _text(page, selector: str) -> str:
@@ -172,10 +180,8 @@ def test_grid_explorer_in_jupyterlab(lab, tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
+        browser, page = _open(pw)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(60_000)
             _drive(page, base, token, shots, PlaywrightTimeout, expect)
         except Exception:
@@ -286,10 +292,8 @@ def test_explorer_app_in_voila(app, tmp_path):
             route.abort()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
+        browser, page = _open(pw)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(120_000)
             page.route("**/*", only_local)
             page.goto(f"{base}/")

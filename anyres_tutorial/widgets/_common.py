@@ -110,6 +110,15 @@ def fewer_ticks(fig):
     return fig
 
 
+def explorer_png(fig, presentation: bool) -> bytes:
+    """An explorer's picture: legends below the panels (never over data), fewer ticks, sized for the picture
+    box with >= 10 pt text (larger box and >= 13 pt text in presentation mode)."""
+    fig = fewer_ticks(legends_outside(fig))
+    if presentation:
+        return figure_png(fig, PRESENTATION_BOX, PRESENTATION_FONT_PT)
+    return figure_png(fig, PICTURE_BOX)
+
+
 def image_widget() -> W.Image:
     """A picture shown at its natural size (never stretched), shrunk only when the page is narrower; hidden
     while it has no picture (no broken-image icon)."""

@@ -10,17 +10,12 @@ import ipywidgets as W
 from .. import explore, tiling, viz
 from ..viz._common import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
 from ._common import (
-    PICTURE_BOX,
-    PRESENTATION_BOX,
-    PRESENTATION_FONT_PT,
     USER_ERRORS,
     error_html,
+    explorer_png,
     explorer_style,
-    fewer_ticks,
-    figure_png,
     font_px,
     image_widget,
-    legends_outside,
     presentation_toggle,
     show_png,
     table_html,
@@ -233,10 +228,7 @@ class PackingExplorer:
                 f'<b>{r["tiling_llm_tokens"]}</b>.</div>')
 
     def _png(self, fig) -> bytes:
-        fig = fewer_ticks(legends_outside(fig))
-        if self.presentation.value:
-            return figure_png(fig, PRESENTATION_BOX, PRESENTATION_FONT_PT)
-        return figure_png(fig, PICTURE_BOX)
+        return explorer_png(fig, self.presentation.value)
 
     def _render_tab(self) -> None:
         r = self.last_result

@@ -12,18 +12,13 @@ from .. import explore, tiling, viz
 from ..images import ImageLoadError, load_image
 from ..viz._common import subplots, wh
 from ._common import (
-    PICTURE_BOX,
-    PRESENTATION_BOX,
-    PRESENTATION_FONT_PT,
     UPLOAD_LIMIT_MB,
     USER_ERRORS,
     error_html,
+    explorer_png,
     explorer_style,
-    fewer_ticks,
-    figure_png,
     font_px,
     image_widget,
-    legends_outside,
     method_options,
     presentation_toggle,
     show_png,
@@ -280,10 +275,7 @@ class TilingExplorer:
                 f'<small style="color:#555">LLM tokens = {html.escape(r["token_formula"])}</small></div>')
 
     def _png(self, fig) -> bytes:
-        """The picture sized for the picture box, legends below the panels (never over data)."""
-        if self.presentation.value:
-            return figure_png(fewer_ticks(legends_outside(fig)), PRESENTATION_BOX, PRESENTATION_FONT_PT)
-        return figure_png(fewer_ticks(legends_outside(fig)), PICTURE_BOX)
+        return explorer_png(fig, self.presentation.value)
 
     def _render_tab(self) -> None:
         if self.last_result is None:
