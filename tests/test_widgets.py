@@ -266,3 +266,64 @@ def test_figure_png_closes_the_figure():
     b = figure_png(fig)
     _png_size(b)
     assert not plt.fignum_exists(fig.number)
+
+
+# ------------------------------------------------------------------------------------------ for a projector
+
+
+def test_refused_upload_leaves_the_counter_on_accepted_files():
+    tx = TilingExplorer(image="chart", method="llava_next")
+    assert "100 MB" in tx.upload.description
+    _upload(tx, "bad.png", b"not an image")
+    assert "Upload refused" in tx.message.value and tx.upload.value == ()
+    _upload(tx, "ok.png", _png_bytes((800, 600)))
+    assert len(tx.upload.value) == 1 and tx.state["image"] == "upload: ok.png"
+    _upload(tx, "bad2.png", b"still not an image")
+    assert [f["name"] for f in tx.upload.value] == ["ok.png"]
+
+
+def test_error_states_hide_the_picture_and_keep_the_table():
+    px = PackingExplorer(images=("astronaut", "chart", "icon"), max_len=512)
+    px.rule_dd.value = "pixtral"  # no token budget: the big images exceed max_len 512
+    assert px.last_result is None and "smaller than sequence" in px.message.value
+    assert px.pictures["Packed rows"].layout.display == "none"
+    assert "does not fit" in px.numbers.value and "icon" in px.numbers.value
+    px.max_len.value = 8192
+    assert px.message.value == "" and px.pictures["Packed rows"].layout.display is None
+    tx = TilingExplorer(image="chart")
+    _upload(tx, "dot.png", _png_bytes((1, 1)))
+    tx.method_dd.value = "llava_mini"
+    assert tx.pictures["Grid overlay"].layout.display == "none"
+
+
+def test_pictures_fit_the_box_and_presentation_mode_enlarges():
+    from anyres_tutorial.widgets._common import PICTURE_BOX
+
+    tx = TilingExplorer(image="chart", method="llava_mini")
+    assert "blocks of 960×540 px, each scaled to 336×336" in tx.numbers.value
+    assert "(122, 116, 104)" not in tx.numbers.value and "#7a7468" in tx.numbers.value
+    w, h = _png_size(tx.pictures["Grid overlay"].value)
+    assert w <= PICTURE_BOX[0] + 20 and h <= PICTURE_BOX[1] + 20
+    assert "font-size:13px" in tx.numbers.value
+    tx.presentation.value = True
+    assert "font-size:18px" in tx.numbers.value and "anyres-present" in tx.widget._dom_classes
+    assert set(tx.options) == set(tx.state["options"])
+    px = PackingExplorer(images=("astronaut", "chart"))
+    assert px.images_sel.rows == len(px.images_sel.options)  # every selected image visible
+    assert "Ctrl/Cmd-click" in px.widget.children[1].children[1].value
+
+
+def test_figure_png_text_is_at_least_10_pt_on_screen():
+    from matplotlib.text import Text
+
+    from anyres_tutorial.widgets._common import CSS_DPI, PICTURE_BOX
+
+    fig, ax = plt.subplots(figsize=(9, 6))
+    ax.text(0.5, 0.5, "small", fontsize=7)
+    ax.set_title("title", fontsize=10)
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()]
+    png = figure_png(fig, PICTURE_BOX)
+    w, h = _png_size(png)
+    assert w <= PICTURE_BOX[0] and h <= PICTURE_BOX[1]
+    dpi = Image.open(io.BytesIO(png)).info["dpi"][0]  # pixels per inch of the picture, shown unstretched
+    assert min(sizes) * dpi / CSS_DPI >= 10 - 0.01  # the 7-pt text is >= 10 pt at 96 CSS px per inch

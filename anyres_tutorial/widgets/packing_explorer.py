@@ -9,7 +9,17 @@ import ipywidgets as W
 
 from .. import explore, tiling, viz
 from ..viz._common import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
-from ._common import USER_ERRORS, error_html, figure_png, image_widget, table_html
+from ._common import (
+    USER_ERRORS,
+    error_html,
+    explorer_png,
+    explorer_style,
+    font_px,
+    image_widget,
+    presentation_toggle,
+    show_png,
+    table_html,
+)
 
 # ----------------------------------------------------------------------------------------------------------
 # packing explorer
@@ -22,7 +32,7 @@ def _tokens_bars(summary: dict):
 
     ims = summary["images"]
     y = np.arange(len(ims))
-    fig, ax = subplots(figsize=(9, 0.75 * len(ims) + 1.6))
+    fig, ax = subplots(figsize=(7, 0.7 * len(ims) + 1.6))
     h = 0.27
     series = [("packed (native resolution)", [r["tokens"] for r in ims], PACKED_COLOR),
               (f"{summary['tiling_method']}: encoder tokens", [r["tiling_encoder_tokens"] for r in ims],
@@ -31,16 +41,40 @@ def _tokens_bars(summary: dict):
     for k, (label, vals, color) in enumerate(series):
         ax.barh(y + (k - 1) * h, vals, height=h, color=color, label=label)
         for yi, v in zip(y, vals):
-            ax.text(v, yi + (k - 1) * h, f" {v}", va="center", fontsize=7)
+            ax.text(v, yi + (k - 1) * h, f" {v}", va="center", fontsize=8)
     ax.set_yticks(y, [f"{r['name']}\n{wh(r['size'])}" for r in ims], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("tokens per image")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlim(0, 1.15 * max(max(v) for _, v, _ in series))  # room for the value labels
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.25))  # below the bars, never over them
     ax.spines[["top", "right"]].set_visible(False)
     s = summary
-    ax.set_title(f"Packing ({s['rule']}, budget {s['budget']}) vs tiling ({s['tiling_method']}): "
-                 f"{s['packed_tokens']} packed tokens vs {s['tiling_encoder_tokens']} encoder / "
-                 f"{s['tiling_llm_tokens']} LLM tokens", fontsize=10)
+    ax.set_title(f"Packing ({s['rule']}, budget {s['budget']} tokens per image) vs tiling "
+                 f"({s['tiling_method']}): {s['packed_tokens']} packed tokens vs "
+                 f"{s['tiling_encoder_tokens']} encoder / {s['tiling_llm_tokens']} LLM tokens", fontsize=10)
+    return fig
+
+
+def _block_codes_picture(codes, block_size: int, title: str):
+    """The FlexAttention block table of one row (``explore.row_block_codes``): cheap to draw for any
+    max_len; same colours and meaning as ``viz.block_mask_view``."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from ..viz.packing import BLOCK_COLORS
+
+    n = codes.shape[0]
+    fig, ax = subplots(figsize=(5.6, 5.2))
+    names = ("empty", "partial", "full")
+    ax.imshow(codes, cmap=ListedColormap([BLOCK_COLORS[k] for k in names]), vmin=-0.5, vmax=2.5,
+              interpolation="nearest")
+    ax.set_xlabel(f"key block ({block_size} tokens each)")
+    ax.set_ylabel(f"query block ({block_size} tokens each)")
+    computed = int((codes > 0).sum())
+    ax.set_title(f"{title}\n{n}×{n} blocks: full {int((codes == 2).sum())}, partial {int((codes == 1).sum())}"
+                 f", empty {int((codes == 0).sum())}: computes {computed} of {codes.size}", fontsize=10)
+    ax.legend(handles=[Patch(facecolor=BLOCK_COLORS[k], edgecolor="#888888", label=k)
+                       for k in reversed(names)], loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     return fig
 
 
@@ -48,7 +82,9 @@ class PackingExplorer:
     """Pick several images, a native-resolution rule, a per-image token budget, max_len and a packing
     strategy; see the packed rows with their padding, the block-diagonal mask of one row, and how many tokens
     a tiling method would spend on the same images (``tiling_method``, default ``tiling.DEFAULT_METHOD``).
-    ``last_result``: ``explore.packing_summary(...)``. Used by `grid_explorer`.
+    ``last_result``: ``explore.packing_summary(...)``; when the images cannot be packed (an image longer
+    than ``max_len``) it is None and the table (``explore.packing_images``) stays, marking what does not
+    fit. ``presentation`` (a toggle) enlarges the numbers and the pictures' text. Used by `grid_explorer`.
     """
 
     TABS = ("Packed rows", "Mask of one row", "Packing vs tiling")
@@ -64,16 +100,18 @@ class PackingExplorer:
             n for n in ("astronaut", "chart", "panorama", "phone_screenshot", "icon") if n in names)
         self.last_result: dict | None = None
         self._cache: dict[tuple, bytes] = {}
-        self.images_sel = W.SelectMultiple(options=names, value=images, rows=7, description="Images",
+        self.images_sel = W.SelectMultiple(options=names, value=images, rows=len(names), description="Images",
                                            layout=W.Layout(width="300px"))
         self.images_sel.add_class("anyres-pack-images")
         style = {"description_width": "110px"}
         self.rule_dd = W.Dropdown(options=list(RULES), value=rule, description="sizing rule", style=style,
                                   layout=W.Layout(width="300px"))
-        self.budget = W.IntSlider(value=budget, min=16, max=2048, step=16, description="tokens/image",
-                                  style=style, continuous_update=False, layout=W.Layout(width="420px"))
+        self.budget = W.IntSlider(value=budget, min=16, max=2048, step=16, description="budget",
+                                  tooltip="budget: tokens per image", style=style, continuous_update=False,
+                                  layout=W.Layout(width="350px"))
+        self.budget.add_class("anyres-pack-budget")
         self.max_len = W.IntSlider(value=max_len, min=64, max=8192, step=64, description="max_len",
-                                   style=style, continuous_update=False, layout=W.Layout(width="420px"))
+                                   style=style, continuous_update=False, layout=W.Layout(width="350px"))
         self.max_len.add_class("anyres-pack-maxlen")
         self.strategy = W.ToggleButtons(options=list(STRATEGIES), value=strategy, description="strategy",
                                         style=style)
@@ -85,22 +123,27 @@ class PackingExplorer:
         self.message.add_class("anyres-message")
         self.numbers = W.HTML()
         self.numbers.add_class("anyres-packing-numbers")
+        self.presentation = presentation_toggle()
         self.pictures = {t: image_widget() for t in self.TABS}
         self.tabs = W.Tab(children=[W.VBox([self.pictures["Packed rows"]]),
                                     W.VBox([self.row, self.pictures["Mask of one row"]]),
                                     W.VBox([self.pictures["Packing vs tiling"]])])
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
-        note = W.HTML('<div style="line-height:1.4"><small>Ctrl/Shift-click to pick several images. '
-                      "Budget: NaViT max_tokens, SigLIP2 "
+        note = W.HTML('<div style="line-height:1.3"><small>Ctrl/Cmd-click (Shift-click for a range) to pick '
+                      "several images. Budget = tokens per image: NaViT max_tokens, SigLIP2 "
                       "max_num_patches, Qwen2-VL max_pixels = budget·28² (pixtral has none: longest edge "
-                      "1024).</small></div>", layout=W.Layout(width="300px"))
-        controls = W.HBox([W.VBox([self.images_sel, note], layout=W.Layout(margin="0 16px 0 0")),
-                           W.VBox([self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd])],
-                          layout=W.Layout(flex_flow="row wrap"))
-        self.widget = W.VBox([controls, self.message, self.numbers, self.tabs])
+                      "1024).</small></div>", layout=W.Layout(width="340px"))
+        left = W.VBox([self.images_sel, note, self.rule_dd, self.budget, self.max_len, self.strategy,
+                       self.tiling_dd, self.presentation],
+                      layout=W.Layout(width="340px", min_width="340px", margin="0 12px 0 0"))
+        left.add_class("anyres-controls")
+        right = W.VBox([self.message, self.tabs, self.numbers],
+                       layout=W.Layout(flex="1 1 auto", min_width="0"))
+        self.widget = W.HBox([explorer_style(), left, right], layout=W.Layout(width="100%"))
         self.widget.add_class("anyres-packing-explorer")
-        for w in (self.images_sel, self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd):
+        for w in (self.images_sel, self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd,
+                  self.presentation):
             w.observe(self._on_change, names="value")
         self.row.observe(self._on_tab, names="value")
         self.tabs.observe(self._on_tab, names="selected_index")
@@ -117,7 +160,7 @@ class PackingExplorer:
                 "budget": self.budget.value,
                 "max_len": self.max_len.value, "strategy": self.strategy.value,
                 "tiling_method": self.tiling_dd.value, "row": self.row.value,
-                "tab": self.TABS[self.tabs.selected_index or 0]}
+                "tab": self.TABS[self.tabs.selected_index or 0], "presentation": self.presentation.value}
 
     def _on_change(self, change) -> None:
         self.update()
@@ -127,6 +170,9 @@ class PackingExplorer:
 
     def update(self) -> None:
         s = self.state
+        self.widget.remove_class("anyres-present")
+        if s["presentation"]:
+            self.widget.add_class("anyres-present")
         sizes = [tuple(self._data.IMAGES[n].size) for n in s["images"]]
         try:
             res = explore.packing_summary(sizes, s["rule"], s["max_len"], s["strategy"], s["budget"],
@@ -134,33 +180,55 @@ class PackingExplorer:
         except USER_ERRORS as e:
             self.last_result = None
             self.message.value = error_html(str(e))
-            self.numbers.value = ""
             for p in self.pictures.values():
-                p.value = b""
+                show_png(p, b"")
+            self.numbers.value = self._images_table(sizes, s)
             return
         self.last_result = res
         self.row.max = len(res["rows"]) - 1  # clamps .value (may fire _on_tab)
         self._render_tab()  # draw first, so the picture and the numbers change together
         self.message.value = ""
-        self.numbers.value = self._numbers_html(res)
+        self.numbers.value = self._summary_html(res) + self._table_html(res["images"], res, s["max_len"])
 
-    def _numbers_html(self, r: dict) -> str:
-        rep = r["report"]
+    def _images_table(self, sizes: list, s: dict) -> str:
+        """The per-image table without packing (the images cannot be packed), or "" if even that fails."""
+        try:
+            ims = explore.packing_images(sizes, s["rule"], s["budget"], s["tiling_method"], s["images"])
+        except USER_ERRORS:
+            return ""
+        return self._table_html(ims, {"tiling_method": s["tiling_method"]}, s["max_len"])
+
+    def _table_html(self, ims: list[dict], r: dict, max_len: int) -> str:
+        """One row per image: size, the size the rule feeds the encoder, packed tokens (marked red when
+        longer than ``max_len``: it does not fit any row) and what the tiling method spends."""
+        unit = f" ({r['token_unit']})" if r.get("token_unit") else ""
+        fed = [f"{wh(x['native_size'])} ({x['fed_as']})" for x in ims]
+        fits = [x["tokens"] <= max_len for x in ims]
+        tokens = [x["tokens"] if ok else f"{x['tokens']} > max_len {max_len}: does not fit"
+                  for x, ok in zip(ims, fits)]
         table = table_html(
-            ["image", "size (W×H)", "native size (W×H)", f"packed tokens ({r['token_unit']})",
+            ["image", "size (W×H)", "fed to the encoder (W×H)", f"packed tokens{unit}",
              f"{r['tiling_method']} images", "encoder tokens", "LLM tokens"],
-            [[x["name"], wh(x["size"]), wh(x["native_size"]), x["tokens"], x["tiling_images"],
-              x["tiling_encoder_tokens"], x["tiling_llm_tokens"]] for x in r["images"]]
-            + [["total", "", "", r["packed_tokens"], sum(x["tiling_images"] for x in r["images"]),
-                r["tiling_encoder_tokens"], r["tiling_llm_tokens"]]])
-        head = (f'<div class="anyres-pack-summary" style="line-height:1.4;margin:4px 0">'
+            [[x["name"], wh(x["size"]), f, t, x["tiling_images"], x["tiling_encoder_tokens"],
+              x["tiling_llm_tokens"]] for x, f, t in zip(ims, fed, tokens)]
+            + [["total", "", "", sum(x["tokens"] for x in ims), sum(x["tiling_images"] for x in ims),
+                sum(x["tiling_encoder_tokens"] for x in ims), sum(x["tiling_llm_tokens"] for x in ims)]],
+            presentation=self.presentation.value, marked=[not ok for ok in fits] + [False])
+        return table
+
+    def _summary_html(self, r: dict) -> str:
+        rep = r["report"]
+        return (f'<div class="anyres-pack-summary" style="line-height:1.4;margin:4px 0;'
+                f'font-size:{font_px(self.presentation.value)}px">'
                 f'<b>{rep["rows"]} rows × max_len {r["max_len"]} = '
                 f'{rep["slots"]} slots</b>: {rep["tokens"]} tokens + {rep["padding"]} padding '
                 f'(<b>{rep["padding_fraction"]:.1%} padding</b>, strategy {html.escape(r["strategy"])}). '
                 f'Tiling with {html.escape(r["tiling_method"])} would run the encoder on '
                 f'<b>{r["tiling_encoder_tokens"]}</b> tokens and give the LLM '
                 f'<b>{r["tiling_llm_tokens"]}</b>.</div>')
-        return head + table
+
+    def _png(self, fig) -> bytes:
+        return explorer_png(fig, self.presentation.value)
 
     def _render_tab(self) -> None:
         r = self.last_result
@@ -169,7 +237,7 @@ class PackingExplorer:
         s = self.state
         tab = s["tab"]
         key = (s["images"], s["rule"], s["budget"], s["max_len"], s["strategy"], s["tiling_method"], tab,
-               s["row"] if tab == "Mask of one row" else None)
+               s["row"] if tab == "Mask of one row" else None, s["presentation"])
         if key not in self._cache:
             if tab == "Packed rows":
                 fig = viz.packed_rows(r["rows"], r["lengths"], r["max_len"],
@@ -177,17 +245,17 @@ class PackingExplorer:
                                       title=f"{r['strategy']} packing of {len(r['lengths'])} images")
             elif tab == "Mask of one row":
                 row = min(s["row"], len(r["rows"]) - 1)
-                seg = explore.row_segment_ids(r, row)
                 names = ", ".join(f"img {k} = {r['images'][i]['name']}" for k, i in enumerate(r["rows"][row]))
                 if r["max_len"] <= 512:
-                    fig = viz.mask_heatmap(seg, title=f"Row {row}: {names}")
+                    fig = viz.mask_heatmap(explore.row_segment_ids(r, row), title=f"Row {row}: {names}")
                 else:
-                    fig = viz.block_mask_view(seg, title=f"Row {row}: {names} (FlexAttention blocks; the "
-                                                         f"dense picture needs max_len ≤ 512)")
+                    fig = _block_codes_picture(explore.row_block_codes(r, row, 128), 128,
+                                               f"Row {row}: {names} (FlexAttention blocks; the dense "
+                                               f"picture needs max_len ≤ 512)")
             else:
                 fig = _tokens_bars(r)
-            self._cache[key] = figure_png(fig)
-        self.pictures[tab].value = self._cache[key]
+            self._cache[key] = self._png(fig)
+        show_png(self.pictures[tab], self._cache[key])
 
 
 def packing_explorer(images: tuple | None = None, rule: str = "navit", budget: int = 256, max_len: int = 512,

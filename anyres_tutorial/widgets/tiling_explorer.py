@@ -11,7 +11,20 @@ import ipywidgets as W
 from .. import explore, tiling, viz
 from ..images import ImageLoadError, load_image
 from ..viz._common import subplots, wh
-from ._common import USER_ERRORS, error_html, figure_png, image_widget, method_options, table_html
+from ._common import (
+    UPLOAD_LIMIT_MB,
+    USER_ERRORS,
+    error_html,
+    explorer_png,
+    explorer_style,
+    font_px,
+    image_widget,
+    method_options,
+    presentation_toggle,
+    show_png,
+    swatch,
+    table_html,
+)
 
 # ----------------------------------------------------------------------------------------------------------
 # tiling explorer
@@ -26,7 +39,8 @@ class TilingExplorer:
     side-by-side methods) to every registered method. Tabs render lazily (only the visible one).
     ``state``: image, image_size, method, options, tab, compare. ``last_result``:
     ``explore.tiling_summary(...)`` of the current choice; ``last_compare``: the rows of
-    ``explore.compare_methods`` last shown in the side-by-side tab. Used by `grid_explorer`.
+    ``explore.compare_methods`` last shown in the side-by-side tab. ``presentation`` (a toggle) enlarges
+    the card, the tables and the pictures' text. Used by `grid_explorer`.
     """
 
     TABS = ("Grid overlay", "Encoder images", "LLM tokens", "Candidate scores", "Side by side")
@@ -45,6 +59,8 @@ class TilingExplorer:
             explore._check_method(m)
         self._images: dict[str, Any] = {}  # name -> PIL image (data images loaded on first use, uploads)
         self._cache: dict[tuple, Any] = {}
+        self._accepted_upload: tuple = ()
+        self._restoring_upload = False
         self.last_result: dict | None = None
         self.last_compare: list[dict] | None = None
         self._build_controls(names, image, method)
@@ -56,14 +72,19 @@ class TilingExplorer:
         self.upload.observe(self._on_upload, names="value")
         self.tabs.observe(self._on_tab, names="selected_index")
         self.compare_select.observe(self._on_change, names="value")
+        self.presentation.observe(self._on_presentation, names="value")
         self.update()
 
     def _build_controls(self, names: list[str], image: str, method: str) -> None:
         """The image, upload and method pickers, the options box and the numbers / message panes."""
         self.image_dd = W.Dropdown(options=names, value=image, description="Image",
                                    layout=W.Layout(width="300px"))
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload image",
+        self.upload = W.FileUpload(accept="image/*", multiple=False,
+                                   description=f"Upload image (≤ {UPLOAD_LIMIT_MB} MB)",
+                                   tooltip=f"an image file of at most {UPLOAD_LIMIT_MB} MB; the counter "
+                                           "shows whether an uploaded image is in use",
                                    layout=W.Layout(width="300px"))
+        self.upload.add_class("anyres-upload")
         self.method_dd = W.Dropdown(options=method_options(), value=method, description="Method",
                                     layout=W.Layout(width="300px"))
         self.method_dd.add_class("anyres-method")
@@ -71,34 +92,42 @@ class TilingExplorer:
         self._option_widgets: dict[str, W.Widget] = {}
         self.message = W.HTML()
         self.message.add_class("anyres-message")
-        self.numbers = W.HTML(layout=W.Layout(min_width="360px", max_width="560px"))
+        self.numbers = W.HTML(layout=W.Layout(width="100%"))
         self.numbers.add_class("anyres-tiling-numbers")
+        self.presentation = presentation_toggle()
 
     def _build_tabs(self, compare: tuple) -> None:
         """One picture per tab, the score table under the scores, the method picker of the comparison."""
         self.pictures = {t: image_widget() for t in self.TABS}
         self.scores_html = W.HTML()
-        self.compare_select = W.SelectMultiple(options=method_options(), value=compare, rows=6,
-                                               description="Compare", layout=W.Layout(width="300px"))
+        self.compare_select = W.SelectMultiple(options=method_options(), value=compare,
+                                               rows=len(method_options()), description="Compare",
+                                               layout=W.Layout(width="260px"))
+        self.compare_select.add_class("anyres-compare")
         self.compare_table = W.HTML()
         self.compare_table.add_class("anyres-compare-table")
         pages = [W.VBox([self.pictures[t]]) for t in self.TABS[:3]]
         pages.append(W.VBox([self.pictures["Candidate scores"], self.scores_html]))
-        pages.append(W.VBox([W.HBox([self.compare_select, self.compare_table]),
-                             self.pictures["Side by side"]]))
+        hint = W.HTML("<small>Ctrl/Cmd-click to pick several methods.</small>")
+        pages.append(W.VBox([self.pictures["Side by side"],
+                             W.HBox([W.VBox([self.compare_select, hint]), self.compare_table])]))
         self.tabs = W.Tab(children=pages)
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
 
-    def _layout(self) -> W.VBox:
-        help_html = W.HTML('<div style="line-height:1.4"><small>Pick an image (or upload your own), '
-                           "a tiling method and its options. Tabs: "
-                           "the cut canvas · what the ViT sees · what the LLM receives · why this grid won · "
-                           "several methods side by side.</small></div>")
-        controls = W.VBox([self.image_dd, self.upload, self.method_dd, self.options_box],
-                          layout=W.Layout(width="350px", margin="0 16px 0 0"))
-        box = W.VBox([help_html, W.HBox([controls, self.numbers], layout=W.Layout(flex_flow="row wrap")),
-                      self.message, self.tabs])
+    def _layout(self) -> W.HBox:
+        """Controls and card on the left, the tabs with the picture on the right: a change and its picture
+        fit one 1280×800 screen."""
+        help_html = W.HTML('<div style="line-height:1.3"><small>Pick an image (or upload your own), '
+                           "a tiling method and its options. Tabs: the cut canvas · what the ViT sees · "
+                           "what the LLM receives · why this grid won · several methods side by side."
+                           "</small></div>")
+        left = W.VBox([self.image_dd, self.upload, self.method_dd, self.options_box, self.presentation,
+                       self.message, self.numbers, help_html],
+                      layout=W.Layout(width="340px", min_width="340px", margin="0 12px 0 0"))
+        left.add_class("anyres-controls")
+        right = W.VBox([self.tabs], layout=W.Layout(flex="1 1 auto", min_width="0"))
+        box = W.HBox([explorer_style(), left, right], layout=W.Layout(width="100%"))
         box.add_class("anyres-tiling-explorer")
         return box
 
@@ -125,6 +154,14 @@ class TilingExplorer:
             w.observe(self._on_change, names="value")
             self._option_widgets[name] = w
         self.options_box.children = list(self._option_widgets.values())
+
+    @property
+    def options(self):
+        """The current method's option controls, name -> widget (read-only mapping); set ``.value`` to drive
+        the explorer from code, e.g. ``tx.options["max_num"].value = 6``."""
+        from types import MappingProxyType
+
+        return MappingProxyType(self._option_widgets)
 
     def image(self):
         """The current image as an RGB PIL image (data images are loaded once)."""
@@ -156,9 +193,15 @@ class TilingExplorer:
     def _on_tab(self, change) -> None:
         self._render_tab()
 
+    def _on_presentation(self, change) -> None:
+        self.widget.remove_class("anyres-present")
+        if change["new"]:
+            self.widget.add_class("anyres-present")
+        self.update()
+
     def _on_upload(self, change) -> None:
         files = change["new"]
-        if not files:
+        if not files or self._restoring_upload:
             return
         f = files[-1]
         name = f"upload: {f.get('name', 'image')}"
@@ -168,7 +211,13 @@ class TilingExplorer:
             reason = getattr(e, "reason", str(e))
             self.message.value = error_html(f"Upload refused ({f.get('name', 'file')}): {reason}. "
                                              f"The explorer keeps showing {self.image_dd.value!r}.")
+            self._restoring_upload = True  # the button's counter shows accepted files only
+            try:
+                self.upload.value = self._accepted_upload
+            finally:
+                self._restoring_upload = False
             return
+        self._accepted_upload = tuple(files)
         self._images[name] = img
         if name not in self.image_dd.options:
             self.image_dd.options = [*self.image_dd.options, name]
@@ -190,7 +239,8 @@ class TilingExplorer:
             self.message.value = error_html(f"{s['method']} on {s['image']}: {e}")
             self.numbers.value = ""
             for p in self.pictures.values():
-                p.value = b""
+                show_png(p, b"")
+            self.scores_html.value = self.compare_table.value = ""
             return
         self.last_result = res
         self._render_tab()  # draw first, so the picture and the numbers change together
@@ -198,37 +248,45 @@ class TilingExplorer:
         self.numbers.value = self._numbers_html(res)
 
     def _numbers_html(self, r: dict) -> str:
-        rows, cols = r["grid"]
         pad_tok = (f"{r['useful_tokens']} content + {r['padding_tokens']} padding + "
                    f"{r['thumbnail_tokens']} thumbnail")
+        views = "".join(f"{swatch(c)}{html.escape(v)}<br>" for v, c in zip(r["global_views"],
+                                                                          r["global_view_fills"]))
+        where = f" ({r['global_position']} the tiles)" if r["global_position"] and views else ""
         lines = [
-            ("image (W×H)", wh(r["image_size"])),
-            ("grid (rows×cols)",
-             f"{rows}×{cols} tiles of {r['tile_size']} px, canvas {wh(r['canvas_size'])}"),
-            ("global view(s)", ", ".join(r["global_views"]) + (f" ({r['global_position']} the tiles)"
-                                                                 if r["global_position"] else "") or "none"),
+            ("image (W×H)", html.escape(wh(r["image_size"]))),
+            ("grid (rows×cols)", html.escape(r["tiles_text"])),
+            ("canvas (W×H)", html.escape(wh(r["canvas_size"]))),
+            ("global view(s)", (views + html.escape(where)) if views else "none"),
             ("encoder images", f"{r['encoder_images']}"),
-            ("encoder tokens", f"{r['encoder_tokens']} = {pad_tok}"),
+            ("encoder tokens", html.escape(f"{r['encoder_tokens']} = {pad_tok}")),
             ("LLM tokens", f"{r['llm_tokens']}"),
             ("padding fraction", f"{r['padding_fraction']:.1%} of encoder pixels"),
         ]
-        body = "".join(f'<tr><td style="padding:1px 8px 1px 0;color:#555">{html.escape(k)}</td>'
-                       f'<td class="anyres-{k.split(" (")[0].replace(" ", "-")}">'
-                       f"<b>{html.escape(v)}</b></td></tr>" for k, v in lines)
-        return (f'<div style="border:1px solid #ddd;border-radius:6px;padding:6px 10px;background:#fafafa">'
-                f'<b>{html.escape(r["method"])}</b> <span style="color:#555">{html.escape(r["title"])}</span>'
-                f'<table style="font-size:13px">{body}</table>'
+        key_style = "padding:1px 8px 1px 0;color:#555;vertical-align:top;white-space:nowrap"
+        body = "".join(f'<tr><td style="{key_style}">{html.escape(k)}</td>'
+                       f'<td class="anyres-{k.split(" (")[0].replace(" ", "-")}"><b>{v}</b></td></tr>'
+                       for k, v in lines)
+        px = font_px(self.presentation.value)
+        return (f'<div style="border:1px solid #ddd;border-radius:6px;padding:6px 10px;background:#fafafa;'
+                f'font-size:{px}px"><b>{html.escape(r["method"])}</b> '
+                f'<span style="color:#555">{html.escape(r["title"])}</span>'
+                f'<table style="font-size:{px}px">{body}</table>'
                 f'<small style="color:#555">LLM tokens = {html.escape(r["token_formula"])}</small></div>')
+
+    def _png(self, fig) -> bytes:
+        return explorer_png(fig, self.presentation.value)
 
     def _render_tab(self) -> None:
         if self.last_result is None:
             return
         tab = self.TABS[self.tabs.selected_index or 0]
-        key = (*self._key(), tab, tuple(self.compare_select.value) if tab == "Side by side" else ())
+        key = (*self._key(), tab, tuple(self.compare_select.value) if tab == "Side by side" else (),
+               self.presentation.value)
         if key not in self._cache:
             self._cache[key] = self._draw(tab)
         png, extra = self._cache[key]
-        self.pictures[tab].value = png
+        show_png(self.pictures[tab], png)
         if tab == "Candidate scores":
             self.scores_html.value = extra
         elif tab == "Side by side":
@@ -238,11 +296,11 @@ class TilingExplorer:
         r = self.last_result
         plan, img = r["plan"], self.image()
         if tab == "Grid overlay":
-            return figure_png(viz.grid_overlay(plan, img)), ""
+            return self._png(viz.grid_overlay(plan, img)), ""
         if tab == "Encoder images":
-            return figure_png(viz.tile_montage(tiling.apply(plan, img), plan=plan)), ""
+            return self._png(viz.tile_montage(tiling.apply(plan, img), plan=plan)), ""
         if tab == "LLM tokens":
-            return figure_png(viz.token_strip(plan)), ""
+            return self._png(viz.token_strip(plan)), ""
         if tab == "Candidate scores":
             return self._draw_scores(r)
         return self._draw_compare()
@@ -251,9 +309,9 @@ class TilingExplorer:
         """The method's score table (``tiling.score_table``) and its picture (``viz.score_picture``)."""
         table = r["score_table"]
         fig = viz.score_picture(r["plan"])
-        rows = table_html(list(table.columns), [list(x) for x in table.rows], list(table.chosen)) \
-            if table.rows else ""
-        png = figure_png(fig) if fig is not None else b""
+        rows = table_html(list(table.columns), [list(x) for x in table.rows], list(table.chosen),
+                          presentation=self.presentation.value) if table.rows else ""
+        png = self._png(fig) if fig is not None else b""
         return png, f"<p><small>{html.escape(table.rule)}</small></p>{rows}"
 
     def _draw_compare(self) -> tuple[bytes, str]:
@@ -266,26 +324,29 @@ class TilingExplorer:
         n = len(rows)
         ncols = min(3, n)
         nrows = -(-n // ncols)
-        fig, axes = subplots(nrows, ncols, figsize=(5.2 * ncols, 4.4 * nrows), squeeze=False)
+        fig, axes = subplots(nrows, ncols, figsize=(3.4 * ncols, 3.2 * nrows), squeeze=False)
         for ax in axes.ravel()[n:]:
             ax.axis("off")
         for ax, row in zip(axes.ravel(), rows):
             m = row["method"]
             plan = tiling.plan(m, img.size, **opts.get(m, {}))
-            viz.grid_overlay(plan, img, ax=ax, title=(
-                f"{m}: {row['grid'][0]}×{row['grid'][1]} tiles of {row['tile_size']} px\n"
-                f"{row['encoder_images']} encoder images, {row['llm_tokens']} LLM tokens, "
-                f"padding {row['padding_fraction']:.0%}"))
-        fig.suptitle(f"The same {wh(img.size)} image, cut by {n} methods (each with its default options"
-                     f"{'; ' + s['method'] + ' with the options above' if s['method'] in methods else ''})",
-                     fontsize=11)
+            viz.grid_overlay(plan, img, ax=ax, title=f"{m}: {row['grid'][0]}×{row['grid'][1]}\n"
+                                                     f"{row['llm_tokens']} LLM tokens")
+            for t in list(ax.texts):  # small panels: tile numbers would cover the picture; the table has them
+                t.remove()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+        mine = f"; {s['method']} with the options on the left" if s["method"] in methods else ""
+        fig.suptitle(f"The same {wh(img.size)} image, cut by {n} methods (defaults{mine})")
         table = table_html(
-            ["method", "grid (rows×cols)", "tile", "canvas (W×H)", "encoder images", "encoder tokens",
+            ["method", "grid (rows×cols)", "tile (W×H)", "canvas (W×H)", "encoder images", "encoder tokens",
              "LLM tokens", "padding"],
-            [[r["method"], f"{r['grid'][0]}×{r['grid'][1]}", r["tile_size"], wh(r["canvas_size"]),
-              r["encoder_images"], r["encoder_tokens"], r["llm_tokens"], f"{r['padding_fraction']:.1%}"]
-             for r in rows])
-        return figure_png(fig), table
+            [[r["method"], f"{r['grid'][0]}×{r['grid'][1]}", f"{r['tile_size']}×{r['tile_size']}",
+              wh(r["canvas_size"]), r["encoder_images"], r["encoder_tokens"], r["llm_tokens"],
+              f"{r['padding_fraction']:.1%}"] for r in rows], presentation=self.presentation.value)
+        return self._png(fig), table
 
 
 def tiling_explorer(image: str | None = None, method: str = tiling.DEFAULT_METHOD,
