@@ -65,8 +65,10 @@ tables), ``summary`` (goals, the compact table) and ``plots``.
 from __future__ import annotations
 
 from .. import attention
-from .cli import Settings, build_parser, main, parse_settings
+from .cli import Settings, build_parser, parse_settings
 from .config import Config
+from .entry import main
+from .estimate import estimate
 from .plots import (
     config_color,
     plot_num_images,
@@ -75,7 +77,7 @@ from .plots import (
     plot_summary,
     plot_workload,
 )
-from .preset import PRESETS, estimate
+from .preset import PRESETS
 from .report import describe, load_results, recorded_results, result_plots, results_table
 from .runner import BenchCheckError, dense_executed_flops, run
 from .summary import summary_table, targets

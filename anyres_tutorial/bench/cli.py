@@ -282,24 +282,3 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser = build_parser()
     argv = expand(sys.argv[1:] if argv is None else list(argv), parser)
     return resolve_settings(parser.parse_args(argv), parser)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point: run, print a table and where the files went. Exit 1 when a check fails."""
-    from .report import results_table
-    from .runner import BenchCheckError, run
-    from .summary import summary_table
-
-    try:
-        data = run(argv)
-    except BenchCheckError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(results_table(data))
-    for u in data["unavailable"]:
-        print(f"unavailable: {u['config']}: {u['reason']}")
-    for p in data["planning"]:
-        print(f"planning {p['method']:>13}: {p['plans_per_s']:>10,.0f} plans/s")
-    print("wrote", data["meta"]["out"], *data["plots"], sep="\n  ")
-    print("\nsummary\n" + summary_table(data))
-    return 0

@@ -1,0 +1,44 @@
+"""The arithmetic behind the ``gpu`` preset's time budget (``bench.estimate``): from token counts alone, no
+model and no timing. Taught in `timing`."""
+
+from __future__ import annotations
+
+from .cli import parse_settings
+from .preset import ASSUMED, PER_IMAGE_KERNELS, _packed_lengths, _sets, _tiled_lengths
+
+
+def estimate(argv: list[str] | None = None) -> dict:
+    """The arithmetic behind the preset's time budget, from token counts alone (no model, no timing):
+    executed FLOPs of every timed forward, kernel launches of ``loop``, flex compile buckets, and seconds
+    under :data:`ASSUMED`. ``argv`` as for the benchmark (default: ``--preset gpu --device cpu`` with the
+    GPU sizes, so that it runs anywhere)."""
+    from .. import attention
+    from ..vit import DEPTH, count_flops
+
+    argv = ["--preset", "gpu", "--device", "cpu", "--dtype", "bfloat16"] if argv is None else argv
+    s = parse_settings(argv)
+    runs = 1 + s.warmup + s.repeats  # the check run doubles as the first warm-up
+    a = ASSUMED
+    flops = launches = host = 0.0
+    buckets, points, skipped = set(), 0, 0
+    for sweep, point, items in _sets(s):
+        host += a["host_s_per_image"] * len(items) * 2
+        lengths = _packed_lengths(s, sweep, point, items)
+        if sweep in ("main", "num_images"):
+            flops += runs * count_flops(_tiled_lengths(s, items))
+            points += 1
+        for b in s.backends:
+            if b != "loop" and attention.get(b).memory(lengths)["mask_bytes"] > (s.max_mask_bytes or 1e30):
+                skipped += 1
+                continue
+            flops += runs * attention.executed_flops(b, lengths)
+            points += 1
+            launches += runs * len(lengths) * DEPTH * PER_IMAGE_KERNELS.get(b, 0)
+            if b == "flex":
+                buckets.add(attention.flex_padded_length(sum(lengths)))
+    gpu_s = flops / (a["matmul_flops_per_s"] * a["vit_share"])
+    compile_s = a["first_compile_s"] + a["compile_s"] * max(0, len(buckets) - 1) if buckets else 0.0
+    total = gpu_s + launches * a["launch_s"] + compile_s + host
+    return dict(points=points, skipped=skipped, executed_flops=flops, gpu_s=gpu_s, launches=int(launches),
+                launch_s=launches * a["launch_s"], flex_buckets=sorted(buckets), compile_s=compile_s,
+                host_s=host, total_s=total, assumed=dict(a))
