@@ -60,6 +60,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .arch import DEPTH, DIM, count_flops
 from .checks import check_int
 from .packing.masks import check_lengths, cu_seqlens, flex_block_mask
 from .packing.masks import dense_mask as _dense_mask
@@ -211,7 +212,6 @@ def executed_flops(name: str, lengths) -> int:
     that ``attends_all_pairs`` (dense_mask), the masked-out pairs: every query still meets all N keys, so
     ``4 · D · depth · (N² - Σ L_i²)`` more.
     """
-    from .vit import DEPTH, DIM, count_flops
 
     backend = get(name)
     lengths = check_lengths(lengths)

