@@ -369,3 +369,63 @@ def test_any_registered_backend_runs_through_the_bench(fake_backend, tmp_path):
     lengths = [1 + (w // 14) * (h // 14) for w, h in fake["info"]["sizes"]]
     assert fake["executed_flops"] == attention.executed_flops(fake_backend, lengths)
     assert {c["config"] for c in r.checks} == {"packed-loop", f"packed-{fake_backend}"}
+
+
+def test_training_step_names_round_trip():
+    from anyres_tutorial.bench import train
+
+    for name in ("train-tiled", "train-tiled-ureader", "train-packed-loop", "train-packed-dense_mask",
+                 "train-packed-sdpa_segments", "train-packed-flex", "train-packed-varlen"):
+        c = Config.parse(name)
+        assert c.train and c.name == name and Config.parse(c.name) == c
+    assert Config.tiled(train=True).name == "train-tiled"
+    assert Config.packed("flex", train=True) != Config.packed("flex")
+    assert not Config.parse("packed-flex").train
+    for bad in ("train", "train-", "train-packed", "train-train-tiled", "train-tiled-", "train-loop"):
+        with pytest.raises(ValueError, match="configuration name"):
+            Config.parse(bad)
+    assert bench.config_color("train-packed-dense_mask") == bench.config_color("packed-dense_mask")
+    s = bench.parse_settings(["--quick", "--train", "--device", "cpu"])
+    configs, unavailable = train.train_configs(s)
+    names = [c.name for c in configs]
+    assert names[0] == "train-tiled" and "train-packed-loop" in names
+    assert {f"train-packed-{b}" for b in attention.available(s.device, s.dtype, backward=True)} <= set(names)
+    for u in unavailable:  # e.g. flex on CPU: the registry's own reason
+        b = Config.parse(u["config"]).backend
+        assert b not in attention.available(s.device, s.dtype, backward=True) and u["reason"]
+
+
+def test_gradient_check_fails_before_timing():
+    from anyres_tutorial.bench import train
+
+    s = bench.parse_settings(["--quick", "--device", "cpu"])
+    ref = {"w": torch.ones(3), "b": torch.zeros(2)}
+    ok = train.grad_check("train-packed-x", {"w": torch.ones(3), "b": torch.zeros(2)}, ref, "loop", s)
+    assert ok["passed"] and ok["max_rel_grad_diff"] == 0.0
+    assert ok["tolerance"] == train.GRAD_TOLERANCE["float32"]
+    with pytest.raises(bench.BenchCheckError, match="gradient check failed before timing") as e:
+        train.grad_check("train-packed-x", {"w": torch.ones(3) * 1.01, "b": torch.zeros(2)}, ref, "loop", s)
+    assert e.value.record["worst_parameter"] == "w" and not e.value.record["passed"]
+
+
+def test_quick_train_run_checks_gradients_then_times_each_step(tmp_path):
+    backends = [b for b in ("loop", "dense_mask", "sdpa_segments") if b in attention.BACKENDS]
+    data = bench.run(["--quick", "--train", "--no-sweeps", "--num-images", "2", "--repeats", "1",
+                      "--warmup", "0", "--scale", "0.0834", "--matmul-n", "128", "--plan-sizes", "20",
+                      "--no-plots", "--no-progress", "--device", "cpu", "--backends", ",".join(backends),
+                      "--out", str(tmp_path / "train.json")])
+    recs = {r["config"]: r for r in data["results"] if r["sweep"] == "train"}
+    assert set(recs) == {"train-tiled", *(f"train-packed-{b}" for b in backends)}
+    checks = {c["config"]: c for c in data["checks"] if c["sweep"] == "train"}
+    assert set(checks) == set(recs) and all(c["passed"] for c in checks.values())
+    for name, c in checks.items():
+        if name != "train-packed-loop":
+            assert c["check"] == "gradients" and c["max_rel_grad_diff"] <= c["tolerance"] == 1e-4
+            assert "loop" in c["reference"] and c["parameters"] > 100  # the encoder's and the head's
+    for name, r in recs.items():
+        assert all(k in r for k in REQUIRED) and r["check_passed"] and Config.parse(name).train
+        assert r["train"]["lr"] == 0.0 and math.isfinite(r["train"]["loss"]) and r["flops"] > 0
+    assert not data["errors"]
+    assert "train" in bench.results_table(data, "train") and bench.summary_table(data)
+    model = vit.load_dinov2()
+    assert not any(p.requires_grad for p in model.parameters())

@@ -147,11 +147,16 @@ def test_preset_options_come_first_and_the_command_line_wins():
 
 
 def test_the_training_step_joins_the_preset_once_the_bench_has_it():
-    parser = bench.build_parser()
-    assert preset.TRAIN_OPTION not in preset.expand(["--preset", "gpu"], parser)
-    parser.add_argument(preset.TRAIN_OPTION, action="store_true")
+    import argparse
+
+    assert preset.TRAIN_OPTION not in preset.expand(["--preset", "gpu"], argparse.ArgumentParser())
+    parser = bench.build_parser()  # the bench has the option now
+    assert preset.TRAIN_OPTION in parser._option_string_actions
     assert preset.expand(["--preset", "gpu"], parser)[-3:] == [preset.TRAIN_OPTION, "--preset", "gpu"]
     assert preset.expand(["--quick"], parser) == ["--quick"]
+    assert bench.parse_settings(["--preset", "gpu", "--device", "cpu"]).train
+    assert bench.parse_settings(["--preset", "gpu", "--device", "cpu", "--dry-run"]).train
+    assert not bench.parse_settings(["--quick"]).train
 
 
 def test_dry_run_needs_a_preset(capsys):

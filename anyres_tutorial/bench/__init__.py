@@ -53,12 +53,17 @@ record holds the median, IQR, min and max, images/s, tokens/s, the model's FLOPs
 executes (``attention.executed_flops``), the achieved FLOP/s and its fraction of a large square matmul (same
 dtype, same device) timed at the start and at the end of the same run, the faster of the two (``efficiency``).
 
+Training steps (``--train``, module ``train``): ``train-tiled`` and ``train-packed-<backend>`` time one
+forward + per-image loss + backward + SGD step (lr = 0) on the main set, for every backend that can run
+backward on the device, each with its parameter gradients checked against ``loop`` before it is timed.
+
 Presets (``preset``): ``--preset gpu`` is the GPU comparison sized for one H100/H200 in 6 minutes, with a
 CPU ``--dry-run`` of the same code paths; ``--weights`` (or ``ANYRES_WEIGHTS``) loads an exported weights
 file, and the JSON's ``targets`` (``summary``) read the goals off the numbers.
 
 Modules: ``config`` (:class:`Config`), ``cli`` (arguments, :class:`Settings`, ``main``), ``preset``,
-``workload`` (images, sizes, inputs), ``timing``, ``runner`` (checks, the run loop), ``report`` (JSON,
+``workload`` (images, sizes, inputs), ``timing``, ``runner`` (checks, the run loop), ``train`` (the
+training steps), ``report`` (JSON,
 tables), ``summary`` (goals, the compact table) and ``plots``.
 """
 

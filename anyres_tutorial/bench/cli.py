@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-check-failure", default="abort", choices=("abort", "skip"),
                    help="a configuration that fails its check before timing: abort the run, or record the "
                    "failure (checks, errors) and go on without timing it")
+    p.add_argument("--train", action="store_true",
+                   help="also time one training step (forward + per-image loss + backward + SGD step) on "
+                   "the main set: train-tiled and train-packed-<backend> for every backend that can run "
+                   "backward here, each with its gradients checked against loop first (see bench.train)")
     p.add_argument("--matmul-n", type=_pos_int, default=None,
                    help="side of the square yardstick matmul (default CUDA 8192, CPU 2048)")
     p.add_argument("--plan-sizes", type=_pos_int, default=None,
@@ -179,6 +183,7 @@ class Settings:
     time_budget_s: float | None = None
     matmul_n: int = 2048
     on_check_failure: str = "abort"  # or "skip": record a failed check and go on
+    train: bool = False  # also time training steps (train-* configurations)
 
 
 def _device_dtype(args, parser) -> tuple[torch.device, torch.dtype]:
@@ -273,6 +278,7 @@ def resolve_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         preset=args.preset, dry_run=args.dry_run, weights=args.weights,
         max_mask_bytes=None if args.max_mask_gib is None else int(args.max_mask_gib * 2**30),
         time_budget_s=args.time_budget_s, matmul_n=v["matmul_n"], on_check_failure=args.on_check_failure,
+        train=args.train,
     )
 
 

@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(results_table(data))
+    if any(r["sweep"] == "train" for r in data["results"]):
+        print(results_table(data, "train"))
     for u in data["unavailable"]:
         print(f"unavailable: {u['config']}: {u['reason']}")
     for p in data["planning"]:

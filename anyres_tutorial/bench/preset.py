@@ -17,8 +17,8 @@ timed runs, ``torch.cuda.max_memory_allocated`` per configuration. ``--time-budg
 sweep points after 5 minutes (the rest lands in ``skipped``) and ``--on-check-failure skip`` records a
 configuration that fails its check (in ``checks`` and ``errors``, not timed) instead of ending the run, so the
 JSON of a one-shot GPU run is always written. The training
-step joins the preset once the benchmark has a ``--train`` option (:data:`TRAIN_OPTION`: :func:`expand` adds
-it when the parser has it).
+steps of the main set (``--train``, :data:`TRAIN_OPTION`, module ``train``; :func:`expand` adds it when the
+parser has it) run right after the main set; :func:`estimate` does not count them yet.
 
 Why it should fit in 6 minutes (an estimate from counts, not a measurement; :func:`estimate` recomputes it):
 

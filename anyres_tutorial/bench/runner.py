@@ -133,10 +133,12 @@ class _Runner:
             return lambda: m.forward_tiles(inp.payload)
         return lambda: m.forward_packed(inp.payload, attention=config.backend)
 
-    def _timed(self, inp: Inputs, check: dict) -> dict:
+    def _timed(self, inp: Inputs, check: dict, fn=None, grad: bool = False) -> dict:
+        """Warm-ups, then the timed runs of ``fn`` (default: ``inp``'s forward) -> the timing stats; under
+        ``torch.inference_mode`` unless ``grad`` (a training step)."""
         s = self.s
-        fn = self.forward(inp)
-        with torch.inference_mode():
+        fn = self.forward(inp) if fn is None else fn
+        with torch.inference_mode(not grad):
             for _ in range(s.warmup if check.get("seconds", 0) < timing.LONG_RUN_S else 0):
                 fn()
             timing.sync(s.device)
@@ -146,11 +148,17 @@ class _Runner:
 
     def measure(self, inp: Inputs, sweep: str, point: dict, check: dict) -> dict:
         """Warm up, time and record ``inp``'s configuration (its check already passed)."""
+        return self.record(inp, sweep, point, check, self._timed(inp, check))
+
+    def record(self, inp: Inputs, sweep: str, point: dict, check: dict, st: dict,
+               flops_factor: int = 1) -> dict:
+        """Record the timing stats ``st`` of ``inp``'s configuration; ``flops_factor`` multiplies the
+        forward's FLOPs (3 for a training step: forward + backward)."""
         s, config = self.s, inp.config
-        st = self._timed(inp, check)
         sec = st["median_ms"] / 1e3
-        flops = int(self.model.flops(list(inp.lengths)))  # useful work = vit.count_flops
-        executed = attention.executed_flops(config.backend, inp.lengths) if config.kind == "packed" else flops
+        flops = flops_factor * int(self.model.flops(list(inp.lengths)))  # useful work = vit.count_flops
+        executed = (flops_factor * attention.executed_flops(config.backend, inp.lengths)
+                    if config.kind == "packed" else flops)
         mm = self.matmul["flops_per_s"]
         rec = dict(config=config.name, sweep=sweep, **point, num_images=inp.images,
                    sequences=len(inp.lengths), max_sequence=max(inp.lengths), **inp.counts, **st,
@@ -363,6 +371,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     from .. import vit
     from .plots import save_plots
+    from .train import run_train, train_configs
 
     s = parse_settings(argv)
     torch.manual_seed(s.seed)
@@ -374,7 +383,8 @@ def run(argv: list[str] | None = None) -> dict:
     meta["weights"] = timing.weights_meta(model)
     packed, unavailable = available_configs(s)
     configs = [Config.tiled(m) for m in (tiling.DEFAULT_METHOD, *s.tiling_methods)] + packed
-    bar = tqdm(total=_job_count(s, len(configs) - len(packed), len(packed)), desc="bench",
+    n_train = len(train_configs(s)[0]) if s.train else 0
+    bar = tqdm(total=_job_count(s, len(configs) - len(packed), len(packed)) + n_train, desc="bench",
                disable=not s.progress, file=sys.stderr)
     r = _Runner(s, model, meta, bar)
     bar.set_postfix_str("matmul")
@@ -384,6 +394,8 @@ def run(argv: list[str] | None = None) -> dict:
     main_items = make_workload(s.num_images, s.seed)
     pils = _load(main_items)
     r.run_set("main", {}, main_items, pils, configs)
+    if s.train:  # the training steps of the main set, before the sweeps and their time budget
+        unavailable += run_train(r, main_items, pils)
     if s.sweeps:
         _sweeps(r, main_items, pils, configs)
     planning = timing.planning(s, bar)
