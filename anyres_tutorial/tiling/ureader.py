@@ -157,11 +157,11 @@ def render(plan, image):
 
 
 def token_layout(plan) -> list[TokenBlock]:
-    """Per encoder image (global first) the visual abstractor's 64 query tokens (drawn 8×8) plus its one extra
-    token: 65 per image."""
-    block = np.full((8, 9), EMPTY)
-    block[:, :8] = GLOBAL
-    block[0, 8] = EXTRA
+    """Per encoder image (global first) the visual abstractor's 64 query tokens (drawn 8×8), then the one
+    extra token mPLUG-Owl's abstractor appends after them (``vit_eos``, drawn as a ninth row): 65 each."""
+    block = np.full((9, 8), EMPTY)
+    block[:8, :] = GLOBAL
+    block[8, 0] = EXTRA
     return per_image_blocks(plan, block)
 
 
