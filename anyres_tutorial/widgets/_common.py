@@ -195,3 +195,10 @@ def explorer_style() -> W.HTML:
 def method_options() -> list[str]:
     """The registered tiling methods' names (the numbers card shows each one's display name)."""
     return list(tiling.METHODS)
+
+
+class Explorer:
+    """What both explorers share: their pictures are drawn at the size the presentation switch asks for."""
+
+    def _png(self, fig) -> bytes:
+        return explorer_png(fig, self.presentation.value)

@@ -11,8 +11,8 @@ from .. import explore, tiling, viz
 from ..viz._common import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
 from ._common import (
     USER_ERRORS,
+    Explorer,
     error_html,
-    explorer_png,
     explorer_style,
     font_px,
     image_widget,
@@ -78,7 +78,7 @@ def _block_codes_picture(codes, block_size: int, title: str):
     return fig
 
 
-class PackingExplorer:
+class PackingExplorer(Explorer):
     """Pick several images, a native-resolution rule, a per-image token budget, max_len and a packing
     strategy; see the packed rows with their padding, the block-diagonal mask of one row, and how many tokens
     a tiling method would spend on the same images (``tiling_method``, default ``tiling.DEFAULT_METHOD``).
@@ -226,9 +226,6 @@ class PackingExplorer:
                 f'Tiling with {html.escape(r["tiling_method"])} would run the encoder on '
                 f'<b>{r["tiling_encoder_tokens"]}</b> tokens and give the LLM '
                 f'<b>{r["tiling_llm_tokens"]}</b>.</div>')
-
-    def _png(self, fig) -> bytes:
-        return explorer_png(fig, self.presentation.value)
 
     def _render_tab(self) -> None:
         r = self.last_result

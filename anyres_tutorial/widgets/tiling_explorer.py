@@ -14,8 +14,8 @@ from ..viz._common import subplots, wh
 from ._common import (
     UPLOAD_LIMIT_MB,
     USER_ERRORS,
+    Explorer,
     error_html,
-    explorer_png,
     explorer_style,
     font_px,
     image_widget,
@@ -30,7 +30,7 @@ from ._common import (
 # tiling explorer
 
 
-class TilingExplorer:
+class TilingExplorer(Explorer):
     """Pick an image (from data/ or uploaded) and a tiling method with its options; see the grid, the
     encoder images, the LLM token layout, the per-candidate scores, and a side-by-side comparison.
 
@@ -273,9 +273,6 @@ class TilingExplorer:
                 f'<span style="color:#555">{html.escape(r["title"])}</span>'
                 f'<table style="font-size:{px}px">{body}</table>'
                 f'<small style="color:#555">LLM tokens = {html.escape(r["token_formula"])}</small></div>')
-
-    def _png(self, fig) -> bytes:
-        return explorer_png(fig, self.presentation.value)
 
     def _render_tab(self) -> None:
         if self.last_result is None:
