@@ -45,11 +45,12 @@ def fit_native_grid(image_size, budget: int, unit: int = PATCH) -> dict:
     fully as whole patches allow, aspect ratio kept.
 
     1. NaViT's rule (``packing.navit_size``, upscaling allowed): scale ``s = sqrt(budget * unit^2 / (W*H))``,
-       each side ``floor(side * s / unit)`` -> ``navit_grid``. Flooring both sides can leave up to a row and
-       a column of the budget unused.
-    2. Fill: with ``cols`` one less, equal or one more than NaViT's, take ``budget // cols`` rows; keep the
-       grid whose aspect ratio is closest to the image's. By construction ``tokens <= budget`` and
-       ``budget - tokens < cols`` (within one row of patches).
+       each side ``floor(side * s / unit)`` -> ``navit_grid`` (cols c, rows r). Flooring both sides can leave
+       up to a row and a column of the budget unused.
+    2. Fill: keep c or c + 1 columns and add rows while they fit (``budget // cols`` rows), or keep r or
+       r + 1 rows and add columns; of these grids, those with at least NaViT's tokens and less than one row
+       (``cols`` patches) short of the budget, keep the one whose aspect ratio is closest to the image's.
+       NaViT's grid filled with rows always qualifies, so ``tokens <= budget`` and ``budget - tokens < cols``.
 
     Returns dict: grid (Grid), tokens, size (Size, pixels), scale (packed px / source px per side),
     navit_grid, navit_tokens, unit, budget. Taught in `tiling_vs_packing`."""
@@ -60,15 +61,11 @@ def fit_native_grid(image_size, budget: int, unit: int = PATCH) -> dict:
     unit = check_positive_int("unit", unit)
     nav = navit_size((w, h), patch_size=unit, max_tokens=budget, allow_upscale=True)
     target = math.log(w / h)
-    best = None
-    for cols in range(max(1, nav["grid"].cols - 1), nav["grid"].cols + 2):
-        rows = budget // cols
-        if rows < 1:
-            continue
-        err = abs(math.log(cols / rows) - target)
-        if best is None or err < best[0]:
-            best = (err, Grid(rows, cols))
-    grid = best[1]
+    c0, r0 = nav["grid"].cols, nav["grid"].rows
+    cands = [Grid(budget // c, c) for c in (c0, c0 + 1)] + [Grid(r, budget // r) for r in (r0, r0 + 1)]
+    ok = [g for g in cands if g.rows >= 1 and g.cols >= 1 and nav["tokens"] <= g.count <= budget
+          and budget - g.count < g.cols]
+    grid = min(ok, key=lambda g: abs(math.log(g.cols / g.rows) - target))
     size = Size(grid.cols * unit, grid.rows * unit)
     assert grid.count <= budget and budget - grid.count < grid.cols, "fill within one row of the budget"
     return dict(grid=grid, tokens=grid.count, size=size, scale=(size.width / w, size.height / h),

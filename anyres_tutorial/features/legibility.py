@@ -86,8 +86,9 @@ def print_sizes(name: str) -> dict:
 
 
 def small_print_box(name: str, width: int = 240, height: int = 96) -> tuple[int, int, int, int]:
-    """A ``width`` x ``height`` source box centred on the first piece of the smallest print of a synthetic
-    image (clipped to the image): the region :func:`encoder_crops` shows."""
+    """A ``width`` x ``height`` source box around the first piece of the smallest print of a synthetic image
+    (centred vertically, the print a quarter of the width from the left edge; clipped to the image): the
+    region :func:`encoder_crops` shows."""
     from ..data import IMAGES
 
     info = print_sizes(name)
@@ -95,7 +96,7 @@ def small_print_box(name: str, width: int = 240, height: int = 96) -> tuple[int,
     width, height = int(check_number("width", width, 8, w)), int(check_number("height", height, 8, h))
     b = info["smallest_boxes"][0]
     cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-    x0 = int(min(max(0, round(cx - width / 2)), w - width))
+    x0 = int(min(max(0, round(cx - width / 4)), w - width))
     y0 = int(min(max(0, round(cy - height / 2)), h - height))
     return (x0, y0, x0 + width, y0 + height)
 
