@@ -16,8 +16,9 @@ The compute behind the feature pictures (``viz.features``); every function is pu
 - :func:`equal_budget`, :func:`format_equal_budget`, :func:`fit_native_grid`: each tiling method next to
   packing at the same encoder tokens and at the same LLM tokens; scale and effective resolution
   (`tiling_vs_packing`)
-- :func:`print_sizes`, :func:`legibility`, :func:`small_print_box`, :func:`encoder_crops`: the small print's
-  x-height in encoder patches, and what the encoder gets of a small-print region (`tiling_vs_packing`)
+- :func:`print_sizes`, :func:`legibility`, :func:`format_legibility`, :func:`small_print_box`,
+  :func:`encoder_crops`: the small print's x-height in encoder patches, and what the encoder gets of a
+  small-print region (`tiling_vs_packing`)
 - :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor
   (`llava_mini`)
 
@@ -43,7 +44,14 @@ from .equal_budget import (
     format_equal_budget,
     plan_views,
 )
-from .legibility import encoder_crops, legibility, print_sizes, small_print_box, x_height
+from .legibility import (
+    encoder_crops,
+    format_legibility,
+    legibility,
+    print_sizes,
+    small_print_box,
+    x_height,
+)
 from .maps import (
     FeatureMap,
     cosine_map,
@@ -58,8 +66,8 @@ from .seams import borders_in_image, edge_map, neighbour_dissimilarity, seam_con
 
 __all__ = [
     "CAPPED", "SAME_ENCODER", "SAME_LLM", "TILED", "VIEWS", "effective_resolution", "encoder_crops",
-    "equal_budget", "fit_native_grid", "format_equal_budget", "legibility", "plan_views", "print_sizes",
-    "small_print_box", "x_height",
+    "equal_budget", "fit_native_grid", "format_equal_budget", "format_legibility", "legibility", "plan_views",
+    "print_sizes", "small_print_box", "x_height",
     "FeatureMap", "PoolResult", "attention_pool", "borders_in_image", "cosine_map",
     "edge_map", "pca_rgb",
     "encode_native", "encode_tiled", "format_token_table", "neighbour_dissimilarity", "position_similarity",

@@ -236,7 +236,7 @@ def equal_budget(images, methods=None, options: dict | None = None, capped_token
 def format_equal_budget(rows: list[dict]) -> str:
     """Plain-text table of :func:`equal_budget` rows (for printing in a notebook)."""
     head = (f"{'image':<17}{'budget of':<14}{'view':<29}{'encoder':>8}{'useful':>7}{'pad':>6}{'dup':>6}"
-            f"{'LLM':>7}  {'encoder size':>12}{'scale':>7}{'src px/patch':>13}")
+            f"{'LLM':>7}  {'encoder size':>12}{'scale x/y':>12}{'src px/patch':>13}")
     lines = [head, "-" * len(head)]
     for r in rows:
         es = f"{r['encoder_size'][0]}x{r['encoder_size'][1]}"
@@ -244,7 +244,7 @@ def format_equal_budget(rows: list[dict]) -> str:
         eff_s = "no content" if math.isinf(eff) else f"{eff:,.0f}"
         lines.append(f"{r['image']:<17}{r['method'] or '-':<14}{r['view']:<29}{r['encoder_tokens']:>8}"
                      f"{r['useful']:>7}{r['padding']:>6}{r['duplicated']:>6}{r['llm_tokens']:>7}  {es:>12}"
-                     f"{min(r['scale']):>7.3f}{eff_s:>13}")
+                     f"{r['scale'][0]:>6.3f}/{r['scale'][1]:<5.3f}{eff_s:>13}")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ Part of :mod:`anyres_tutorial.features`; taught in `tiling_vs_packing`.
 - :func:`x_height`: the x-height in pixels of PIL's built-in font (the synthetic images' font) at a size.
 - :func:`legibility`: for :func:`~.equal_budget.equal_budget` rows, that x-height in encoder pixels and in
   patches (the tiles' and the global view's apart).
+- :func:`format_legibility`: those x-heights as a table to print.
 - :func:`encoder_crops`: what the encoder actually gets of a source box, per row: the method's own rendering
   (``tiling.apply``) or the packed resize, cut at encoder resolution, with the patch borders inside it.
 
@@ -118,6 +119,29 @@ def legibility(rows: list[dict], x_src: float) -> list[dict]:
     return out
 
 
+def format_legibility(rows: list[dict], name: str) -> str:
+    """Plain-text table: for the rows of image ``name`` (a synthetic image), the x-height of its smallest
+    print and of its body text (:func:`print_sizes`) in encoder pixels and in patches, per row; tiled rows
+    add their global view's. Taught in `tiling_vs_packing`."""
+    info = print_sizes(name)
+    rows = [r for r in rows if r["image"] == name]
+    if not rows:
+        raise ValueError(f"no rows for image {name!r}")
+    small, body = legibility(rows, info["x_smallest"]), legibility(rows, info["x_body"])
+    head = (f"{'':46}{'smallest print (' + str(info['smallest']) + ' px font)':>26}"
+            f"{'body text (' + str(info['body']) + ' px font)':>26}")
+    sub = f"{'view':<46}" + f"{'enc px':>10}{'patches':>9}{'global':>7}" * 2
+    lines = [f"{name}: x-height {info['x_smallest']} px (smallest print), {info['x_body']} px (body text) "
+             "in the source", head, sub, "-" * len(sub)]
+    for a, b in zip(small, body):
+        cells = ""
+        for d in (a, b):
+            g = "" if d["x_global_patches"] is None else f"{d['x_global_patches']:.2f}"
+            cells += f"{d['x_px']:>10.2f}{d['x_patches']:>9.2f}{g:>7}"
+        lines.append(f"{a['label']:<46}{cells}")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # crops at encoder resolution
 
@@ -224,4 +248,4 @@ def encoder_crops(image, box, rows: list[dict], x_src: float | None = None) -> l
     return crops
 
 
-__all__ = ["print_sizes", "x_height", "small_print_box", "legibility", "encoder_crops"]
+__all__ = ["print_sizes", "x_height", "small_print_box", "legibility", "format_legibility", "encoder_crops"]
