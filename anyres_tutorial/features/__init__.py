@@ -40,6 +40,7 @@ from .equal_budget import (
     VIEWS,
     effective_resolution,
     equal_budget,
+    find_row,
     fit_native_grid,
     format_equal_budget,
     plan_views,
@@ -66,8 +67,8 @@ from .seams import borders_in_image, edge_map, neighbour_dissimilarity, seam_con
 
 __all__ = [
     "CAPPED", "SAME_ENCODER", "SAME_LLM", "TILED", "VIEWS", "effective_resolution", "encoder_crops",
-    "equal_budget", "fit_native_grid", "format_equal_budget", "format_legibility", "legibility", "plan_views",
-    "print_sizes", "small_print_box", "x_height",
+    "equal_budget", "find_row", "fit_native_grid", "format_equal_budget", "format_legibility", "legibility",
+    "plan_views", "print_sizes", "small_print_box", "x_height",
     "FeatureMap", "PoolResult", "attention_pool", "borders_in_image", "cosine_map",
     "edge_map", "pca_rgb",
     "encode_native", "encode_tiled", "format_token_table", "neighbour_dissimilarity", "position_similarity",

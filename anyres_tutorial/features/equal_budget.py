@@ -233,6 +233,15 @@ def equal_budget(images, methods=None, options: dict | None = None, capped_token
     return rows
 
 
+def find_row(rows: list[dict], image: str, method: str | None, view: str = TILED) -> dict:
+    """The row of :func:`equal_budget` for ``image``, ``method`` (None for the capped row) and ``view``;
+    ValueError when there is none."""
+    for r in rows:
+        if r["image"] == image and r["method"] == method and r["view"] == view:
+            return r
+    raise ValueError(f"no row for image={image!r}, method={method!r}, view={view!r}")
+
+
 def format_equal_budget(rows: list[dict]) -> str:
     """Plain-text table of :func:`equal_budget` rows (for printing in a notebook)."""
     head = (f"{'image':<17}{'budget of':<14}{'view':<29}{'encoder':>8}{'useful':>7}{'pad':>6}{'dup':>6}"
@@ -250,4 +259,4 @@ def format_equal_budget(rows: list[dict]) -> str:
 
 __all__ = ["TILED", "SAME_ENCODER", "SAME_LLM", "CAPPED", "VIEWS", "MERGE_SPEC", "fit_native_grid",
            "merge_factor", "box_scale", "tile_regions", "patch_pitch", "plan_views", "effective_resolution",
-           "equal_budget", "format_equal_budget"]
+           "equal_budget", "find_row", "format_equal_budget"]

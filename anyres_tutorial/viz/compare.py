@@ -50,7 +50,7 @@ def equal_encoder_bars(rows, title: str | None = None) -> Figure:
     a bar is its encoder tokens. Used by `tiling_vs_packing`."""
     rows = _check_rows(rows)
     images = list(dict.fromkeys(r["image"] for r in rows))
-    fig, axes = _panels(len(images), 7.2, 4.6)
+    fig, axes = _panels(len(images), 6.1, 4.4)
     for ax, name in zip(axes, images):
         pairs = [(r, next(p for p in rows if p["image"] == name and p["method"] == r["method"]
                           and p["view"] == SAME_ENCODER))
@@ -68,7 +68,7 @@ def equal_encoder_bars(rows, title: str | None = None) -> Figure:
                    if k == 0 else None)
             for xi, r in zip(x + off, sub):
                 ax.text(xi, r["encoder_tokens"], f"{r['encoder_tokens']:,}", ha="center", va="bottom",
-                        fontsize=9, rotation=90)
+                        fontsize=10, rotation=90)
         ax.set_xticks(x, [p[0]["method"] for p in pairs], rotation=25, ha="right", fontsize=10)
         ax.set_ylim(0, max(p[0]["encoder_tokens"] for p in pairs) * 1.3)
         w, h = pairs[0][0]["size"]
@@ -93,7 +93,7 @@ def effective_resolution_bars(rows, title: str | None = None) -> Figure:
     rows = _check_rows(rows)
     images = list(dict.fromkeys(r["image"] for r in rows))
     views = (TILED, SAME_ENCODER, SAME_LLM)
-    fig, axes = _panels(len(images), 7.2, 4.6)
+    fig, axes = _panels(len(images), 6.1, 4.4)
     for ax, name in zip(axes, images):
         sub = [r for r in rows if r["image"] == name]
         methods = list(dict.fromkeys(r["method"] for r in sub if r["view"] == TILED))
@@ -103,7 +103,7 @@ def effective_resolution_bars(rows, title: str | None = None) -> Figure:
             for xi, r in zip(x + (j - 1) * 0.27, vals):
                 eff = r["effective_resolution"]
                 if math.isinf(eff):
-                    ax.text(xi, 1.5, "no content", rotation=90, ha="center", va="bottom", fontsize=9)
+                    ax.text(xi, 1.5, "no content", rotation=90, ha="center", va="bottom", fontsize=10)
                     continue
                 ax.bar(xi, eff, 0.26, color=VIEW_COLORS[v], label=v if xi == x[0] + (j - 1) * 0.27 else None)
         for r in sub:
@@ -135,7 +135,7 @@ def _show_crop(ax, c, title: str) -> None:
     ax.set_ylim(h, 0)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10.5)
 
 
 def legibility_crops(crops, source=None, title: str | None = None) -> Figure:
@@ -152,7 +152,7 @@ def legibility_crops(crops, source=None, title: str | None = None) -> Figure:
     ncols = max(max(sum(c["row"]["method"] == g for c in crops) for g in groups) if groups else 1,
                 len(last) + (source is not None))
     nrows = len(groups) + (1 if last or source is not None else 0)
-    fig, axes = subplots(nrows, ncols, figsize=(3.7 * ncols, 1.9 * nrows), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(3.05 * ncols, 1.75 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, g in enumerate(groups):
@@ -166,7 +166,7 @@ def legibility_crops(crops, source=None, title: str | None = None) -> Figure:
         ax.imshow(np.asarray(source), interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"source {source.width}×{source.height} px", fontsize=10)
+        ax.set_title(f"source {source.width}×{source.height} px", fontsize=10.5)
         j0 = 1
     for j, c in enumerate(last):
         axes[nrows - 1, j0 + j].axis("on")
