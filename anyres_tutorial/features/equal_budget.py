@@ -26,6 +26,7 @@ from PIL import Image
 
 from ..checks import check_positive_int, check_size
 from ..types import PATCH, Grid, Size
+from .budget import named_items
 
 #: The ``view`` of a row: the method itself, packing at its encoder budget, at its LLM budget, or capped.
 TILED, SAME_ENCODER, SAME_LLM, CAPPED = "tiled", "packed, same encoder tokens", "packed, same LLM tokens", \
@@ -173,16 +174,8 @@ def _tiled_row(name, size, method, options) -> dict:
 
 
 def _items(images) -> list[tuple[str, tuple]]:
-    if isinstance(images, dict):
-        items = list(images.items())
-    elif isinstance(images, (list, tuple)):
-        items = [(f"image{i}", im) for i, im in enumerate(images)]
-    else:
-        raise TypeError(f"images must be a dict name -> image/size or a list, got {type(images).__name__}")
-    if not items:
-        raise ValueError("images is empty")
     return [(str(n), im.size if isinstance(im, Image.Image) else check_size(im, "image size"))
-            for n, im in items]
+            for n, im in named_items(images)]
 
 
 def equal_budget(images, methods=None, options: dict | None = None, capped_tokens: int | None = 1024
