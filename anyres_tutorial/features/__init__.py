@@ -13,6 +13,12 @@ The compute behind the feature pictures (``viz.features``); every function is pu
   (`tiling_vs_packing`)
 - :func:`token_budget`, :func:`format_token_table`: useful / padding / duplicated tokens per method
   (`tiling_vs_packing`)
+- :func:`equal_budget`, :func:`format_equal_budget`, :func:`fit_native_grid`: each tiling method next to
+  packing at the same encoder tokens and at the same LLM tokens; scale and effective resolution
+  (`tiling_vs_packing`)
+- :func:`print_sizes`, :func:`legibility`, :func:`format_legibility`, :func:`small_print_box`,
+  :func:`encoder_crops`: the small print's x-height in encoder patches, and what the encoder gets of a
+  small-print region (`tiling_vs_packing`)
 - :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor
   (`llava_mini`)
 
@@ -26,6 +32,27 @@ from __future__ import annotations
 from ..pca import pca_rgb  # re-exported: the compute behind the PCA pictures
 from .budget import format_token_table, token_budget
 from .compression import PoolResult, attention_pool
+from .equal_budget import (
+    CAPPED,
+    SAME_ENCODER,
+    SAME_LLM,
+    TILED,
+    VIEWS,
+    effective_resolution,
+    equal_budget,
+    find_row,
+    fit_native_grid,
+    format_equal_budget,
+    plan_views,
+)
+from .legibility import (
+    encoder_crops,
+    format_legibility,
+    legibility,
+    print_sizes,
+    small_print_box,
+    x_height,
+)
 from .maps import (
     FeatureMap,
     cosine_map,
@@ -39,6 +66,9 @@ from .maps import (
 from .seams import borders_in_image, edge_map, neighbour_dissimilarity, seam_contrast, seams_at_image_borders
 
 __all__ = [
+    "CAPPED", "SAME_ENCODER", "SAME_LLM", "TILED", "VIEWS", "effective_resolution", "encoder_crops",
+    "equal_budget", "find_row", "fit_native_grid", "format_equal_budget", "format_legibility", "legibility",
+    "plan_views", "print_sizes", "small_print_box", "x_height",
     "FeatureMap", "PoolResult", "attention_pool", "borders_in_image", "cosine_map",
     "edge_map", "pca_rgb",
     "encode_native", "encode_tiled", "format_token_table", "neighbour_dissimilarity", "position_similarity",

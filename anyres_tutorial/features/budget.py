@@ -18,6 +18,20 @@ def _size_of(item) -> tuple[int, int]:
     return check_image_size(item, "image size")
 
 
+def named_items(images) -> list[tuple]:
+    """``images`` (a dict name -> image/size, or a list named ``image0``...) as (name, item) pairs; TypeError
+    for anything else, ValueError when empty. Shared by :func:`token_budget` and ``equal_budget``."""
+    if isinstance(images, dict):
+        items = list(images.items())
+    elif isinstance(images, (list, tuple)):
+        items = [(f"image{i}", im) for i, im in enumerate(images)]
+    else:
+        raise TypeError(f"images must be a dict name -> image/size or a list, got {type(images).__name__}")
+    if not items:
+        raise ValueError("images is empty")
+    return items
+
+
 def token_budget(images, methods, options: dict | None = None, packing_max_tokens: int | None = 1024,
                  packing_patch: int = PATCH) -> list[dict]:
     """Count, for every image and tiling method, the encoder tokens spent on real content (``useful``), on
@@ -35,14 +49,7 @@ def token_budget(images, methods, options: dict | None = None, packing_max_token
     from ..packing.sizing import native_size
     from ..tiling import plan as make_plan
 
-    if isinstance(images, dict):
-        items = list(images.items())
-    elif isinstance(images, (list, tuple)):
-        items = [(f"image{i}", im) for i, im in enumerate(images)]
-    else:
-        raise TypeError(f"images must be a dict name -> image/size or a list, got {type(images).__name__}")
-    if not items:
-        raise ValueError("images is empty")
+    items = named_items(images)
     if isinstance(methods, str):
         methods = [methods]
     methods = list(methods)

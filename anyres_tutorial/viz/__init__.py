@@ -6,6 +6,7 @@
 - ``viz.packing``   packed-sequence bars, block-diagonal mask heat-maps, position-id maps, memory plots
 - ``viz.prompt``    what the LLM receives: whole-prompt strips, connector shape flows, 1-D vs M-RoPE ids
 - ``viz.training``  loss weights of the two reductions, gradient differences, loss curves, step times
+- ``viz.compare``   tiling vs packing at equal budgets: token bars, effective resolution, small-print crops
 - ``viz.features``  PCA-RGB maps of real DINOv2 features, downsampling comparisons, token/padding bar charts
 - ``viz._common``   the one palette (token categories, tiles, packed images, attention backends) and the
                     figure helpers every module uses
@@ -25,6 +26,8 @@ from ._common import (  # noqa: F401  (the palette, re-exported)
     tile_colors,
     token_color,
 )
+from .compare import *  # noqa: F403
+from .compare import __all__ as _compare_all
 from .features import *  # noqa: F403
 from .features import __all__ as _features_all
 from .methods import *  # noqa: F403
@@ -42,5 +45,5 @@ from .training import __all__ as _training_all
 
 _palette_all = ["TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color"]
 __all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_prompt_all, *_features_all,
-           *_training_all,
+           *_training_all, *_compare_all,
            *_palette_all]
