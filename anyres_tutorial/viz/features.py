@@ -236,12 +236,12 @@ def _draw_map(ax, rgb: np.ndarray, fmap=None, title: str = "", borders: bool = T
         _shade_padding(ax, _np(fmap.padding))
     ax.set_xlim(0, cols)
     ax.set_ylim(rows, 0)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(f"{cols} patch columns", fontsize=8)
-    ax.set_ylabel(f"{rows} patch rows", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(f"{cols} patch columns", fontsize=10)
+    ax.set_ylabel(f"{rows} patch rows", fontsize=10)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # patch indices are whole numbers
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=10)
 
 
 def _shade_padding(ax, pad: np.ndarray):
@@ -293,7 +293,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
                             f"got {type(fm).__name__}")
     rgb_t, rgb_n = pca_rgb([tiled.features, native.features])  # one PCA fitted on both maps
     nrows = 2 if show_edges else 1
-    fig, axes = plt.subplots(nrows, 3, figsize=(15, 4.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, 3, figsize=(10.8, 4.0 * nrows), squeeze=False, layout="constrained")
     ax = axes[0, 0]
     ax.imshow(image)
     xs, ys = _f.borders_in_image(tiled)
@@ -301,7 +301,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
         ax.axvline(x, color="red", lw=1.5, ls="--")
     for y in ys:
         ax.axhline(y, color="red", lw=1.5, ls="--")
-    ax.set_title(f"image {image.width}x{image.height}; red = tile borders", fontsize=9)
+    ax.set_title(f"image {image.width}x{image.height}; red = tile borders", fontsize=10)
     _off(ax)
     has_borders = bool(tiled.tile_rows or tiled.tile_cols)
     st = _f.seam_contrast(tiled, tiled.tile_rows, tiled.tile_cols) if has_borders else None
@@ -319,7 +319,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
                         "Tiled: bright lines at tile borders =\nseams (a tile never saw its neighbour).\n"
                         "Native: jumps only at object edges.\n\nseam ratio = mean distance across\n"
                         "borders / elsewhere (1 = no seam);\nhatched padding is left out.",
-                        fontsize=9, va="center")
+                        fontsize=10, va="center")
         for ax, e, fm, name in ((axes[1, 1], et, tiled, "tiled"), (axes[1, 2], en, native, "native")):
             rows, cols = e.shape
             im = ax.imshow(e, extent=(0, cols, rows, 0), cmap="magma", vmin=0, vmax=vmax,
@@ -334,13 +334,11 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
             ax.set_xlim(0, cols)
             ax.set_ylim(rows, 0)
             ax.set_title(f"{name}: neighbour cosine distance" + (" (cyan ticks = tile borders)"
-                         if fm is tiled else ""), fontsize=9)
-            ax.tick_params(labelsize=7)
+                         if fm is tiled else ""), fontsize=10)
+            ax.tick_params(labelsize=10)
         fig.colorbar(im, ax=axes[1, 1:].tolist(), shrink=0.8, label="1 - cos")
     fig.suptitle(title or "Tiling vs native: seams appear where tiles meet "
                  "(one joint PCA, comparable colours)", fontsize=12)
-    if not show_edges:
-        fig.tight_layout()
     return closed(fig)
 
 
@@ -370,8 +368,8 @@ def token_budget_bars(rows, title: str | None = None) -> Figure:
         ax.bar(x, d, bottom=u + p, color=DUPLICATED, label="thumbnail (duplicated)")
         ax.plot(x, [r["llm_tokens"] for r in sub], "kD", ms=6, label="LLM tokens")
         for xi, r in zip(x, sub):
-            ax.text(xi, r["encoder_tokens"], f"{r['encoder_tokens']}", ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(x, [r["method"] for r in sub], rotation=35, ha="right", fontsize=8)
+            ax.text(xi, r["encoder_tokens"], f"{r['encoder_tokens']}", ha="center", va="bottom", fontsize=10)
+        ax.set_xticks(x, [r["method"] for r in sub], rotation=35, ha="right", fontsize=10)
         w, h = sub[0]["size"]
         ax.set_title(f"{name} ({w}x{h}, width x height)", fontsize=10)
         ax.set_ylim(0, ymax)
@@ -380,7 +378,7 @@ def token_budget_bars(rows, title: str | None = None) -> Figure:
     for k in range(n, nr * ncols):
         axes[k // ncols, k % ncols].axis("off")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=10, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title or "Where the encoder tokens go: content vs padding vs duplicated thumbnail "
                  "(bars), and what the LLM receives (diamonds)", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))

@@ -73,10 +73,10 @@ def _template_aspect_axis(ax, plan, data) -> None:
         ax.plot([a], [y], marker="*" if d["chosen"] else "o", markersize=16 if d["chosen"] else 9,
                 color=CHOSEN_COLOR if d["chosen"] else "0.4", zorder=3)
         ax.annotate(f"{c}:{rr} (cols:rows)\n|Δlog| = {d['log_distance']:.3f}", (a, y), xytext=(8, 0),
-                    textcoords="offset points", fontsize=8, va="center")
+                    textcoords="offset points", fontsize=10, va="center")
     ax.set_yticks([])
     ax.set_xlabel("aspect ratio W/H (log scale)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=10)
     chosen = next(d for d in data if d["chosen"])
     ax.set_title(f"template tiling of a {w}×{h} image: closest template = {chosen['grid'][1]}:"
                  f"{chosen['grid'][0]} (cols:rows) → canvas {wh(plan.canvas_size)}, {plan.num_tiles} "
@@ -107,7 +107,7 @@ def _template_canvases(ax, plan, data) -> None:
                                linewidth=4 if d["chosen"] else 1))
         note = "holds it without downscaling" if d["covers_image"] else f"image scaled ×{nw / w:.2f}"
         ax.text(x + cw / 2, ch + t * 0.08, f"{c}:{rr} → {wh((cw, ch))}\nimage {wh((nw, nh))}\n{note}"
-                + ("\n★ chosen" if d["chosen"] else ""), ha="center", va="top", fontsize=8)
+                + ("\n★ chosen" if d["chosen"] else ""), ha="center", va="top", fontsize=10)
         x += cw + gap
         top = max(top, ch)
     ax.set_xlim(-gap * 0.2, x - gap * 0.8)
@@ -116,7 +116,7 @@ def _template_canvases(ax, plan, data) -> None:
     ax.axis("off")
     ax.legend(handles=[Patch(facecolor=CONTENT_FILL, edgecolor=USEFUL, label="the image, aspect kept"),
                        Patch(facecolor=PADDING, hatch="//", alpha=0.3, label="padding")],
-              loc="lower right", fontsize=8)
+              loc="upper left", bbox_to_anchor=(0, 0), ncol=2, fontsize=10, frameon=False)
 
 
 def template_diagram(plan, *, axes=None) -> Figure:
@@ -132,7 +132,7 @@ def template_diagram(plan, *, axes=None) -> Figure:
     data = _score_data(plan, "template", "template_diagram")
     _need_option(plan, "templates", "template_diagram")
     if axes is None:
-        fig = new_figure((11, 6.5))
+        fig = new_figure((10.8, 6.8))
         gs = fig.add_gridspec(2, 1, height_ratios=[1, 2.2])
         ax1, ax2 = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
     else:
@@ -202,7 +202,7 @@ def unpad_diagram(plan, axes=None) -> Figure:
                          f"method {plan.method!r}")
     _need_option(plan, "unpad", "unpad_diagram")
     if axes is None:
-        axes = new_figure((10, 6.4)).subplots(1, 2)
+        axes = new_figure((10, 7.4)).subplots(1, 2)
     fig = axes[0].figure
     for ax, mode in zip(axes, ("original", "hf")):
         q = tiling.replan(plan, unpad=mode)
@@ -313,11 +313,11 @@ def crop_positions(plan, ax=None) -> Figure:
         if kind == "tile":
             r, c = pos[i]
             ax.add_patch(Rectangle((c, r), 1, 1, facecolor=colors[k], alpha=0.75, edgecolor="white"))
-            ax.text(c + 0.5, r + 0.5, f"#{i}\n(row {r}, col {c})", ha="center", va="center", fontsize=8)
+            ax.text(c + 0.5, r + 0.5, f"#{i}\n(row {r}, col {c})", ha="center", va="center", fontsize=10)
     gx = cols + 0.5
     for j, (i, gp) in enumerate(globals_):
         ax.add_patch(Rectangle((gx, j), 1, 1, facecolor=GLOBAL_COLOR, edgecolor="white"))
-        ax.text(gx + 0.5, j + 0.5, f"#{i} global\n({gp[0]}, {gp[1]})", ha="center", va="center", fontsize=8,
+        ax.text(gx + 0.5, j + 0.5, f"#{i} global\n({gp[0]}, {gp[1]})", ha="center", va="center", fontsize=10,
                 color="white")
     ax.set_xlim(-0.1, gx + 1.1)
     ax.set_ylim(max(rows, len(globals_)) + 0.1, -0.1)

@@ -283,7 +283,7 @@ def tile_montage(tiled, image=None, *, ax=None, cols: int | None = None, plan=No
     rows = math.ceil(n / cols)
     mosaic, gap = _mosaic(x, cols)
     H, W = mosaic.shape[:2]
-    fig, ax = fig_ax(ax, (min(2.2 * cols + 1, 16), 2.4 * rows + 0.8))
+    fig, ax = fig_ax(ax, (min(2.2 * cols + 1, 10.8), min(2.4, 9.8 / cols) * rows + 0.8))
     ax.imshow(mosaic, extent=(0, W, H, 0), interpolation="antialiased")
     colors = tile_colors(len(tiled.tiles))
     if plan is not None:
@@ -297,8 +297,7 @@ def tile_montage(tiled, image=None, *, ax=None, cols: int | None = None, plan=No
         x0, y0 = c * (tw + gap), r * (th + gap)
         color = GLOBAL_COLOR if kind == "global" else colors[k]
         ax.add_patch(Rectangle((x0, y0), tw, th, fill=False, edgecolor=color, linewidth=3))
-        ax.text(x0 + 3, y0 + 3, f"{i}: {labels[i]}", ha="left", va="top", fontsize=8, color="white",
-                bbox=dict(boxstyle="round,pad=0.2", facecolor=color, alpha=0.85, edgecolor="none"))
+        _badge(ax, (x0, y0, x0 + tw, y0 + th), f"{i}: {labels[i]}", color)
     ax.set_xlim(0, W)
     ax.set_ylim(H, 0)
     ax.axis("off")
@@ -361,7 +360,7 @@ def _blocks_panel(ax, blocks, cmap, vmin: int, vmax: int, wrap: int | None) -> N
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="0.6", linewidth=0.5))
         n = b.num_tokens
         ax.text(x, y - 0.6, f"{b.label}\n{n} token{'s' if n != 1 else ''}", ha="left", va="bottom",
-                fontsize=8 if len(blocks) <= 3 else 7)
+                fontsize=10)
         x_max = max(x_max, x + w)
         x += w + gap
         row_h = max(row_h, h)
@@ -386,7 +385,7 @@ def token_strip(plan, ax=None, *, wrap: int | None = None) -> Figure:
     cmap = _layout_cmap(n_tiles)
     vmin, vmax = -1, TILE0 + max(1, n_tiles) - 1
     if ax is None:
-        fig = new_figure((11, 6.2))
+        fig = new_figure((10.8, 6.2))
         gs = fig.add_gridspec(2, 1, height_ratios=[1, 7])
         ax_seq, ax = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
         _sequence_panel(ax_seq, plan, seq, cmap, vmin, vmax)
@@ -401,8 +400,8 @@ def token_strip(plan, ax=None, *, wrap: int | None = None) -> Figure:
     if n_tiles:
         handles.append(Patch(color=tile_colors(n_tiles)[0],
                              label="local tile features (one colour per tile)"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, 0), fontsize=8, ncol=len(handles),
-              frameon=False)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, 0), fontsize=10,
+              ncol=min(len(handles), 2), frameon=False)
     if len(fig.axes) == 1:
         ax.set_title(f"{plan.method}: {plan.num_tokens} visual tokens — {plan.token_formula}", fontsize=10)
     return fig
