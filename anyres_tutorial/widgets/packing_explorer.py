@@ -242,9 +242,10 @@ class PackingExplorer(Explorer):
                                       title=f"{r['strategy']} packing of {len(r['lengths'])} images")
             elif tab == "Mask of one row":
                 row = min(s["row"], len(r["rows"]) - 1)
-                names = ", ".join(f"img {k} = {r['images'][i]['name']}" for k, i in enumerate(r["rows"][row]))
-                if r["max_len"] <= 512:
-                    fig = viz.mask_heatmap(explore.row_segment_ids(r, row), title=f"Row {row}: {names}")
+                names = ", ".join(f"img {i} = {r['images'][i]['name']}" for i in r["rows"][row])
+                if r["max_len"] <= 512:  # image k keeps its colour of the packed rows
+                    fig = viz.mask_heatmap(explore.row_segment_ids(r, row), title=f"Row {row}: {names}",
+                                           image_ids=r["rows"][row])
                 else:
                     fig = _block_codes_picture(explore.row_block_codes(r, row, 128), 128,
                                                f"Row {row}: {names} (FlexAttention blocks; the dense "
