@@ -257,6 +257,16 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     assert _text(page, ".anyres-packing-numbers") != pack_before
     page.screenshot(path=str(shots / "4_packing.png"))
 
+    # a narrower notebook (as with the file browser open): the picture moves below the controls instead of
+    # shrinking, so its text keeps the size it was drawn at (>= 10 pt)
+    _assert_picture_unshrunk(picture)
+    page.set_viewport_size({"width": 960, "height": VIEWPORT["height"]})
+    time.sleep(1.5)
+    explorer.scroll_into_view_if_needed()
+    _assert_picture_unshrunk(picture)
+    page.screenshot(path=str(shots / "5_narrow.png"))
+    page.set_viewport_size(VIEWPORT)
+
     # no error anywhere: no traceback / stderr output, no error message from the explorers
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
@@ -266,6 +276,12 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     widget_errors = [t for t in page.locator(".anyres-message").all_inner_texts() if t.strip()]
     assert not widget_errors, widget_errors
     assert page.locator(".jp-RenderedText:has-text('Exception in')").count() == 0
+
+
+def _assert_picture_unshrunk(picture) -> None:
+    """The picture is shown at its natural width (at most one pixel less): never scaled down."""
+    shown, natural = picture.evaluate("img => [img.getBoundingClientRect().width, img.naturalWidth]")
+    assert natural > 0 and shown >= natural - 1, f"picture shrunk to {shown} of {natural} px"
 
 
 def _assert_in_viewport(page, locators) -> None:

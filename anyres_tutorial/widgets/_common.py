@@ -187,6 +187,16 @@ _STYLE = """<style>
 </style>"""
 
 
+def explorer_columns() -> tuple[W.Layout, W.Layout]:
+    """Controls beside the picture while both fit, the picture below the controls when the notebook is
+    narrower (the JupyterLab file browser open): the picture's column never gets narrower than the picture
+    box, so the picture is never shrunk (and its text stays >= 10 pt) unless the page itself is narrower.
+    Returns the layouts for the row and the picture column."""
+    row = W.Layout(width="100%", flex_flow="row wrap", align_items="flex-start")
+    column = W.Layout(flex=f"1 1 {PICTURE_BOX[0]}px", min_width="0", max_width="100%")
+    return row, column
+
+
 def explorer_style() -> W.HTML:
     """The explorers' CSS (presentation mode enlarges the controls); an invisible HTML widget."""
     return W.HTML(_STYLE, layout=W.Layout(width="0px", height="0px", margin="0"))

@@ -13,6 +13,7 @@ from ._common import (
     USER_ERRORS,
     Explorer,
     error_html,
+    explorer_columns,
     explorer_style,
     font_px,
     image_widget,
@@ -138,9 +139,9 @@ class PackingExplorer(Explorer):
                        self.tiling_dd, self.presentation],
                       layout=W.Layout(width="340px", min_width="340px", margin="0 12px 0 0"))
         left.add_class("anyres-controls")
-        right = W.VBox([self.message, self.tabs, self.numbers],
-                       layout=W.Layout(flex="1 1 auto", min_width="0"))
-        self.widget = W.HBox([explorer_style(), left, right], layout=W.Layout(width="100%"))
+        row, column = explorer_columns()
+        right = W.VBox([self.message, self.tabs, self.numbers], layout=column)
+        self.widget = W.HBox([explorer_style(), left, right], layout=row)
         self.widget.add_class("anyres-packing-explorer")
         for w in (self.images_sel, self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd,
                   self.presentation):

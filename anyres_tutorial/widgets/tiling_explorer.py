@@ -16,6 +16,7 @@ from ._common import (
     USER_ERRORS,
     Explorer,
     error_html,
+    explorer_columns,
     explorer_style,
     font_px,
     image_widget,
@@ -122,7 +123,7 @@ class TilingExplorer(Explorer):
 
     def _layout(self) -> W.HBox:
         """Controls and card on the left, the tabs with the picture on the right: a change and its picture
-        fit one 1280×800 screen."""
+        fit one 1280×800 screen; in a narrower notebook the picture moves below the controls."""
         help_html = W.HTML('<div style="line-height:1.3"><small>Pick an image (or upload your own), '
                            "a tiling method and its options. Tabs: the cut canvas · what the ViT sees · "
                            "what the LLM receives · why this grid won · several methods side by side."
@@ -131,8 +132,9 @@ class TilingExplorer(Explorer):
                        self.message, self.numbers, help_html],
                       layout=W.Layout(width="340px", min_width="340px", margin="0 12px 0 0"))
         left.add_class("anyres-controls")
-        right = W.VBox([self.tabs], layout=W.Layout(flex="1 1 auto", min_width="0"))
-        box = W.HBox([explorer_style(), left, right], layout=W.Layout(width="100%"))
+        row, column = explorer_columns()
+        right = W.VBox([self.tabs], layout=column)
+        box = W.HBox([explorer_style(), left, right], layout=row)
         box.add_class("anyres-tiling-explorer")
         return box
 
