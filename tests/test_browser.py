@@ -259,11 +259,15 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
 
     # a narrower notebook (as with the file browser open): the picture moves below the controls instead of
     # shrinking, so its text keeps the size it was drawn at (>= 10 pt)
-    _assert_picture_unshrunk(picture)
+    explorer.locator(".lm-TabBar-tab", has_text="Grid overlay").first.click()
+    overlay = explorer.locator("img.anyres-picture:visible").first
+    expect(overlay).to_be_visible(timeout=60_000)
+    explorer.scroll_into_view_if_needed()
+    _assert_picture_unshrunk(overlay)
     page.set_viewport_size({"width": 960, "height": VIEWPORT["height"]})
     time.sleep(1.5)
     explorer.scroll_into_view_if_needed()
-    _assert_picture_unshrunk(picture)
+    _assert_picture_unshrunk(overlay)
     page.screenshot(path=str(shots / "5_narrow.png"))
     page.set_viewport_size(VIEWPORT)
 
