@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.transforms import ScaledTranslation
 
 from ..tiling.protocol import EMPTY, EXTRA, GLOBAL, NEWLINE, TILE0, encoder_order
 from ._common import (
@@ -177,7 +178,7 @@ def _overlay_global_views(ax, plan, source, index: dict, x_start: float, max_sid
             label = f"#{index[('global', i)]} global\n{gv.kind} {wh(gv.size)}"
             ax.text(x + gw / 2, y + gh + gap * 0.3, label, ha="center", va="top", fontsize=10,
                     color=GLOBAL_COLOR)
-        y += gh + gap * 2.2
+        y += gh + gap * 4  # room for the two-line label even in a small panel
         xmax = max(xmax, x + gw)
     return xmax, y
 
@@ -194,9 +195,10 @@ def _overlay_legend(ax, n_pad: int, views: bool) -> None:
     handles = [Patch(facecolor=PADDING, hatch="//", alpha=0.45, label="padding")] if n_pad else []
     if views:
         handles.append(Patch(facecolor="none", edgecolor=GLOBAL_COLOR, label="global view"))
-    if handles:  # below the axes, so it never hides a tile or the global view's label
-        ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, -0.09), fontsize=10,
-                  ncol=len(handles), frameon=False)
+    if handles:  # below the x-axis label (a fixed 36 pt under the axes): it never hides a tile or a label
+        below = ax.transAxes + ScaledTranslation(0, -36 / 72, ax.figure.dpi_scale_trans)
+        ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, 0.0), bbox_transform=below,
+                  fontsize=10, ncol=len(handles), frameon=False)
 
 
 def grid_overlay(plan, image=None, ax=None, *, show_global: bool = True, title: str | None = None,
