@@ -257,8 +257,8 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     assert _text(page, ".anyres-packing-numbers") != pack_before
     page.screenshot(path=str(shots / "4_packing.png"))
 
-    # a narrower notebook (as with the file browser open): the picture moves below the controls instead of
-    # shrinking, so its text keeps the size it was drawn at (>= 10 pt)
+    # at 1280×800 with the file browser open the picture is shown beside the controls at its natural size
+    # (its text as drawn, >= 10 pt); in a narrower window it moves below the controls instead of shrinking
     explorer.locator(".lm-TabBar-tab", has_text="Grid overlay").first.click()
     overlay = explorer.locator("img.anyres-picture:visible").first
     expect(overlay).to_be_visible(timeout=60_000)

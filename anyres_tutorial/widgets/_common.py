@@ -17,8 +17,10 @@ from .. import tiling
 CSS_DPI = 96  # CSS pixels per inch: a picture shown at its natural size has 96 pixels per inch
 MIN_FONT_PT = 10  # smallest text of a picture at its displayed size (normal mode)
 PRESENTATION_FONT_PT = 13  # ... in presentation mode
-# the box a picture is drawn for (CSS px): beside the controls at 1280×800, so a change and its result fit
-PICTURE_BOX = (700, 500)
+# the box a picture is drawn for (CSS px): beside the controls at 1280×800 even with JupyterLab's file
+# browser open (about 470 px are left there), so a change and its result fit one screen and the picture is
+# shown unshrunk, its text >= 10 pt; presentation mode (a projector, no sidebar) draws larger
+PICTURE_BOX = (440, 500)
 PRESENTATION_BOX = (760, 560)
 #: the largest upload: ``dev.py lab`` and ``dev.py app`` raise the server's websocket message limit to match
 UPLOAD_LIMIT_MB = 100
@@ -201,13 +203,18 @@ _STYLE = """<style>
 </style>"""
 
 
+def picture_column_flex(presentation: bool) -> str:
+    """The picture column's CSS flex: it grows, and its basis is the width of the picture box."""
+    return f"1 1 {(PRESENTATION_BOX if presentation else PICTURE_BOX)[0]}px"
+
+
 def explorer_columns() -> tuple[W.Layout, W.Layout]:
     """Controls beside the picture while both fit, the picture below the controls when the notebook is
-    narrower (the JupyterLab file browser open): the picture's column never gets narrower than the picture
-    box, so the picture is never shrunk (and its text stays >= 10 pt) unless the page itself is narrower.
-    Returns the layouts for the row and the picture column."""
+    narrower: the picture's column never gets narrower than the picture box (its basis, which follows the
+    presentation switch through :func:`picture_column_flex`), so the picture is never shrunk (its text
+    stays >= 10 pt) unless the page itself is narrower. Returns the layouts for the row and the column."""
     row = W.Layout(width="100%", flex_flow="row wrap", align_items="flex-start")
-    column = W.Layout(flex=f"1 1 {PICTURE_BOX[0]}px", min_width="0", max_width="100%")
+    column = W.Layout(flex=picture_column_flex(False), min_width="0", max_width="100%")
     return row, column
 
 

@@ -17,6 +17,7 @@ from ._common import (
     explorer_style,
     font_px,
     image_widget,
+    picture_column_flex,
     presentation_toggle,
     show_png,
     table_html,
@@ -174,6 +175,7 @@ class PackingExplorer(Explorer):
         self.widget.remove_class("anyres-present")
         if s["presentation"]:
             self.widget.add_class("anyres-present")
+        self.widget.children[-1].layout.flex = picture_column_flex(s["presentation"])
         sizes = [tuple(self._data.IMAGES[n].size) for n in s["images"]]
         try:
             res = explore.packing_summary(sizes, s["rule"], s["max_len"], s["strategy"], s["budget"],

@@ -21,6 +21,7 @@ from ._common import (
     font_px,
     image_widget,
     method_options,
+    picture_column_flex,
     presentation_toggle,
     show_png,
     swatch,
@@ -212,6 +213,7 @@ class TilingExplorer(Explorer):
         self.widget.remove_class("anyres-present")
         if change["new"]:
             self.widget.add_class("anyres-present")
+        self.widget.children[-1].layout.flex = picture_column_flex(change["new"])
         self.update()
 
     def _on_upload(self, change) -> None:
@@ -336,7 +338,7 @@ class TilingExplorer(Explorer):
         rows = explore.compare_methods(img.size, methods, opts)
         self.last_compare = rows
         n = len(rows)
-        ncols = min(3, n)
+        ncols = min(2, n)  # two panels a row: legible in the narrow picture box
         nrows = -(-n // ncols)
         fig, axes = subplots(nrows, ncols, figsize=(3.4 * ncols, 3.2 * nrows), squeeze=False)
         for ax in axes.ravel()[n:]:
