@@ -137,7 +137,7 @@ def _aspect_candidates(plan, data, ax) -> Figure:
     colors = [CHOSEN_COLOR if d["chosen"] else (TIE_COLOR if d["event"].startswith("tie") else OTHER_COLOR)
               for d in rows]
     ax.barh(y, diff, color=colors)
-    labels = [f"{d['grid'][0]}×{d['grid'][1]} (ratio {d['grid'][1]}:{d['grid'][0]})"
+    labels = [f"{d['grid'][0]}×{d['grid'][1]} ({d['grid'][1]}:{d['grid'][0]})"
               + ("  ★ chosen" if d["chosen"] else "") for d in rows]
     ax.set_yticks(y, labels, fontsize=10)
     _mark_chosen_ticks(ax, rows)
@@ -153,12 +153,12 @@ def _aspect_candidates(plan, data, ax) -> Figure:
                        marker="*" if star else "o")
     ax.invert_yaxis()
     ax.set_xlim(0, max(diff.max(), 1e-3) * 1.6)
-    ax.set_xlabel("|W/H − cols/rows|  (smaller is better; strict < keeps the earlier grid)")
-    some = "" if len(rows) == len(data) else f", the {len(rows)} closest of {len(data)}"
-    ax.set_ylabel(f"grid rows×cols (code's order{some})")
+    ax.set_xlabel("|W/H − cols/rows|  (smaller is better;\nstrict < keeps the earlier grid)")
+    some = "" if len(rows) == len(data) else f"\nthe {len(rows)} closest of {len(data)}"
+    ax.set_ylabel(f"grid rows×cols (cols:rows), code's order{some}")
     t = plan.tile_size
     _legend_below(ax, [Patch(color=CHOSEN_COLOR, label="chosen"),
-                       Patch(color=TIE_COLOR, label=f"exact tie: area rule W·H > 0.5·{t}²·cols·rows decides"),
+                       Patch(color=TIE_COLOR, label=f"exact tie: W·H > 0.5·{t}²·cols·rows decides"),
                        Patch(color=OTHER_COLOR, label="other candidates")])
     rr, cc = plan.grid
     ax.set_title(f"{plan.method}: find_closest_aspect_ratio, {w}×{h} image (W/H = {w / h:.3f})\n→ "

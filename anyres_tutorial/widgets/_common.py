@@ -78,9 +78,10 @@ def figure_png(fig, box: tuple[int, int] | None = None, min_font_pt: float = MIN
         if box is not None:
             w_in, h_in = fig.get_size_inches()
             dpi = CSS_DPI * max(1.0, min_font_pt / _smallest_font(fig))
-            # fit the box, but never below half the inches the picture was designed for (a long candidate
-            # list then grows taller than the box rather than collapsing)
-            scale = max(0.5, min(box[0] / (w_in * dpi), box[1] / (h_in * dpi)))
+            # never wider than the box (the picture column: a wider picture would be shrunk on screen);
+            # its height fits the box too, but a tall picture keeps at least half the inches it was
+            # designed for (a long candidate list grows taller than the box rather than collapsing)
+            scale = min(box[0] / (w_in * dpi), max(0.5, box[1] / (h_in * dpi)))
             fig.set_size_inches(w_in * scale, h_in * scale)
             for ax in fig.axes:
                 ax.title.set_wrap(True)
@@ -88,11 +89,26 @@ def figure_png(fig, box: tuple[int, int] | None = None, min_font_pt: float = MIN
                 t.set_wrap(True)
         w_in, h_in = fig.get_size_inches()
         _downsample_rasters(fig, int(w_in * dpi), int(h_in * dpi))
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
-        return buf.getvalue()
+        png = _save(fig, dpi)
+        width = _png_width(png)
+        if box is not None and width > box[0] + 2:  # labels reach out of the axes: narrow the figure once
+            k = (box[0] - (width - w_in * dpi)) / (w_in * dpi)
+            if k > 0.3:
+                fig.set_size_inches(w_in * k, h_in)
+                png = _save(fig, dpi)
+        return png
     finally:
         plt.close(fig)
+
+
+def _save(fig, dpi: float) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    return buf.getvalue()
+
+
+def _png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # the IHDR chunk: width, then height (big-endian)
 
 
 def legends_outside(fig):
