@@ -311,7 +311,10 @@ class TilingExplorer(Explorer):
         r = self.last_result
         plan, img = r["plan"], self.image()
         if tab == "Grid overlay":
-            return self._png(viz.grid_overlay(plan, self.display_image(OVERLAY_SIDE))), ""
+            rows, cols = plan.grid  # a short title: the narrow picture box, and the card has the rest
+            title = (f"{plan.method}: canvas {wh(plan.canvas_size)}, grid {rows}×{cols}\n"
+                     f"{plan.num_images} images to the ViT, {plan.num_tokens} LLM tokens")
+            return self._png(viz.grid_overlay(plan, self.display_image(OVERLAY_SIDE), title=title)), ""
         if tab == "Encoder images":
             return self._png(viz.tile_montage(tiling.apply(plan, img), plan=plan)), ""
         if tab == "LLM tokens":
