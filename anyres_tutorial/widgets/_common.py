@@ -152,10 +152,11 @@ def explorer_png(fig, presentation: bool) -> bytes:
 
 
 def image_widget() -> W.Image:
-    """A picture shown at its natural size (never stretched), shrunk only when the page is narrower; hidden
+    """A picture shown at its natural size (never stretched to its column: its text keeps the size it was
+    drawn at), shrunk only when the page is narrower; hidden
     while it has no picture (no broken-image icon)."""
     img = W.Image(format="png", layout=W.Layout(max_width="100%", width="auto", height="auto",
-                                                display="none"))
+                                                display="none", align_self="flex-start"))  # not stretched
     img.add_class("anyres-picture")
     return img
 
