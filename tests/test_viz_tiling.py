@@ -270,3 +270,19 @@ def test_figures_render_to_png(tmp_path):
         fig.savefig(tmp_path / f"{i}.png", dpi=40)
         assert (tmp_path / f"{i}.png").stat().st_size > 1000
     assert any(isinstance(a, AxesImage) for a in fig.axes[0].get_images())
+
+
+def test_long_candidate_lists_show_the_chosen_the_search_steps_and_the_closest():
+    from anyres_tutorial.viz.scores import MAX_BARS
+
+    p = tiling.plan("internvl", (1920, 1080), max_num=40)
+    data = tiling.score_table(p).data
+    assert len(data) > MAX_BARS
+    shown = viz.shown_candidates(data)
+    assert len(shown) == MAX_BARS and shown == sorted(shown)
+    assert all(i in shown for i, d in enumerate(data) if d["chosen"] or d["event"])
+    worst_shown = max(data[i]["aspect_diff"] for i in shown if not data[i]["event"])
+    assert all(d["aspect_diff"] >= worst_shown for i, d in enumerate(data) if i not in shown)
+    labels = [t.get_text() for t in viz.candidate_scores(p).axes[0].get_yticklabels()]
+    assert len(labels) == MAX_BARS and sum("chosen" in lab for lab in labels) == 1
+    assert viz.shown_candidates(data[:10]) == list(range(10))
