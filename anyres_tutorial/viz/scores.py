@@ -109,10 +109,9 @@ def _resolution_candidates(plan, data, ax) -> Figure:
     return fig
 
 
-#: the most candidate grids an "aspect" picture draws (the default max_num = 12 has 35: all drawn); a longer
-#: list shows the closest ones (the table under
-#: the picture in `grid_explorer` lists them all)
-MAX_BARS = 36
+#: the most candidate grids an "aspect" picture draws; a longer list shows the chosen one, the search's steps
+#: and the closest others (the table under the picture in `grid_explorer` lists them all)
+MAX_BARS = 20
 
 
 def shown_candidates(data, limit: int = MAX_BARS) -> list[int]:
