@@ -257,6 +257,20 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     assert _text(page, ".anyres-packing-numbers") != pack_before
     page.screenshot(path=str(shots / "4_packing.png"))
 
+    # at 1280×800 with the file browser open the picture is shown beside the controls at its natural size
+    # (its text as drawn, >= 10 pt); in a narrower window it moves below the controls instead of shrinking
+    explorer.locator(".lm-TabBar-tab", has_text="Grid overlay").first.click()
+    overlay = explorer.locator("img.anyres-picture:visible").first
+    expect(overlay).to_be_visible(timeout=60_000)
+    explorer.scroll_into_view_if_needed()
+    _assert_picture_unshrunk(overlay)
+    page.set_viewport_size({"width": 960, "height": VIEWPORT["height"]})
+    time.sleep(1.5)
+    explorer.scroll_into_view_if_needed()
+    _assert_picture_unshrunk(overlay)
+    page.screenshot(path=str(shots / "5_narrow.png"))
+    page.set_viewport_size(VIEWPORT)
+
     # no error anywhere: no traceback / stderr output, no error message from the explorers
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
@@ -266,6 +280,12 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     widget_errors = [t for t in page.locator(".anyres-message").all_inner_texts() if t.strip()]
     assert not widget_errors, widget_errors
     assert page.locator(".jp-RenderedText:has-text('Exception in')").count() == 0
+
+
+def _assert_picture_unshrunk(picture) -> None:
+    """The picture is shown at its natural width (at most one pixel less): never scaled down."""
+    shown, natural = picture.evaluate("img => [img.getBoundingClientRect().width, img.naturalWidth]")
+    assert natural > 0 and shown >= natural - 1, f"picture shrunk to {shown} of {natural} px"
 
 
 def _assert_in_viewport(page, locators) -> None:

@@ -95,3 +95,44 @@ def test_no_method_names_in_pictures_explorer_and_widgets():
         for m in names:
             assert not re.search(rf"""["']{m}["']""", text), f"{f.name} names the method {m!r}"
         assert not re.search(r"""\.method\s*(==|!=|in)\s""", text), f"{f.name} branches on a method name"
+
+
+def test_totals_colours_are_no_image_tile_or_category_colour():
+    """The packing explorer draws packed rows (image colours) and the packed / encoder / LLM totals in one
+    explorer; tiles and token categories share pictures with them too."""
+    totals = {to_hex(c) for c in (C.PACKED_COLOR, C.ENCODER_COLOR, C.LLM_COLOR)}
+    assert len(totals) == 3
+    images = {to_hex(viz.image_color(k)) for k in range(40)}
+    tiles = {to_hex(c) for n in (14, 40) for c in viz.tile_colors(n)}
+    assert not totals & images and not totals & tiles and not totals & CATEGORY_HEX
+
+
+def test_every_registered_backend_has_its_own_non_category_colour():
+    from anyres_tutorial import attention
+
+    colours = [to_hex(viz.backend_color(name)) for name in attention.BACKENDS]
+    assert not set(colours) & CATEGORY_HEX
+    assert len(set(colours)) == len(colours)
+
+
+def test_image_k_has_one_colour_in_packed_rows_and_in_its_row_mask():
+    from matplotlib.colors import ListedColormap
+
+    from anyres_tutorial.packing import masks, pack
+
+    lengths = [30, 50, 20, 40]
+    rows = pack(lengths, 64, "ffd")
+    row = max(rows, key=len)
+    assert len(row) >= 2 and row[0] != 0  # images 3 and 2: segments 0 and 1 of their row
+    bars = viz.packed_rows(rows, lengths, 64).axes[0]
+    bar_colour = {}
+    for p in bars.patches:
+        if p.get_label().startswith("image "):
+            bar_colour[int(p.get_label().split()[1])] = to_hex(p.get_facecolor())
+    seg = masks.segment_ids([lengths[i] for i in row], total=64)
+    cmap = viz.mask_heatmap(seg, image_ids=row).axes[0].get_images()[0].get_cmap()
+    assert isinstance(cmap, ListedColormap)
+    mask_colour = [to_hex(c) for c in cmap.colors[2:]]  # 0 = masked, 1 = padding, 2 + segment
+    assert mask_colour == [bar_colour[i] for i in row]
+    with pytest.raises(ValueError, match="image_ids"):
+        viz.mask_heatmap(seg, image_ids=[0, 1, 2])

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
@@ -16,6 +17,7 @@ from PIL import Image
 
 from anyres_tutorial import tiling, viz
 from anyres_tutorial.viz import tiling as vt
+from anyres_tutorial.viz._common import GLOBAL_COLOR
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +29,13 @@ def _close_figures():
 def _image(w, h):
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+
+
+def _smooth(w, h):
+    """A smooth picture (gradients): resampling it differently changes little."""
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([255 * x / w, 255 * y / h, 128 + 100 * np.sin(x / 40.0)], -1)
+    return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 
 def _texts(fig):
@@ -47,13 +56,64 @@ def test_grid_overlay_numbers_every_encoder_image(method):
     # one numbered label per encoder image (tiles and global views), numbered 0..N-1 in encoder order
     nums = sorted(int(t.split()[0].lstrip("#")) for t in _texts(fig) if t.startswith("#"))
     assert nums == list(range(p.num_images))
-    # the canvas image is drawn at the canvas size (H, W, 3)
-    arrays = [im.get_array().shape for im in ax.get_images()]
-    assert (p.canvas_size[1], p.canvas_size[0], 3) in arrays
-    # one outlined box per tile, with the tile's colour
     drawn = {(r.get_x(), r.get_y(), r.get_x() + r.get_width(), r.get_y() + r.get_height())
              for r in ax.patches if isinstance(r, Rectangle) and not r.get_fill()}
+    if vt.padded_views(p):  # each block drawn in its own padded view: the padding hatched inside each frame
+        assert len([b for b in ax.patches if b.get_hatch() == "//"]) >= p.num_tiles
+        return
+    # the canvas image covers the whole canvas, at the canvas size or (a large canvas) at display size
+    cw, ch = p.canvas_size
+    (canvas,) = [im.get_array().shape for im in ax.get_images() if tuple(im.get_extent()) == (0, cw, ch, 0)]
+    scale = min(1.0, vt.DISPLAY_SIDE / max(cw, ch))
+    assert canvas == (round(ch * scale), round(cw * scale), 3)
+    # one outlined box per tile, with the tile's colour
     assert set(p.tile_boxes) <= drawn
+
+
+@pytest.mark.parametrize("method", tiling.METHODS)
+def test_grid_overlay_pixels_are_the_canvas_the_method_cuts(method):
+    """The overlay rebuilds the canvas from the plan's geometry (and from a display copy of the image): it
+    shows what tiling.apply cuts, up to resampling."""
+    img = _smooth(900, 500)
+    p = tiling.plan(method, img.size)
+    canvas = np.asarray(tiling.apply(p, img).canvas.convert("RGB"), dtype=float)
+    drawn = np.asarray(vt.canvas_pixels(p, img), dtype=float)
+    assert drawn.shape == canvas.shape
+    assert np.abs(drawn - canvas).mean() < 6  # of 255: the same picture
+    small = viz.display_copy(img, 300)
+    assert max(small.size) == 300
+    fig = vt.grid_overlay(p, small)  # the same boxes from a 300-px copy, pixels at most 300 px
+    assert all(max(im.get_array().shape[:2]) <= 300 for im in fig.axes[0].get_images())
+    with pytest.raises(ValueError, match="downscaled copy"):
+        vt.grid_overlay(p, _image(300, 300))
+
+
+def test_padded_blocks_are_shaded_in_the_overlay():
+    """A plan whose blocks are each padded in their own view (LLaVA-Mini's expand2square) hatches that
+    padding: its area, in block pixels, is the padding of the views the title reports."""
+    p = tiling.plan("llava_mini", (600, 400))
+    assert vt.padded_views(p) and round(p.padding_fraction, 3) == 0.333
+    ax = vt.grid_overlay(p).axes[0]
+    frames = [r for r in ax.patches if not r.get_fill() and r.get_linewidth() == 2.2
+              and to_hex(r.get_edgecolor()) != to_hex(GLOBAL_COLOR)]
+    assert len(frames) == 4
+    views = sum(r.get_width() * r.get_height() for r in frames)
+    bands = [b for b in ax.patches if b.get_hatch() == "//" and b.get_x() < 600]
+    assert sum(b.get_width() * b.get_height() for b in bands) == pytest.approx(views / 3, rel=0.01)
+    assert not vt.padded_views(tiling.plan("llava_mini", (600, 400), view="crop"))
+    assert not vt.padded_views(tiling.plan("internvl", (600, 400)))
+
+
+def test_tile_badges_are_small_corner_labels():
+    p = tiling.plan("internvl", (1920, 1080), max_num=40)
+    ax = vt.grid_overlay(p).axes[0]
+    badges = [t for t in ax.texts if t.get_text().startswith("#") and "global" not in t.get_text()]
+    assert len(badges) == p.num_tiles
+    for t, (x0, y0, x1, y1) in zip(badges, p.tile_boxes):
+        assert t.get_fontsize() >= 10 and t.get_bbox_patch().get_alpha() <= 0.6
+        x, y = t.get_position()
+        assert (t.get_ha(), t.get_va()) == ("left", "top") and x0 <= x < x0 + 0.1 * (x1 - x0)
+        assert y0 <= y < y0 + 0.1 * (y1 - y0)
 
 
 def test_grid_overlay_shades_padding_only_when_there_is_some():
@@ -130,9 +190,11 @@ def test_ureader_scores_marks_code_and_paper_choices():
     panels = [ax for ax in fig.axes if ax.get_xlabel().startswith("nw")]
     assert len(panels) == 4
     for ax in panels:
-        marks = {ln.get_marker(): (ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines}
-        assert marks["*"] == (5, 3)  # code: 3 rows x 5 cols (nw on x, nh on y)
-        assert marks["o"] == (6, 3)  # paper: 3 x 6
+        marks = viz.pick_frames(ax)
+        assert marks["code"] == (5, 3)  # code: 3 rows x 5 cols (nw on x, nh on y)
+        assert marks["paper"] == (6, 3)  # paper: 3 x 6
+        # the frames leave the cells' values readable: no marker drawn over them
+        assert not [ln for ln in ax.lines if ln.get_marker() not in (None, "None", "")]
         grid = ax.get_images()[0].get_array()
         assert grid.shape == (11, 11) and grid.mask.sum() == 121 - 48  # 48 release anchors
 
@@ -141,7 +203,7 @@ def test_ureader_scores_default_anchor_set():
     fig = viz.ureader_scores(tiling.plan("ureader", (448, 224), anchors="default"))
     ax = [a for a in fig.axes if a.get_xlabel().startswith("nw")][0]
     assert ax.get_images()[0].get_array().mask.sum() == 81 - 23
-    assert {ln.get_marker(): (ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines}["*"] == (2, 1)
+    assert viz.pick_frames(ax)["code"] == (2, 1)
 
 
 def test_template_diagram_picks_the_closest_template():
@@ -208,3 +270,19 @@ def test_figures_render_to_png(tmp_path):
         fig.savefig(tmp_path / f"{i}.png", dpi=40)
         assert (tmp_path / f"{i}.png").stat().st_size > 1000
     assert any(isinstance(a, AxesImage) for a in fig.axes[0].get_images())
+
+
+def test_long_candidate_lists_show_the_chosen_the_search_steps_and_the_closest():
+    from anyres_tutorial.viz.scores import MAX_BARS
+
+    p = tiling.plan("internvl", (1920, 1080), max_num=40)
+    data = tiling.score_table(p).data
+    assert len(data) > MAX_BARS
+    shown = viz.shown_candidates(data)
+    assert len(shown) == MAX_BARS and shown == sorted(shown)
+    assert all(i in shown for i, d in enumerate(data) if d["chosen"] or d["event"])
+    worst_shown = max(data[i]["aspect_diff"] for i in shown if not data[i]["event"])
+    assert all(d["aspect_diff"] >= worst_shown for i, d in enumerate(data) if i not in shown)
+    labels = [t.get_text() for t in viz.candidate_scores(p).axes[0].get_yticklabels()]
+    assert len(labels) == MAX_BARS and sum("chosen" in lab for lab in labels) == 1
+    assert viz.shown_candidates(data[:10]) == list(range(10))

@@ -327,3 +327,16 @@ def test_figure_png_text_is_at_least_10_pt_on_screen():
     assert w <= PICTURE_BOX[0] and h <= PICTURE_BOX[1]
     dpi = Image.open(io.BytesIO(png)).info["dpi"][0]  # pixels per inch of the picture, shown unstretched
     assert min(sizes) * dpi / CSS_DPI >= 10 - 0.01  # the 7-pt text is >= 10 pt at 96 CSS px per inch
+
+
+def test_picture_moves_below_the_controls_rather_than_shrinking():
+    """In a notebook narrower than controls + picture the row wraps: the picture column's basis is the
+    picture box, so the picture keeps its size and its text stays >= 10 pt."""
+    from anyres_tutorial.widgets._common import PICTURE_BOX, PRESENTATION_BOX
+
+    for ex in (TilingExplorer(image="chart"), PackingExplorer(images=("astronaut", "chart"))):
+        assert "wrap" in ex.widget.layout.flex_flow
+        column = ex.widget.children[-1].layout
+        assert column.flex.split()[-1] == f"{PICTURE_BOX[0]}px" and column.max_width == "100%"
+        ex.presentation.value = True  # the larger presentation picture gets a wider column
+        assert column.flex.split()[-1] == f"{PRESENTATION_BOX[0]}px"

@@ -37,8 +37,9 @@ EXTRA_COLOR = "#e377c2"  # separator / extra tokens (pink)
 PAD_EDGE = "#7f7f7f"  # outline of padding areas
 CONTENT_FILL = "#cfe3f5"  # where the image lies, when a picture draws geometry without pixels
 CHOSEN_COLOR = "#2ca02c"  # the winning candidate in score pictures
-# totals compared side by side (the packing explorer): packed tokens, a tiling's encoder and LLM tokens
-PACKED_COLOR, ENCODER_COLOR, LLM_COLOR = "#2ca02c", "#1f77b4", "#ff7f0e"
+# totals compared side by side (the packing explorer): packed tokens, a tiling's encoder and LLM tokens;
+# none of them a token category's, a packed image's (tab20) or a tile's colour, since they share pictures
+PACKED_COLOR, ENCODER_COLOR, LLM_COLOR = "#1b9e77", "#e6ab02", "#7a0177"
 
 #: Token category -> colour (the encoder accounting and the LLM layout).
 TOKEN_COLORS = {"useful": USEFUL, "padding": PADDING, "duplicated": DUPLICATED, "cls": CLS,

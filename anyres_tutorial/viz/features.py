@@ -236,12 +236,12 @@ def _draw_map(ax, rgb: np.ndarray, fmap=None, title: str = "", borders: bool = T
         _shade_padding(ax, _np(fmap.padding))
     ax.set_xlim(0, cols)
     ax.set_ylim(rows, 0)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(f"{cols} patch columns", fontsize=8)
-    ax.set_ylabel(f"{rows} patch rows", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(f"{cols} patch columns", fontsize=10)
+    ax.set_ylabel(f"{rows} patch rows", fontsize=10)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # patch indices are whole numbers
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=10)
 
 
 def _shade_padding(ax, pad: np.ndarray):
@@ -293,7 +293,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
                             f"got {type(fm).__name__}")
     rgb_t, rgb_n = pca_rgb([tiled.features, native.features])  # one PCA fitted on both maps
     nrows = 2 if show_edges else 1
-    fig, axes = plt.subplots(nrows, 3, figsize=(15, 4.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, 3, figsize=(10.8, 4.0 * nrows), squeeze=False, layout="constrained")
     ax = axes[0, 0]
     ax.imshow(image)
     xs, ys = _f.borders_in_image(tiled)
@@ -301,7 +301,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
         ax.axvline(x, color="red", lw=1.5, ls="--")
     for y in ys:
         ax.axhline(y, color="red", lw=1.5, ls="--")
-    ax.set_title(f"image {image.width}x{image.height}; red = tile borders", fontsize=9)
+    ax.set_title(f"image {image.width}x{image.height}; red = tile borders", fontsize=10)
     _off(ax)
     has_borders = bool(tiled.tile_rows or tiled.tile_cols)
     st = _f.seam_contrast(tiled, tiled.tile_rows, tiled.tile_cols) if has_borders else None
@@ -319,7 +319,7 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
                         "Tiled: bright lines at tile borders =\nseams (a tile never saw its neighbour).\n"
                         "Native: jumps only at object edges.\n\nseam ratio = mean distance across\n"
                         "borders / elsewhere (1 = no seam);\nhatched padding is left out.",
-                        fontsize=9, va="center")
+                        fontsize=10, va="center")
         for ax, e, fm, name in ((axes[1, 1], et, tiled, "tiled"), (axes[1, 2], en, native, "native")):
             rows, cols = e.shape
             im = ax.imshow(e, extent=(0, cols, rows, 0), cmap="magma", vmin=0, vmax=vmax,
@@ -334,13 +334,11 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
             ax.set_xlim(0, cols)
             ax.set_ylim(rows, 0)
             ax.set_title(f"{name}: neighbour cosine distance" + (" (cyan ticks = tile borders)"
-                         if fm is tiled else ""), fontsize=9)
-            ax.tick_params(labelsize=7)
+                         if fm is tiled else ""), fontsize=10)
+            ax.tick_params(labelsize=10)
         fig.colorbar(im, ax=axes[1, 1:].tolist(), shrink=0.8, label="1 - cos")
     fig.suptitle(title or "Tiling vs native: seams appear where tiles meet "
                  "(one joint PCA, comparable colours)", fontsize=12)
-    if not show_edges:
-        fig.tight_layout()
     return closed(fig)
 
 
@@ -370,8 +368,8 @@ def token_budget_bars(rows, title: str | None = None) -> Figure:
         ax.bar(x, d, bottom=u + p, color=DUPLICATED, label="thumbnail (duplicated)")
         ax.plot(x, [r["llm_tokens"] for r in sub], "kD", ms=6, label="LLM tokens")
         for xi, r in zip(x, sub):
-            ax.text(xi, r["encoder_tokens"], f"{r['encoder_tokens']}", ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(x, [r["method"] for r in sub], rotation=35, ha="right", fontsize=8)
+            ax.text(xi, r["encoder_tokens"], f"{r['encoder_tokens']}", ha="center", va="bottom", fontsize=10)
+        ax.set_xticks(x, [r["method"] for r in sub], rotation=35, ha="right", fontsize=10)
         w, h = sub[0]["size"]
         ax.set_title(f"{name} ({w}x{h}, width x height)", fontsize=10)
         ax.set_ylim(0, ymax)
@@ -380,7 +378,7 @@ def token_budget_bars(rows, title: str | None = None) -> Figure:
     for k in range(n, nr * ncols):
         axes[k // ncols, k % ncols].axis("off")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=10, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title or "Where the encoder tokens go: content vs padding vs duplicated thumbnail "
                  "(bars), and what the LLM receives (diamonds)", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
@@ -391,13 +389,57 @@ def token_budget_bars(rows, title: str | None = None) -> Figure:
 # `llava_mini`
 
 
+def _compression_header(axes, image, g, pool, cls) -> object:
+    """Top row of :func:`compression_map`: the image, what is compressed, DINOv2's CLS map (if given)."""
+    axes[0].imshow(image)
+    axes[0].set_title(f"image {image.width}x{image.height}", fontsize=10)
+    _off(axes[0])
+    rows, cols = g.shape[:2]
+    note = (f"{rows}x{cols} = {rows * cols} patch tokens\n-> {pool.weights.shape[0]} token(s), queries "
+            f"'{pool.kind}'\n(training-free stand-in for\nLLaVA-Mini's learned queries)")
+    if cls is not None:
+        note += ("\n\nright: DINOv2's own 1-token\nsummary, the CLS token\n(trained by self-distillation,"
+                 "\nnot for an LLM)")
+    axes[1].axis("off")
+    axes[1].text(0.0, 0.5, note, fontsize=10, va="center")
+    for ax in axes[2:]:
+        ax.axis("off")
+    if cls is None:
+        return None
+    s = _np(_f.cosine_map(g, cls))
+    ax = axes[2]
+    ax.axis("on")
+    im = ax.imshow(s, extent=(0, cols, rows, 0), cmap="viridis", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_title(f"CLS vs each patch\n(cosine, mean {s.mean():.2f})", fontsize=10)
+    return im
+
+
+def _compression_pair(ax_w, ax_s, g, fm, pool, j: int):
+    """One query: its attention weights over the patch grid, and its token's cosine to every patch."""
+    rows, cols = g.shape[:2]
+    wmap = _np(pool.weights[j])
+    ax_w.imshow(wmap, extent=(0, cols, rows, 0), cmap="inferno", interpolation="nearest")
+    if fm is not None:
+        for c in fm.tile_cols:
+            ax_w.axvline(c, color="white", lw=1, ls="--")
+        for r in fm.tile_rows:
+            ax_w.axhline(r, color="white", lw=1, ls="--")
+    ax_w.set_title(f"query {j}: attention\n(max {wmap.max():.3f}, sum 1)", fontsize=10)
+    s = _np(_f.cosine_map(g, pool.pooled[j]))
+    im = ax_s.imshow(s, extent=(0, cols, rows, 0), cmap="viridis", vmin=-1, vmax=1, interpolation="nearest")
+    ax_s.set_title(f"token {j} vs each patch\n(cosine, mean {s.mean():.2f})", fontsize=10)
+    return im
+
+
 def compression_map(image: Image.Image, fmap, pool, cls=None, max_queries: int = 4, title: str | None = None
                     ) -> Figure:
-    """Compression to very few tokens (LLaVA-Mini style, training-free stand-in). Top row: the image and,
-    for up to ``max_queries`` queries, the attention weights of that query over the patch grid (where the
-    compressed token "looks"). Bottom row: cosine similarity of each compressed token to every patch, and of
-    DINOv2's own CLS token (``cls``, optional) to every patch. ``fmap``: a FeatureMap (e.g. the stitched 2x2
-    split); ``pool``: ``features.attention_pool(fmap, ...)``. Used by `llava_mini`."""
+    """Compression to very few tokens (LLaVA-Mini style, training-free stand-in). Top row: the image, what is
+    compressed and (``cls``, optional) the cosine similarity of DINOv2's own CLS token to every patch. Then,
+    for up to ``max_queries`` queries, two per row: the attention weights of that query over the patch grid
+    (where the compressed token "looks") beside the cosine similarity of its compressed token to every patch.
+    At most four panels a row (11 inches wide), so the text stays legible at notebook width. ``fmap``: a
+    FeatureMap (e.g. the stitched 2x2 split); ``pool``: ``features.attention_pool(fmap, ...)``.
+    Used by `llava_mini`."""
     image = check_pil(image)
     if not isinstance(pool, _f.PoolResult):
         raise TypeError(f"pool must be a PoolResult from features.attention_pool, got {type(pool).__name__}")
@@ -405,43 +447,23 @@ def compression_map(image: Image.Image, fmap, pool, cls=None, max_queries: int =
     q = min(int(max_queries), pool.weights.shape[0])
     if q < 1:
         raise ValueError("max_queries must be >= 1")
-    ncol = 1 + q + (1 if cls is not None else 0)
-    fig, axes = plt.subplots(2, ncol, figsize=(3.3 * ncol, 6.6), squeeze=False, layout="constrained")
-    axes[0, 0].imshow(image)
-    axes[0, 0].set_title(f"image {image.width}x{image.height}", fontsize=9)
-    _off(axes[0, 0])
-    axes[1, 0].axis("off")
-    rows, cols = g.shape[:2]
-    axes[1, 0].text(0.0, 0.5, f"{rows}x{cols} = {rows * cols} patch tokens\n-> {pool.weights.shape[0]} "
-                    f"token(s)\nqueries: '{pool.kind}'\n(training-free stand-in for\nLLaVA-Mini's learned "
-                    "queries)", fontsize=9, va="center")
+    per_row = 1 if q == 1 else 2  # query pairs per row
+    ncol, nrow = max(3, 2 * per_row), 1 + -(-q // per_row)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.7 * ncol, 2.9 * nrow + 0.7), squeeze=False,
+                             layout="constrained")
+    im = _compression_header(list(axes[0]), image, g, pool, cls)
     fm = fmap if isinstance(fmap, _f.FeatureMap) else None
+    cos_axes = [axes[0, 2]] if cls is not None else []
     for j in range(q):
-        ax = axes[0, 1 + j]
-        wmap = _np(pool.weights[j])
-        ax.imshow(wmap, extent=(0, cols, rows, 0), cmap="inferno", interpolation="nearest")
-        if fm is not None:
-            for c in fm.tile_cols:
-                ax.axvline(c, color="white", lw=1, ls="--")
-            for r in fm.tile_rows:
-                ax.axhline(r, color="white", lw=1, ls="--")
-        ax.set_title(f"query {j}: attention weights\n(max {wmap.max():.3f}, sum 1)", fontsize=9)
-        ax.tick_params(labelsize=7)
-        s = _np(_f.cosine_map(g, pool.pooled[j]))
-        ax = axes[1, 1 + j]
-        ax.imshow(s, extent=(0, cols, rows, 0), cmap="viridis", vmin=-1, vmax=1, interpolation="nearest")
-        ax.set_title(f"token {j} vs each patch\n(cosine, mean {s.mean():.2f})", fontsize=9)
-        ax.tick_params(labelsize=7)
-    if cls is not None:
-        s = _np(_f.cosine_map(g, cls))
-        axes[0, -1].axis("off")
-        axes[0, -1].text(0.0, 0.5, "DINOv2's own 1-token summary:\nthe CLS token (trained by\n"
-                         "self-distillation, not for an LLM)", fontsize=9, va="center")
-        ax = axes[1, -1]
-        im = ax.imshow(s, extent=(0, cols, rows, 0), cmap="viridis", vmin=-1, vmax=1, interpolation="nearest")
-        ax.set_title(f"CLS vs each patch\n(cosine, mean {s.mean():.2f})", fontsize=9)
-        ax.tick_params(labelsize=7)
-        fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="cosine similarity")
-    fig.suptitle(title or f"Compressing {rows * cols} patch tokens into {pool.weights.shape[0]}: "
+        r, k = divmod(j, per_row)
+        ax_w, ax_s = axes[1 + r, 2 * k], axes[1 + r, 2 * k + 1]
+        im = _compression_pair(ax_w, ax_s, g, fm, pool, j)
+        cos_axes.append(ax_s)
+    for r in range(1, nrow):
+        for ax in axes[r, 2 * per_row if r < nrow - 1 else 2 * (q - (nrow - 2) * per_row):]:
+            ax.axis("off")
+    fig.colorbar(im, ax=cos_axes, shrink=0.6, label="cosine similarity")
+    rows, cols = g.shape[:2]
+    fig.suptitle(title or f"Compressing {rows * cols} patch tokens into {pool.weights.shape[0]}:\n"
                  "where each query looks, and what its token resembles", fontsize=11)
     return closed(fig)

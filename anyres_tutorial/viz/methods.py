@@ -31,7 +31,7 @@ from ._common import (
 )
 from .tiling import shade_outside
 
-__all__ = ["template_diagram", "ureader_scores", "unpad_diagram", "crop_positions"]
+__all__ = ["template_diagram", "ureader_scores", "unpad_diagram", "crop_positions", "pick_frames"]
 
 CODE_MARK, PAPER_MARK = NEWLINE_COLOR, "#ff7f0e"  # the code's and the paper's pick in the anchor maps
 
@@ -73,10 +73,10 @@ def _template_aspect_axis(ax, plan, data) -> None:
         ax.plot([a], [y], marker="*" if d["chosen"] else "o", markersize=16 if d["chosen"] else 9,
                 color=CHOSEN_COLOR if d["chosen"] else "0.4", zorder=3)
         ax.annotate(f"{c}:{rr} (cols:rows)\n|Δlog| = {d['log_distance']:.3f}", (a, y), xytext=(8, 0),
-                    textcoords="offset points", fontsize=8, va="center")
+                    textcoords="offset points", fontsize=10, va="center")
     ax.set_yticks([])
     ax.set_xlabel("aspect ratio W/H (log scale)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=10)
     chosen = next(d for d in data if d["chosen"])
     ax.set_title(f"template tiling of a {w}×{h} image: closest template = {chosen['grid'][1]}:"
                  f"{chosen['grid'][0]} (cols:rows) → canvas {wh(plan.canvas_size)}, {plan.num_tiles} "
@@ -107,7 +107,7 @@ def _template_canvases(ax, plan, data) -> None:
                                linewidth=4 if d["chosen"] else 1))
         note = "holds it without downscaling" if d["covers_image"] else f"image scaled ×{nw / w:.2f}"
         ax.text(x + cw / 2, ch + t * 0.08, f"{c}:{rr} → {wh((cw, ch))}\nimage {wh((nw, nh))}\n{note}"
-                + ("\n★ chosen" if d["chosen"] else ""), ha="center", va="top", fontsize=8)
+                + ("\n★ chosen" if d["chosen"] else ""), ha="center", va="top", fontsize=10)
         x += cw + gap
         top = max(top, ch)
     ax.set_xlim(-gap * 0.2, x - gap * 0.8)
@@ -116,7 +116,7 @@ def _template_canvases(ax, plan, data) -> None:
     ax.axis("off")
     ax.legend(handles=[Patch(facecolor=CONTENT_FILL, edgecolor=USEFUL, label="the image, aspect kept"),
                        Patch(facecolor=PADDING, hatch="//", alpha=0.3, label="padding")],
-              loc="lower right", fontsize=8)
+              loc="upper left", bbox_to_anchor=(0, 0), ncol=2, fontsize=10, frameon=False)
 
 
 def template_diagram(plan, *, axes=None) -> Figure:
@@ -132,7 +132,7 @@ def template_diagram(plan, *, axes=None) -> Figure:
     data = _score_data(plan, "template", "template_diagram")
     _need_option(plan, "templates", "template_diagram")
     if axes is None:
-        fig = new_figure((11, 6.5))
+        fig = new_figure((10.8, 6.8))
         gs = fig.add_gridspec(2, 1, height_ratios=[1, 2.2])
         ax1, ax2 = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
     else:
@@ -179,9 +179,9 @@ def _unpad_panel(ax, plan, un: dict, tokens: int, original: bool) -> None:
     ax.set_ylabel("feature row")
     rnd = "int(x)" if original else "int(round(x, 7))"
     ax.set_title(f"{'original LLaVA-NeXT' if original else 'Hugging Face port'}: {rnd}\n"
-                 f"x = {expr} = {raw!r} → new = {un['new_length']}, pad = {pad} per side\n"
-                 f"kept {hh}×{ww} + {hh} newlines → {tokens} LLM tokens", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right", framealpha=0.85)
+                 f"x = {expr}\n= {raw!r} → new = {un['new_length']}\npad = {pad} per side; "
+                 f"kept {hh}×{ww} + {hh} newlines\n→ {tokens} LLM tokens", fontsize=10)
+    ax.legend(fontsize=10, loc="upper left", bbox_to_anchor=(0.0, -0.12), frameon=False)
 
 
 def unpad_diagram(plan, axes=None) -> Figure:
@@ -202,15 +202,15 @@ def unpad_diagram(plan, axes=None) -> Figure:
                          f"method {plan.method!r}")
     _need_option(plan, "unpad", "unpad_diagram")
     if axes is None:
-        axes = new_figure((11, 5.2)).subplots(1, 2)
+        axes = new_figure((10, 7.4)).subplots(1, 2)
     fig = axes[0].figure
     for ax, mode in zip(axes, ("original", "hf")):
         q = tiling.replan(plan, unpad=mode)
         _unpad_panel(ax, q, q.details["unpad"], q.num_tokens, mode == "original")
     fh, fw = plan.details["unpad"]["feature_map_hw"]
-    fig.suptitle(f"unpad_image for a {wh(plan.image_size)} image on canvas {wh(plan.canvas_size)} "
+    fig.suptitle(f"unpad_image for a {wh(plan.image_size)} image on canvas {wh(plan.canvas_size)}\n"
                  f"(feature map {fh}×{fw} = rows·{fh // plan.grid[0]} × cols·{fw // plan.grid[1]}; hatched = "
-                 f"removed as padding)", fontsize=10)
+                 f"removed as padding)", fontsize=11)
     return fig
 
 
@@ -218,8 +218,15 @@ def unpad_diagram(plan, axes=None) -> Figure:
 # UReader (`ureader_shape_adaptive`, `positions`)
 
 
+def pick_frames(ax) -> dict:
+    """The picks a panel of :func:`ureader_scores` frames: rule ("code" / "paper") -> (nw, nh) cell."""
+    return {r.get_gid()[5:]: (r.get_x() + r.get_width() / 2, r.get_y() + r.get_height() / 2)
+            for r in ax.patches if (r.get_gid() or "").startswith("pick-")}
+
+
 def _anchor_panel(ax, fig, anchors, vals, title: str, fmt: str, picks: dict, robust: bool) -> None:
-    """One heat map over the (nh, nw) anchors, the code's (★) and the paper's (○) picks marked."""
+    """One heat map over the (nh, nw) anchors; the code's pick framed (solid) and the paper's (dashed, inset),
+    so that the frames never cover a cell's value."""
     H, W = max(a[0] for a in anchors), max(a[1] for a in anchors)
     grid = np.full((H, W), np.nan)
     for (nh, nw), v in zip(anchors, vals):
@@ -231,20 +238,21 @@ def _anchor_panel(ax, fig, anchors, vals, title: str, fmt: str, picks: dict, rob
                    extent=(0.5, W + 0.5, H + 0.5, 0.5))
     fig.colorbar(im, ax=ax, shrink=0.8)
     if len(anchors) <= 64:
+        size = 10 if max(H, W) <= 11 else 8
         for (nh, nw), v in zip(anchors, vals):
-            ax.text(nw, nh, fmt.format(v), ha="center", va="center", fontsize=5.5, zorder=5,
+            ax.text(nw, nh, fmt.format(v), ha="center", va="center", fontsize=size, zorder=5,
                     color="white" if v < (lo + finite.max()) / 2 else "black")
-    for rule, marker, size, color in (("code", "*", 20, CODE_MARK), ("paper", "o", 17, PAPER_MARK)):
+    for rule, inset, style, color in (("code", 0.0, "-", CODE_MARK), ("paper", 0.1, "--", PAPER_MARK)):
         nh, nw = picks[rule]
-        ax.plot([nw], [nh], marker=marker, markersize=size, markerfacecolor="none", markeredgecolor=color,
-                markeredgewidth=2, label=f"{rule} picks {nh}×{nw}")
+        ax.add_patch(Rectangle((nw - 0.5 + inset, nh - 0.5 + inset), 1 - 2 * inset, 1 - 2 * inset, fill=False,
+                               edgecolor=color, linewidth=3, linestyle=style, zorder=6, gid=f"pick-{rule}",
+                               label=f"{rule} picks {nh}×{nw}"))
     ax.set_xticks(range(1, W + 1))
     ax.set_yticks(range(1, H + 1))
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=10 if max(H, W) <= 12 else 8)
     ax.set_xlabel("nw (crop columns)")
     ax.set_ylabel("nh (crop rows)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right", framealpha=0.85)
+    ax.set_title(title, fontsize=10)
 
 
 def ureader_scores(plan, *, axes=None) -> Figure:
@@ -254,8 +262,9 @@ def ureader_scores(plan, *, axes=None) -> Figure:
     ``anchors`` option picks the anchor set). Four heat-maps with nw (columns of 224 crops) on x and nh
     (rows) on y; grey cells are grids not in the anchor set. Srr = IoU(anchor, image), Sra = IoU(anchor,
     image rescaled to the anchor's width) — both as the code computes them (float32, Sra box height
-    truncated). The code picks argmax(100·Sra + Srr) (★), the paper argmax(Sra + Srr) (○); both marks are
-    drawn on every panel, so one sees when they disagree. Numbers from ``tiling.score_table(plan).data``.
+    truncated). The code picks argmax(100·Sra + Srr) (solid red frame), the paper argmax(Sra + Srr)
+    (dashed orange frame, inset); both frames are drawn on every panel, so one sees when they disagree
+    (:func:`pick_frames` reads them back). Numbers from ``tiling.score_table(plan).data``.
     ``axes``: 4 axes. Taught in `ureader_shape_adaptive`; used by `grid_explorer`.
     """
     data = _score_data(plan, "anchors", "ureader_scores")
@@ -263,7 +272,7 @@ def ureader_scores(plan, *, axes=None) -> Figure:
     picks = {"code": next(d["anchor"] for d in data if d["best_code"]),
              "paper": next(d["anchor"] for d in data if d["best_paper"])}
     if axes is None:
-        axes = list(np.ravel(new_figure((11, 9.5)).subplots(2, 2)))
+        axes = list(np.ravel(new_figure((10.6, 10.6)).subplots(2, 2)))
     fig = axes[0].figure
     panels = [("Srr = IoU(anchor, image)  (resolution-related)", "Srr", "{:.2f}"),
               ("Sra = IoU(anchor, image at anchor width)  (shape)", "Sra", "{:.2f}"),
@@ -275,9 +284,11 @@ def ureader_scores(plan, *, axes=None) -> Figure:
     w, h = plan.image_size
     (ch, cw), (ph, pw) = picks["code"], picks["paper"]
     rr, cc = plan.grid
-    fig.suptitle(f"Anchor scores for a {w}×{h} image (aspect W/H = {w / h:.3f}), {len(anchors)} anchors: "
+    fig.suptitle(f"Anchor scores for a {w}×{h} image (aspect W/H = {w / h:.3f}), {len(anchors)} anchors:\n"
                  f"code → {ch}×{cw}, paper → {ph}×{pw}; this plan → {rr}×{cc} ({plan.num_tokens} tokens)",
-                 fontsize=10)
+                 fontsize=11)
+    fig.legend(handles=[p for p in axes[0].patches if (p.get_gid() or "").startswith("pick-")],
+               loc="outside lower center", ncol=2, fontsize=10, frameon=False)
     return fig
 
 
@@ -302,11 +313,11 @@ def crop_positions(plan, ax=None) -> Figure:
         if kind == "tile":
             r, c = pos[i]
             ax.add_patch(Rectangle((c, r), 1, 1, facecolor=colors[k], alpha=0.75, edgecolor="white"))
-            ax.text(c + 0.5, r + 0.5, f"#{i}\n(row {r}, col {c})", ha="center", va="center", fontsize=8)
+            ax.text(c + 0.5, r + 0.5, f"#{i}\n(row {r}, col {c})", ha="center", va="center", fontsize=10)
     gx = cols + 0.5
     for j, (i, gp) in enumerate(globals_):
         ax.add_patch(Rectangle((gx, j), 1, 1, facecolor=GLOBAL_COLOR, edgecolor="white"))
-        ax.text(gx + 0.5, j + 0.5, f"#{i} global\n({gp[0]}, {gp[1]})", ha="center", va="center", fontsize=8,
+        ax.text(gx + 0.5, j + 0.5, f"#{i} global\n({gp[0]}, {gp[1]})", ha="center", va="center", fontsize=10,
                 color="white")
     ax.set_xlim(-0.1, gx + 1.1)
     ax.set_ylim(max(rows, len(globals_)) + 0.1, -0.1)

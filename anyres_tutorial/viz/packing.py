@@ -140,7 +140,7 @@ def _boundaries(seg: torch.Tensor) -> list[int]:
 
 
 def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = None,
-                 max_tokens: int = 512) -> Figure:
+                 max_tokens: int = 512, image_ids=None) -> Figure:
     """The dense block-diagonal mask (块对角掩码) as an N×N picture: query token (row) may attend key
     (column).
 
@@ -148,6 +148,9 @@ def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = Non
     are drawn as lines. ``seg_or_batch``: a :class:`~anyres_tutorial.packing.PackedBatch` (row ``row``), a
     tensor of segment ids (-1 = padding) or a list of per-image lengths. The mask itself comes from
     :func:`anyres_tutorial.packing.masks.dense_mask`. Meant for small examples (N <= ``max_tokens``).
+    ``image_ids``: the image index of each segment (segment ids count from 0 in every row; for a row of a
+    packing, pass that row's image list), so that image k has its colour of :func:`packed_rows`; default:
+    the row of a PackedBatch, else the segment ids themselves.
     Used by `navit_packing` and `grid_explorer`.
     """
     seg = _segment_ids_of(seg_or_batch, row)
@@ -157,13 +160,14 @@ def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = Non
                          "block_mask_view for long sequences")
     mask = _masks.dense_mask(seg)  # (N, N) bool
     k = int(seg.max()) + 1 if bool((seg >= 0).any()) else 0
+    ids = _segment_images(seg_or_batch, row, k, image_ids)
     # colour index: 0 = forbidden, 1 = padding, 2 + i = allowed inside image i
     code = np.zeros((n, n), dtype=int)
     pad = (seg < 0).numpy()
     code[pad, :] = 1
     code[:, pad] = 1
     code[mask.numpy()] = 2 + seg.clamp(min=0).numpy()[:, None].repeat(n, 1)[mask.numpy()]
-    cmap = ListedColormap(["white", PAD_COLOR] + [image_color(i) for i in range(k)])
+    cmap = ListedColormap(["white", PAD_COLOR] + [image_color(i) for i in ids])
     fig, ax = fig_ax(ax, (5.6, 5.2))
     ax.imshow(code, cmap=cmap, vmin=-0.5, vmax=k + 1.5, interpolation="nearest")
     if n <= 64:  # one cell per token pair: show the token grid
@@ -179,12 +183,12 @@ def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = Non
     for i in range(k):
         idx = torch.nonzero(seg == i).flatten()
         ticks.append(float(idx.float().mean()))
-        names.append(f"img {i}\n({idx.numel()})")
+        names.append(f"img {ids[i]}\n({idx.numel()})")
     if pad.any():
         ticks.append(float(np.nonzero(pad)[0].mean()))
         names.append(f"pad\n({int(pad.sum())})")
-    ax.set_xticks(ticks, names, fontsize=7)
-    ax.set_yticks(ticks, [s.replace("\n", " ") for s in names], fontsize=7)
+    ax.set_xticks(ticks, names, fontsize=10 if k <= 6 else 8)
+    ax.set_yticks(ticks, [s.replace("\n", " ") for s in names], fontsize=10 if k <= 6 else 8)
     ax.set_xlabel("key token j")
     ax.set_ylabel("query token i")
     allowed = int(mask.sum())
@@ -196,6 +200,17 @@ def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = Non
         handles.append(Patch(facecolor=PAD_COLOR, label="padding (never attends, never attended)"))
     ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.9)
     return fig
+
+
+def _segment_images(seg_or_batch, row: int, k: int, image_ids) -> list[int]:
+    """The image index of each of the ``k`` segments of a row (see :func:`mask_heatmap`)."""
+    if image_ids is None:
+        rows = getattr(seg_or_batch, "rows", None)
+        image_ids = rows[row] if rows is not None else range(k)
+    ids = [int(i) for i in image_ids]
+    if len(ids) != k or any(i < 0 for i in ids):
+        raise ValueError(f"image_ids must give one non-negative image index per segment ({k}), got {ids}")
+    return ids
 
 
 def _kv_table(num_blocks: torch.Tensor, indices: torch.Tensor, n: int) -> np.ndarray:

@@ -16,10 +16,12 @@ from collections.abc import Callable
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ._common import CHOSEN_COLOR, NEWLINE_COLOR, PAD_EDGE, PADDING, USEFUL, fig_ax, wh
 
-__all__ = ["score_picture", "register_score_picture", "SCORE_PICTURES", "candidate_scores", "table_picture"]
+__all__ = ["score_picture", "register_score_picture", "SCORE_PICTURES", "candidate_scores", "table_picture",
+           "shown_candidates"]
 
 OTHER_COLOR = "#9ecae1"  # candidates that lost
 TIE_COLOR = "#ff7f0e"  # candidates tied with the winner
@@ -63,8 +65,14 @@ def candidate_scores(plan, ax=None) -> Figure:
     return _resolution_candidates(plan, table.data, ax)
 
 
+def _legend_below(ax, handles=None, ncol: int = 1) -> None:
+    """The legend under the x-axis label: it never hides a bar."""
+    kw = {} if handles is None else {"handles": handles}
+    ax.legend(**kw, fontsize=10, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=ncol, frameon=False)
+
+
 def _resolution_candidates(plan, data, ax) -> Figure:
-    fig, ax = fig_ax(ax, (9, 0.45 * len(data) + 1.8))
+    fig, ax = fig_ax(ax, (9, 0.5 * len(data) + 2.8))
     chosen = next(d for d in data if d["chosen"])
     key = (chosen["effective_resolution"], chosen["wasted_resolution"])
     y = np.arange(len(data))
@@ -78,53 +86,80 @@ def _resolution_candidates(plan, data, ax) -> Figure:
     for d in data:
         cw, ch = d["candidate"]
         tie = (d["effective_resolution"], d["wasted_resolution"]) == key
-        tag = "  ★ chosen" if d["chosen"] else ("  tie (later in list: loses)" if tie else "")
+        tag = "  ★ chosen" if d["chosen"] else ("  tie (later: loses)" if tie else "")
         labels.append(f"{cw}×{ch} ({ch // t}×{cw // t}){tag}")
-    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_yticks(y, labels, fontsize=10)
     _mark_chosen_ticks(ax, data)
     ax.invert_yaxis()
     total = eff + waste
     for yi, e, tt in zip(y, eff, total):
-        ax.text(tt, yi, f" {int(e):,} / {int(tt):,}", va="center", fontsize=7)
+        ax.text(tt, yi, f" {int(e):,} / {int(tt):,}", va="center", fontsize=10)
     w, h = plan.image_size
     ax.axvline(w * h, color=NEWLINE_COLOR, linestyle=":", linewidth=1.2,
                label=f"image pixels W·H = {w * h:,}")
-    ax.set_xlim(0, total.max() * 1.25)
+    ax.set_xlim(0, total.max() * 1.45)  # room for the value labels right of the longest bar
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlabel("pixels")
     ax.set_ylabel("candidate canvas W×H (rows×cols)")
-    ax.legend(fontsize=7, loc="lower right")
+    _legend_below(ax)
     ax.set_title(f"{plan.method}: select_best_resolution for a {wh(plan.image_size)} image → "
                  f"{wh(chosen['candidate'])}\nmost effective resolution first, then least waste; full tie → "
                  f"first in list", fontsize=10)
     return fig
 
 
+#: the most candidate grids an "aspect" picture draws; a longer list shows the chosen one, the search's steps
+#: and the closest others (the table under the picture in `grid_explorer` lists them all)
+MAX_BARS = 20
+
+
+def shown_candidates(data, limit: int = MAX_BARS) -> list[int]:
+    """Indices (in the code's order) of the candidates an "aspect" picture draws: all of them up to
+    ``limit``; else the chosen one, the steps of the search (rows with an event: a better grid, a tie) and
+    the closest others, ``limit`` in all."""
+    if len(data) <= limit:
+        return list(range(len(data)))
+    must = [i for i, d in enumerate(data) if d["chosen"] or d["event"]]
+    must = sorted(must, key=lambda i: (not data[i]["chosen"], data[i]["aspect_diff"]))[:limit]
+    rest = sorted((i for i in range(len(data)) if i not in must), key=lambda i: data[i]["aspect_diff"])
+    return sorted(must + rest[:limit - len(must)])
+
+
 def _aspect_candidates(plan, data, ax) -> Figure:
     """``find_closest_aspect_ratio``: |W/H − cols/rows| per candidate grid, ties annotated."""
-    fig, ax = fig_ax(ax, (9, 0.28 * len(data) + 1.8))
+    shown = shown_candidates(data)
+    rows = [data[i] for i in shown]
+    fig, ax = fig_ax(ax, (9, 0.36 * len(rows) + 2.8))
     w, h = plan.image_size
-    y = np.arange(len(data))
-    diff = np.array([d["aspect_diff"] for d in data])
+    y = np.arange(len(rows))
+    diff = np.array([d["aspect_diff"] for d in rows])
     colors = [CHOSEN_COLOR if d["chosen"] else (TIE_COLOR if d["event"].startswith("tie") else OTHER_COLOR)
-              for d in data]
+              for d in rows]
     ax.barh(y, diff, color=colors)
-    labels = [f"{d['grid'][0]}×{d['grid'][1]} tiles (ratio {d['grid'][1]}:{d['grid'][0]})"
-              + ("  ★ chosen" if d["chosen"] else "") for d in data]
-    ax.set_yticks(y, labels, fontsize=7)
-    _mark_chosen_ticks(ax, data)
-    for yi, d, c in zip(y, data, colors):
+    labels = [f"{d['grid'][0]}×{d['grid'][1]} ({d['grid'][1]}:{d['grid'][0]})"
+              + ("  ★ chosen" if d["chosen"] else "") for d in rows]
+    ax.set_yticks(y, labels, fontsize=10)
+    _mark_chosen_ticks(ax, rows)
+    for yi, d in zip(y, rows):
         if d["event"]:
-            ax.text(d["aspect_diff"], yi, f"    {d['event']}", va="center", fontsize=6.5)
-        if d["chosen"] or d["event"].startswith("tie"):  # zero-length bars stay visible
-            ax.plot([d["aspect_diff"]], [yi], marker="*" if d["chosen"] else "o", color=c, markersize=10)
+            ax.text(d["aspect_diff"], yi, f"  {d['event']}", va="center", fontsize=10)
+    marks = [(yi, d["aspect_diff"], c, d["chosen"]) for yi, d, c in zip(y, rows, colors)
+             if d["chosen"] or d["event"].startswith("tie")]  # zero-length bars stay visible
+    for star in (True, False):
+        sel = [m for m in marks if m[3] == star]
+        if sel:
+            ax.scatter([m[1] for m in sel], [m[0] for m in sel], c=[m[2] for m in sel], s=90, zorder=3,
+                       marker="*" if star else "o")
     ax.invert_yaxis()
-    ax.set_xlim(0, max(diff.max(), 1e-3) * 1.45)
-    ax.set_xlabel("|W/H − cols/rows|  (smaller is better; strict < keeps the earlier grid)")
-    ax.set_ylabel("candidate grid rows×cols, in the code's order (sorted by tile count)")
+    ax.set_xlim(0, max(diff.max(), 1e-3) * 1.6)
+    ax.set_xlabel("|W/H − cols/rows|  (smaller is better;\nstrict < keeps the earlier grid)")
+    some = "" if len(rows) == len(data) else f"\nthe {len(rows)} closest of {len(data)}"
+    ax.set_ylabel(f"grid rows×cols (cols:rows), code's order{some}")
     t = plan.tile_size
-    ax.legend(handles=[Patch(color=CHOSEN_COLOR, label="chosen"),
-                       Patch(color=TIE_COLOR, label=f"exact tie: area rule W·H > 0.5·{t}²·cols·rows decides"),
-                       Patch(color=OTHER_COLOR, label="other candidates")], fontsize=7, loc="lower right")
+    _legend_below(ax, [Patch(color=CHOSEN_COLOR, label="chosen"),
+                       Patch(color=TIE_COLOR, label=f"exact tie: W·H > 0.5·{t}²·cols·rows decides"),
+                       Patch(color=OTHER_COLOR, label="other candidates")])
     rr, cc = plan.grid
     ax.set_title(f"{plan.method}: find_closest_aspect_ratio, {w}×{h} image (W/H = {w / h:.3f})\n→ "
                  f"{rr}×{cc} tiles (rows×cols) out of {len(data)} candidate grids", fontsize=10)

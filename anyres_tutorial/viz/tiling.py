@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.transforms import ScaledTranslation
 
 from ..tiling.protocol import EMPTY, EXTRA, GLOBAL, NEWLINE, TILE0, encoder_order
 from ._common import (
@@ -33,8 +34,9 @@ from ._common import (
     tile_colors,
     wh,
 )
+from ._preview import DISPLAY_SIDE, _fit, block_pixels, canvas_pixels, display_copy, view_pixels
 
-__all__ = ["grid_overlay", "tile_montage", "token_strip", "token_layout"]
+__all__ = ["grid_overlay", "tile_montage", "token_strip", "token_layout", "display_copy", "padded_views"]
 
 
 def shade_outside(ax, box, content, label=None, alpha=0.45) -> int:
@@ -63,11 +65,11 @@ def _geometry(ax, x, y, size, fill, content_box) -> None:
 # Grid overlay
 
 
-def _overlay_canvas(ax, plan, tiled) -> int:
+def _overlay_canvas(ax, plan, source, max_side: int) -> int:
     """The canvas (pixels, or geometry without an image), its padding hatched, the content box dashed."""
     cw, ch = plan.canvas_size
-    if tiled is not None:
-        ax.imshow(np.asarray(tiled.canvas.convert("RGB")), extent=(0, cw, ch, 0), interpolation="antialiased")
+    if source is not None:
+        ax.imshow(canvas_pixels(plan, source, max_side), extent=(0, cw, ch, 0), interpolation="antialiased")
     else:
         _geometry(ax, 0, 0, plan.canvas_size, plan.fill, plan.content_box)
     n_pad = shade_outside(ax, (0, 0, cw, ch), plan.content_box, label="padding")
@@ -77,36 +79,106 @@ def _overlay_canvas(ax, plan, tiled) -> int:
     return n_pad
 
 
-def _overlay_tiles(ax, plan, index: dict) -> None:
-    """One coloured box per tile, labelled with its encoder index and (row, col)."""
+def padded_views(plan) -> bool:
+    """True when the tiles are blocks of the image each scaled into its own t×t view with padding of its
+    own (``tile_content_boxes`` smaller than the view although the block is not t×t): that padding lies in
+    no canvas, so :func:`grid_overlay` pulls the blocks apart to draw each padded view."""
+    t = plan.tile_size
+    for (x0, y0, x1, y1), (cl, ct, cr, cb) in zip(plan.tile_boxes, plan.tile_content_boxes):
+        if (x1 - x0, y1 - y0) != (t, t) and (cr - cl) * (cb - ct) < t * t - 1e-6:
+            return True
+    return False
+
+
+def _view_boxes(plan) -> tuple[list, list, float, float]:
+    """Each tile's padded view in image px, laid out by grid position with gaps: (view boxes, content boxes,
+    width, height of the layout). A view keeps its block's pixel scale; its content is where the block
+    lies."""
+    t = plan.tile_size
+    views = []
+    for (x0, y0, x1, y1), (cl, ct, cr, cb) in zip(plan.tile_boxes, plan.tile_content_boxes):
+        sx, sy = (x1 - x0) / (cr - cl), (y1 - y0) / (cb - ct)  # block px per view px
+        views.append((t * sx, t * sy, cl * sx, ct * sy, x1 - x0, y1 - y0))
+    rows, cols = plan.grid
+    col_w = [max(v[0] for v, (_, c) in zip(views, plan.tile_positions) if c == j) for j in range(cols)]
+    row_h = [max(v[1] for v, (r, _) in zip(views, plan.tile_positions) if r == i) for i in range(rows)]
+    gap = 0.04 * max(sum(col_w), sum(row_h))
+    xs = np.concatenate([[0], np.cumsum([w + gap for w in col_w])])
+    ys = np.concatenate([[0], np.cumsum([h + gap for h in row_h])])
+    boxes, contents = [], []
+    for (vw, vh, ox, oy, bw, bh), (r, c) in zip(views, plan.tile_positions):
+        x, y = xs[c], ys[r]
+        boxes.append((x, y, x + vw, y + vh))
+        contents.append((x + ox, y + oy, x + ox + bw, y + oy + bh))
+    return boxes, contents, xs[-1] - gap, ys[-1] - gap
+
+
+def _overlay_padded_views(ax, plan, source, max_side: int) -> tuple[list, float, float]:
+    """Every block in its padded view, pulled apart: the fill, the block's pixels, the padding hatched."""
+    boxes, contents, width, height = _view_boxes(plan)
+    scale = min(1.0, max_side / max(width, height))
+    for (x0, y0, x1, y1), (cl, ct, cr, cb), block in zip(boxes, contents, plan.tile_boxes):
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=fill_rgb(plan.fill), edgecolor="none",
+                               zorder=-1))  # under the block's pixels
+        if source is None:
+            ax.add_patch(Rectangle((cl, ct), cr - cl, cb - ct, facecolor=CONTENT_FILL, edgecolor="none"))
+        else:
+            pixels = _fit(block_pixels(plan, source, block), ((cr - cl) * scale, (cb - ct) * scale))
+            ax.imshow(np.asarray(pixels), extent=(cl, cr, cb, ct), interpolation="antialiased")
+        shade_outside(ax, (x0, y0, x1, y1), (cl, ct, cr, cb), label="padding")
+    return boxes, width, height
+
+
+def _badge(ax, box, text: str, color, fontsize: float = 10) -> None:
+    """A small half-transparent label in the top-left corner of ``box``: it never hides the tile's middle."""
+    x0, y0 = box[0], box[1]
+    pad = 0.015 * max(box[2] - box[0], box[3] - box[1])
+    ax.text(x0 + pad, y0 + pad, text, ha="left", va="top", fontsize=fontsize, color="white",
+            fontweight="bold", zorder=4,
+            bbox=dict(boxstyle="round,pad=0.15", facecolor=color, alpha=0.6, edgecolor="none"))
+
+
+def _tile_width_pt(ax, box, span: float) -> float:
+    """How wide ``box`` is on screen (points), from the axes' width and the data span it shows."""
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    return (box[2] - box[0]) / max(span, 1e-9) * width_in * 72
+
+
+def _overlay_tiles(ax, plan, index: dict, boxes, span: float | None) -> None:
+    """One coloured frame per tile; a corner badge with its encoder index, and its (row, col) when the tile
+    is wide enough on screen for both (no badges when ``span``, the x range shown, is None)."""
     colors = tile_colors(plan.num_tiles)
-    font = max(7, min(16, int(200 / max(1, math.sqrt(plan.num_tiles)) / 4)))
-    for k, (x0, y0, x1, y1) in enumerate(plan.tile_boxes):
+    for k, box in enumerate(boxes):
+        x0, y0, x1, y1 = box
         r, c = plan.tile_positions[k]
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colors[k], linewidth=2.2))
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"#{index[('tile', k)]}\n(r{r}, c{c})", ha="center",
-                va="center", fontsize=font, color="white", fontweight="bold",
-                bbox=dict(boxstyle="round,pad=0.25", facecolor=colors[k], alpha=0.85, edgecolor="none"))
+        if span is None:
+            continue
+        wide = _tile_width_pt(ax, box, span) >= 90
+        number = f"#{index[('tile', k)]}"
+        _badge(ax, box, f"{number} (r{r}, c{c})" if wide else number, colors[k])
 
 
-def _overlay_global_views(ax, plan, tiled, index: dict) -> tuple[float, float]:
+def _overlay_global_views(ax, plan, source, index: dict, x_start: float, max_side: int,
+                          badges: bool = True) -> tuple[float, float]:
     """The global view(s) right of the canvas at their true pixel size; returns (x_max, y_max) drawn."""
-    cw, ch = plan.canvas_size
-    gap = max(cw, ch) * 0.04
-    x, y, xmax = cw + gap, 0.0, cw
-    ax.axvline(cw + gap / 2, color="0.5", linestyle=":", linewidth=1)
+    gap = max(x_start, plan.canvas_size[1]) * 0.04
+    x, y, xmax = x_start + gap, 0.0, x_start
+    ax.axvline(x_start + gap / 2, color="0.5", linestyle=":", linewidth=1)
     for i, gv in enumerate(plan.global_views):
         gw, gh = gv.size
-        if tiled is not None and i < len(tiled.global_views):
-            ax.imshow(np.asarray(tiled.global_views[i].convert("RGB")), extent=(x, x + gw, y + gh, y))
+        if source is not None:
+            ax.imshow(view_pixels(gv, source, max_side), extent=(x, x + gw, y + gh, y))
         else:
             _geometry(ax, x, y, gv.size, gv.fill, gv.content_box)
         gl, gt, gr, gb = gv.content_box
         shade_outside(ax, (x, y, x + gw, y + gh), (x + gl, y + gt, x + gr, y + gb))
         ax.add_patch(Rectangle((x, y), gw, gh, fill=False, edgecolor=GLOBAL_COLOR, linewidth=2.2))
-        ax.text(x + gw / 2, y + gh + gap * 0.3, f"#{index[('global', i)]} global\n{gv.kind} {wh(gv.size)}",
-                ha="center", va="top", fontsize=9, color=GLOBAL_COLOR)
-        y += gh + gap * 2.2
+        if badges:
+            label = f"#{index[('global', i)]} global\n{gv.kind} {wh(gv.size)}"
+            ax.text(x + gw / 2, y + gh + gap * 0.3, label, ha="center", va="top", fontsize=10,
+                    color=GLOBAL_COLOR)
+        y += gh + gap * 4  # room for the two-line label even in a small panel
         xmax = max(xmax, x + gw)
     return xmax, y
 
@@ -119,38 +191,57 @@ def _overlay_title(plan) -> str:
             f"padding {plan.padding_fraction:.0%}")
 
 
-def grid_overlay(plan, image=None, ax=None, *, show_global: bool = True, title: str | None = None) -> Figure:
-    """The canvas a method cuts into tiles, with the tile boxes numbered in encoder order.
-
-    The resized image sits inside the canvas at ``plan.content_box``; the rest of the canvas (the padding) is
-    hatched grey. Each tile box carries its index in the vision encoder's batch (big number) and its
-    (row, col). The global view(s) are drawn to the right of the canvas at their true pixel size (so one sees
-    how coarse a global thumbnail is compared with a tile), numbered in the same encoder order. Axes are in
-    canvas pixels. With ``image=None`` only the geometry is drawn. Used by `tiling_basics` through
-    `deepseek_vl2_and_internvl`, `tiling_vs_packing` and `grid_explorer`.
-    """
-    from .. import tiling
-
-    fig, ax = fig_ax(ax, (9, 6))
-    tiled = tiling.apply(plan, image) if image is not None else None
-    n_pad = _overlay_canvas(ax, plan, tiled)
-    index = {item: i for i, item in enumerate(encoder_order(plan))}
-    _overlay_tiles(ax, plan, index)
-    cw, ch = plan.canvas_size
-    views = show_global and bool(plan.global_views)
-    xmax, ymax = _overlay_global_views(ax, plan, tiled, index) if views else (cw, ch)
-    ax.set_xlim(0, xmax)
-    ax.set_ylim(max(ch, ymax), 0)
-    ax.set_aspect("equal")
-    ax.set_xlabel("canvas x (px)")
-    ax.set_ylabel("canvas y (px)")
-    ax.set_title(_overlay_title(plan) if title is None else title, fontsize=10)
+def _overlay_legend(ax, n_pad: int, views: bool) -> None:
     handles = [Patch(facecolor=PADDING, hatch="//", alpha=0.45, label="padding")] if n_pad else []
     if views:
         handles.append(Patch(facecolor="none", edgecolor=GLOBAL_COLOR, label="global view"))
-    if handles:  # below the axes, so it never hides a tile or the global view's label
-        ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, -0.09), fontsize=8,
-                  ncol=len(handles), frameon=False)
+    if handles:  # below the x-axis label (a fixed 36 pt under the axes): it never hides a tile or a label
+        below = ax.transAxes + ScaledTranslation(0, -36 / 72, ax.figure.dpi_scale_trans)
+        ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, 0.0), bbox_transform=below,
+                  fontsize=10, ncol=len(handles), frameon=False)
+
+
+def grid_overlay(plan, image=None, ax=None, *, show_global: bool = True, title: str | None = None,
+                 badges: bool = True) -> Figure:
+    """The canvas a method cuts into tiles, with the tile boxes numbered in encoder order.
+
+    The resized image sits inside the canvas at ``plan.content_box``; the rest of the canvas (the padding) is
+    hatched grey. Each tile box carries a small corner badge with its index in the vision encoder's batch
+    and, when there is room, its (row, col). The global view(s) are drawn to the right of the canvas at their
+    true pixel size (so one sees how coarse a global thumbnail is compared with a tile), numbered in the same
+    encoder order. When each block is padded in a view of its own (:func:`padded_views`, e.g. LLaVA-Mini's
+    expand2square), the blocks are pulled apart and each is drawn in its padded view, the padding hatched.
+    Axes are in canvas pixels. ``image``: the full image, a downscaled copy of it
+    (``viz.display_copy``: the same picture at screen size, drawn faster), or None for the geometry only.
+    ``badges=False`` leaves the tile frames and global views unlabelled (small panels, where a table gives
+    the numbers).
+    Used by `tiling_basics` through `deepseek_vl2_and_internvl`, `tiling_vs_packing` and `grid_explorer`.
+    """
+    fig, ax = fig_ax(ax, (9, 6))
+    # a display copy says how many pixels the screen needs; the full image is drawn at up to DISPLAY_SIDE
+    full = image is None or tuple(image.size) == tuple(plan.image_size)
+    max_side = DISPLAY_SIDE if full else min(DISPLAY_SIDE, max(image.size))
+    source = None if image is None else display_copy(image, max_side)
+    index = {item: i for i, item in enumerate(encoder_order(plan))}
+    if padded_views(plan):
+        boxes, width, height = _overlay_padded_views(ax, plan, source, max_side)
+        n_pad = 1
+        xlabel, ylabel = "image x (px; blocks pulled apart)", "image y (px)"
+    else:
+        n_pad = _overlay_canvas(ax, plan, source, max_side)
+        boxes, (width, height) = plan.tile_boxes, plan.canvas_size
+        xlabel, ylabel = "canvas x (px)", "canvas y (px)"
+    views = show_global and bool(plan.global_views)
+    xmax, ymax = (_overlay_global_views(ax, plan, source, index, width, max_side, badges) if views
+                  else (width, height))
+    ax.set_xlim(0, xmax)
+    ax.set_ylim(max(height, ymax), 0)
+    ax.set_aspect("equal")
+    _overlay_tiles(ax, plan, index, boxes, xmax if badges else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(_overlay_title(plan) if title is None else title, fontsize=10)
+    _overlay_legend(ax, n_pad, views)
     return fig
 
 
@@ -194,7 +285,7 @@ def tile_montage(tiled, image=None, *, ax=None, cols: int | None = None, plan=No
     rows = math.ceil(n / cols)
     mosaic, gap = _mosaic(x, cols)
     H, W = mosaic.shape[:2]
-    fig, ax = fig_ax(ax, (min(2.2 * cols + 1, 16), 2.4 * rows + 0.8))
+    fig, ax = fig_ax(ax, (min(2.2 * cols + 1, 10.8), min(2.4, 9.8 / cols) * rows + 0.8))
     ax.imshow(mosaic, extent=(0, W, H, 0), interpolation="antialiased")
     colors = tile_colors(len(tiled.tiles))
     if plan is not None:
@@ -208,8 +299,7 @@ def tile_montage(tiled, image=None, *, ax=None, cols: int | None = None, plan=No
         x0, y0 = c * (tw + gap), r * (th + gap)
         color = GLOBAL_COLOR if kind == "global" else colors[k]
         ax.add_patch(Rectangle((x0, y0), tw, th, fill=False, edgecolor=color, linewidth=3))
-        ax.text(x0 + 3, y0 + 3, f"{i}: {labels[i]}", ha="left", va="top", fontsize=8, color="white",
-                bbox=dict(boxstyle="round,pad=0.2", facecolor=color, alpha=0.85, edgecolor="none"))
+        _badge(ax, (x0, y0, x0 + tw, y0 + th), f"{i}: {labels[i]}", color)
     ax.set_xlim(0, W)
     ax.set_ylim(H, 0)
     ax.axis("off")
@@ -272,7 +362,7 @@ def _blocks_panel(ax, blocks, cmap, vmin: int, vmax: int, wrap: int | None) -> N
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="0.6", linewidth=0.5))
         n = b.num_tokens
         ax.text(x, y - 0.6, f"{b.label}\n{n} token{'s' if n != 1 else ''}", ha="left", va="bottom",
-                fontsize=8 if len(blocks) <= 3 else 7)
+                fontsize=10)
         x_max = max(x_max, x + w)
         x += w + gap
         row_h = max(row_h, h)
@@ -297,7 +387,7 @@ def token_strip(plan, ax=None, *, wrap: int | None = None) -> Figure:
     cmap = _layout_cmap(n_tiles)
     vmin, vmax = -1, TILE0 + max(1, n_tiles) - 1
     if ax is None:
-        fig = new_figure((11, 6.2))
+        fig = new_figure((10.8, 6.2))
         gs = fig.add_gridspec(2, 1, height_ratios=[1, 7])
         ax_seq, ax = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
         _sequence_panel(ax_seq, plan, seq, cmap, vmin, vmax)
@@ -312,8 +402,8 @@ def token_strip(plan, ax=None, *, wrap: int | None = None) -> Figure:
     if n_tiles:
         handles.append(Patch(color=tile_colors(n_tiles)[0],
                              label="local tile features (one colour per tile)"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, 0), fontsize=8, ncol=len(handles),
-              frameon=False)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, 0), fontsize=10,
+              ncol=min(len(handles), 2), frameon=False)
     if len(fig.axes) == 1:
         ax.set_title(f"{plan.method}: {plan.num_tokens} visual tokens — {plan.token_formula}", fontsize=10)
     return fig

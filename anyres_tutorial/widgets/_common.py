@@ -11,23 +11,39 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.image import AxesImage
-from matplotlib.text import Text
 
 from .. import tiling
 
 CSS_DPI = 96  # CSS pixels per inch: a picture shown at its natural size has 96 pixels per inch
 MIN_FONT_PT = 10  # smallest text of a picture at its displayed size (normal mode)
 PRESENTATION_FONT_PT = 13  # ... in presentation mode
-# the box a picture is drawn for (CSS px): beside the controls at 1280×800, so a change and its result fit
-PICTURE_BOX = (700, 500)
+# the box a picture is drawn for (CSS px): beside the controls at 1280×800 even with JupyterLab's file
+# browser open (about 470 px are left there), so a change and its result fit one screen and the picture is
+# shown unshrunk, its text >= 10 pt; presentation mode (a projector, no sidebar) draws larger
+PICTURE_BOX = (440, 500)
 PRESENTATION_BOX = (760, 560)
 #: the largest upload: ``dev.py lab`` and ``dev.py app`` raise the server's websocket message limit to match
 UPLOAD_LIMIT_MB = 100
 USER_ERRORS = (ValueError, TypeError)  # documented bad-input errors of the library: shown as a message
 
 
+def _texts(fig) -> list:
+    """Every text a figure shows: its own, its legends', and each axes' (tick labels only where the axes
+    are shown). Cheaper than ``fig.findobj(Text)``, which walks every patch and makes hidden axes' ticks."""
+    out = list(fig.texts)
+    for leg in fig.legends:
+        out += leg.get_texts()
+    for ax in fig.axes:
+        out += [*ax.texts, ax.title, ax._left_title, ax._right_title]
+        if ax.axison:
+            out += [ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]
+        if ax.get_legend() is not None:
+            out += ax.get_legend().get_texts()
+    return out
+
+
 def _smallest_font(fig) -> float:
-    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    sizes = [t.get_fontsize() for t in _texts(fig) if t.get_visible() and t.get_text().strip()]
     return min(sizes, default=MIN_FONT_PT)
 
 
@@ -36,7 +52,7 @@ def _downsample_rasters(fig, width_px: int, height_px: int) -> None:
     drawing: the same picture on screen, drawn in a fraction of the time. The data extent is kept."""
     from PIL import Image
 
-    for im in fig.findobj(AxesImage):
+    for im in (im for ax in fig.axes for im in ax.images if isinstance(im, AxesImage)):
         a = np.asarray(im.get_array())
         if a.ndim != 3 or a.shape[2] not in (3, 4):
             continue
@@ -62,9 +78,10 @@ def figure_png(fig, box: tuple[int, int] | None = None, min_font_pt: float = MIN
         if box is not None:
             w_in, h_in = fig.get_size_inches()
             dpi = CSS_DPI * max(1.0, min_font_pt / _smallest_font(fig))
-            # fit the box, but never below half the inches the picture was designed for (a long candidate
-            # list then grows taller than the box rather than collapsing)
-            scale = max(0.5, min(box[0] / (w_in * dpi), box[1] / (h_in * dpi)))
+            # never wider than the box (the picture column: a wider picture would be shrunk on screen);
+            # its height fits the box too, but a tall picture keeps at least half the inches it was
+            # designed for (a long candidate list grows taller than the box rather than collapsing)
+            scale = min(box[0] / (w_in * dpi), max(0.5, box[1] / (h_in * dpi)))
             fig.set_size_inches(w_in * scale, h_in * scale)
             for ax in fig.axes:
                 ax.title.set_wrap(True)
@@ -72,11 +89,26 @@ def figure_png(fig, box: tuple[int, int] | None = None, min_font_pt: float = MIN
                 t.set_wrap(True)
         w_in, h_in = fig.get_size_inches()
         _downsample_rasters(fig, int(w_in * dpi), int(h_in * dpi))
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
-        return buf.getvalue()
+        png = _save(fig, dpi)
+        width = _png_width(png)
+        if box is not None and width > box[0] + 2:  # labels reach out of the axes: narrow the figure once
+            k = (box[0] - (width - w_in * dpi)) / (w_in * dpi)
+            if k > 0.3:
+                fig.set_size_inches(w_in * k, h_in)
+                png = _save(fig, dpi)
+        return png
     finally:
         plt.close(fig)
+
+
+def _save(fig, dpi: float) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    return buf.getvalue()
+
+
+def _png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # the IHDR chunk: width, then height (big-endian)
 
 
 def legends_outside(fig):
@@ -120,10 +152,11 @@ def explorer_png(fig, presentation: bool) -> bytes:
 
 
 def image_widget() -> W.Image:
-    """A picture shown at its natural size (never stretched), shrunk only when the page is narrower; hidden
+    """A picture shown at its natural size (never stretched to its column: its text keeps the size it was
+    drawn at), shrunk only when the page is narrower; hidden
     while it has no picture (no broken-image icon)."""
     img = W.Image(format="png", layout=W.Layout(max_width="100%", width="auto", height="auto",
-                                                display="none"))
+                                                display="none", align_self="flex-start"))  # not stretched
     img.add_class("anyres-picture")
     return img
 
@@ -185,6 +218,21 @@ _STYLE = """<style>
 .anyres-present .widget-dropdown select, .anyres-present .widget-text input { height: 30px !important; }
 .anyres-picture { display: block; }
 </style>"""
+
+
+def picture_column_flex(presentation: bool) -> str:
+    """The picture column's CSS flex: it grows, and its basis is the width of the picture box."""
+    return f"1 1 {(PRESENTATION_BOX if presentation else PICTURE_BOX)[0]}px"
+
+
+def explorer_columns() -> tuple[W.Layout, W.Layout]:
+    """Controls beside the picture while both fit, the picture below the controls when the notebook is
+    narrower: the picture's column never gets narrower than the picture box (its basis, which follows the
+    presentation switch through :func:`picture_column_flex`), so the picture is never shrunk (its text
+    stays >= 10 pt) unless the page itself is narrower. Returns the layouts for the row and the column."""
+    row = W.Layout(width="100%", flex_flow="row wrap", align_items="flex-start")
+    column = W.Layout(flex=picture_column_flex(False), min_width="0", max_width="100%")
+    return row, column
 
 
 def explorer_style() -> W.HTML:

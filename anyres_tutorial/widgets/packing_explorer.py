@@ -13,9 +13,11 @@ from ._common import (
     USER_ERRORS,
     Explorer,
     error_html,
+    explorer_columns,
     explorer_style,
     font_px,
     image_widget,
+    picture_column_flex,
     presentation_toggle,
     show_png,
     table_html,
@@ -138,9 +140,9 @@ class PackingExplorer(Explorer):
                        self.tiling_dd, self.presentation],
                       layout=W.Layout(width="340px", min_width="340px", margin="0 12px 0 0"))
         left.add_class("anyres-controls")
-        right = W.VBox([self.message, self.tabs, self.numbers],
-                       layout=W.Layout(flex="1 1 auto", min_width="0"))
-        self.widget = W.HBox([explorer_style(), left, right], layout=W.Layout(width="100%"))
+        row, column = explorer_columns()
+        right = W.VBox([self.message, self.tabs, self.numbers], layout=column)
+        self.widget = W.HBox([explorer_style(), left, right], layout=row)
         self.widget.add_class("anyres-packing-explorer")
         for w in (self.images_sel, self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd,
                   self.presentation):
@@ -173,6 +175,7 @@ class PackingExplorer(Explorer):
         self.widget.remove_class("anyres-present")
         if s["presentation"]:
             self.widget.add_class("anyres-present")
+        self.widget.children[-1].layout.flex = picture_column_flex(s["presentation"])
         sizes = [tuple(self._data.IMAGES[n].size) for n in s["images"]]
         try:
             res = explore.packing_summary(sizes, s["rule"], s["max_len"], s["strategy"], s["budget"],
@@ -242,9 +245,10 @@ class PackingExplorer(Explorer):
                                       title=f"{r['strategy']} packing of {len(r['lengths'])} images")
             elif tab == "Mask of one row":
                 row = min(s["row"], len(r["rows"]) - 1)
-                names = ", ".join(f"img {k} = {r['images'][i]['name']}" for k, i in enumerate(r["rows"][row]))
-                if r["max_len"] <= 512:
-                    fig = viz.mask_heatmap(explore.row_segment_ids(r, row), title=f"Row {row}: {names}")
+                names = ", ".join(f"img {i} = {r['images'][i]['name']}" for i in r["rows"][row])
+                if r["max_len"] <= 512:  # image k keeps its colour of the packed rows
+                    fig = viz.mask_heatmap(explore.row_segment_ids(r, row), title=f"Row {row}: {names}",
+                                           image_ids=r["rows"][row])
                 else:
                     fig = _block_codes_picture(explore.row_block_codes(r, row, 128), 128,
                                                f"Row {row}: {names} (FlexAttention blocks; the dense "

@@ -16,10 +16,12 @@ from ._common import (
     USER_ERRORS,
     Explorer,
     error_html,
+    explorer_columns,
     explorer_style,
     font_px,
     image_widget,
     method_options,
+    picture_column_flex,
     presentation_toggle,
     show_png,
     swatch,
@@ -28,6 +30,10 @@ from ._common import (
 
 # ----------------------------------------------------------------------------------------------------------
 # tiling explorer
+
+# longest side (px) of the image copy the pictures are drawn from: the overlay is shown some 700 px wide,
+# a side-by-side panel some 230 px (twice that, so that presentation mode stays sharp)
+OVERLAY_SIDE, PANEL_SIDE = 1400, 480
 
 
 class TilingExplorer(Explorer):
@@ -58,6 +64,7 @@ class TilingExplorer(Explorer):
         for m in (method, *compare):
             explore._check_method(m)
         self._images: dict[str, Any] = {}  # name -> PIL image (data images loaded on first use, uploads)
+        self._small: dict[tuple, Any] = {}  # (name, max side) -> display copy of the image (viz.display_copy)
         self._cache: dict[tuple, Any] = {}
         self._accepted_upload: tuple = ()
         self._restoring_upload = False
@@ -117,7 +124,7 @@ class TilingExplorer(Explorer):
 
     def _layout(self) -> W.HBox:
         """Controls and card on the left, the tabs with the picture on the right: a change and its picture
-        fit one 1280×800 screen."""
+        fit one 1280×800 screen; in a narrower notebook the picture moves below the controls."""
         help_html = W.HTML('<div style="line-height:1.3"><small>Pick an image (or upload your own), '
                            "a tiling method and its options. Tabs: the cut canvas · what the ViT sees · "
                            "what the LLM receives · why this grid won · several methods side by side."
@@ -126,8 +133,9 @@ class TilingExplorer(Explorer):
                        self.message, self.numbers, help_html],
                       layout=W.Layout(width="340px", min_width="340px", margin="0 12px 0 0"))
         left.add_class("anyres-controls")
-        right = W.VBox([self.tabs], layout=W.Layout(flex="1 1 auto", min_width="0"))
-        box = W.HBox([explorer_style(), left, right], layout=W.Layout(width="100%"))
+        row, column = explorer_columns()
+        right = W.VBox([self.tabs], layout=column)
+        box = W.HBox([explorer_style(), left, right], layout=row)
         box.add_class("anyres-tiling-explorer")
         return box
 
@@ -170,6 +178,14 @@ class TilingExplorer(Explorer):
             self._images[name] = self._data.load_data_image(name)
         return self._images[name]
 
+    def display_image(self, max_side: int):
+        """The current image downscaled once to ``max_side`` pixels (its longer side) for the pictures:
+        every method of the side-by-side view draws from this copy instead of resizing the full image."""
+        key = (self.image_dd.value, max_side)
+        if key not in self._small:
+            self._small[key] = viz.display_copy(self.image(), max_side)
+        return self._small[key]
+
     @property
     def state(self) -> dict:
         img = self._images.get(self.image_dd.value)
@@ -197,6 +213,7 @@ class TilingExplorer(Explorer):
         self.widget.remove_class("anyres-present")
         if change["new"]:
             self.widget.add_class("anyres-present")
+        self.widget.children[-1].layout.flex = picture_column_flex(change["new"])
         self.update()
 
     def _on_upload(self, change) -> None:
@@ -219,6 +236,7 @@ class TilingExplorer(Explorer):
             return
         self._accepted_upload = tuple(files)
         self._images[name] = img
+        self._small = {k: v for k, v in self._small.items() if k[0] != name}
         if name not in self.image_dd.options:
             self.image_dd.options = [*self.image_dd.options, name]
         if self.image_dd.value == name:
@@ -293,7 +311,10 @@ class TilingExplorer(Explorer):
         r = self.last_result
         plan, img = r["plan"], self.image()
         if tab == "Grid overlay":
-            return self._png(viz.grid_overlay(plan, img)), ""
+            rows, cols = plan.grid  # a short title: the narrow picture box, and the card has the rest
+            title = (f"{plan.method}: canvas {wh(plan.canvas_size)}, grid {rows}×{cols}\n"
+                     f"{plan.num_images} images to the ViT, {plan.num_tokens} LLM tokens")
+            return self._png(viz.grid_overlay(plan, self.display_image(OVERLAY_SIDE), title=title)), ""
         if tab == "Encoder images":
             return self._png(viz.tile_montage(tiling.apply(plan, img), plan=plan)), ""
         if tab == "LLM tokens":
@@ -316,10 +337,11 @@ class TilingExplorer(Explorer):
         methods = list(s["compare"]) or [s["method"]]
         opts = {s["method"]: s["options"]}
         img = self.image()
+        small = self.display_image(PANEL_SIDE)  # the pixels of every panel; the numbers use img.size
         rows = explore.compare_methods(img.size, methods, opts)
         self.last_compare = rows
         n = len(rows)
-        ncols = min(3, n)
+        ncols = min(2, n)  # two panels a row: legible in the narrow picture box
         nrows = -(-n // ncols)
         fig, axes = subplots(nrows, ncols, figsize=(3.4 * ncols, 3.2 * nrows), squeeze=False)
         for ax in axes.ravel()[n:]:
@@ -327,14 +349,9 @@ class TilingExplorer(Explorer):
         for ax, row in zip(axes.ravel(), rows):
             m = row["method"]
             plan = tiling.plan(m, img.size, **opts.get(m, {}))
-            viz.grid_overlay(plan, img, ax=ax, title=f"{m}: {row['grid'][0]}×{row['grid'][1]}\n"
-                                                     f"{row['llm_tokens']} LLM tokens")
-            for t in list(ax.texts):  # small panels: tile numbers would cover the picture; the table has them
-                t.remove()
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_xlabel("")
-            ax.set_ylabel("")
+            viz.grid_overlay(plan, small, ax=ax, badges=False,  # small panels: the table has the numbers
+                             title=f"{m}: {row['grid'][0]}×{row['grid'][1]}\n{row['llm_tokens']} LLM tokens")
+            ax.set_axis_off()  # no ticks to lay out: the panels only compare shapes
         mine = f"; {s['method']} with the options on the left" if s["method"] in methods else ""
         fig.suptitle(f"The same {wh(img.size)} image, cut by {n} methods (defaults{mine})")
         table = table_html(
