@@ -18,7 +18,10 @@ image. A backend says how, as a :class:`Backend` entry of this registry:
   None. ``forward_packed`` checks it whenever autograd is recording (a parameter or input requires grad):
   ``"auto"`` then picks among the backends that can train, and a named one that cannot raises ``ValueError``
   naming the ones that can (:func:`available` with ``backward=True``). Taught in
-  `training_with_packed_sequences`.
+  `training_with_packed_sequences`;
+- ``token_chunk``: the model runs its token-wise layers (LayerNorm, qkv / proj / MLP linear layers, GELU,
+  LayerScale residuals) on this many tokens at a time, in place, whenever autograd is not recording
+  (``DinoViT._run``); None (the default): on the whole packed sequence at once.
 
 Every ``attend`` gets ALL rows of a packed batch at once (``seg`` (B, N)) and must keep padding slots
 (``seg == -1``) finite and away from real tokens: ``model.forward_packed(PackedBatch)`` runs B rows of
@@ -37,13 +40,26 @@ Registered here, in this order:
   or bfloat16 only);
 - ``sdpa_segments``: the linear layers run on the whole packed sequence, attention runs per image: q, k, v are
   split at the segment boundaries and each image's slice goes through plain SDPA (Qwen2-VL's vision tower
-  without FlashAttention). No mask at all, and it trains everywhere.
+  without FlashAttention). No mask at all, and it trains everywhere. The images' outputs are written into
+  one (B, N, H, hd) buffer (no concatenation copies);
+- ``nested``: ONE ``F.scaled_dot_product_attention`` call on ``torch.nested`` jagged tensors
+  (``layout=torch.jagged``; q, k, v of all images as (n_images, H, j, hd), j ragged), as real systems batch
+  variable-length sequences. On CUDA torch dispatches it to FlashAttention / memory-efficient attention with
+  the offsets as cu_seqlens; on CPU to its math path (each image's (H, j, j) scores materialised). Whether it
+  runs (and trains) on a device is probed by running a tiny case (the error is the reason);
+- ``sdpa_chunked``: ``sdpa_segments`` with ``token_chunk=TOKEN_CHUNK``: the whole packed sequence's MLP
+  activations (T x 1536 floats, 44 MB at 7k tokens) do not fit a CPU cache, a chunk's do. See
+  tools/packed_speed.py for the timing and the profile.
 
 Training: ``flex`` has no backward on CPU in torch 2.13 (``NotImplementedError: FlexAttention does not
-support backward on CPU``); on CPU the packed backends that train are ``dense_mask`` and ``sdpa_segments``
-(``loop`` too, as the reference). ``flex`` and ``varlen`` train on CUDA.
+support backward on CPU``); on CPU the packed backends that train are ``dense_mask``, ``sdpa_segments``,
+``nested`` and ``sdpa_chunked`` (the whole-sequence path under autograd), ``loop`` too, as the reference.
+``flex`` and ``varlen`` train on CUDA.
 
-``auto`` prefers varlen, then flex, then dense_mask. A new backend is one :func:`register` call::
+``auto`` prefers varlen, then flex, then dense_mask. The ranks are kernel preferences that hold on every
+device, not CPU timings: the new entries get none. On a 2-core CPU the per-image backends win or lose against
+``loop`` by a margin that moves with the machine's load (tools/packed_speed.py), and a rank above ``flex``
+would make ``auto`` pick a Python loop over images on a GPU too. A new backend is one :func:`register` call::
 
     attention.register("mine", prepare=lambda seg: my_attend, description="...", auto_rank=None)
 """
