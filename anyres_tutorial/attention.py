@@ -45,21 +45,24 @@ Registered here, in this order:
 - ``nested``: ONE ``F.scaled_dot_product_attention`` call on ``torch.nested`` jagged tensors
   (``layout=torch.jagged``; q, k, v of all images as (n_images, H, j, hd), j ragged), as real systems batch
   variable-length sequences. On CUDA torch dispatches it to FlashAttention / memory-efficient attention with
-  the offsets as cu_seqlens; on CPU to its math path (each image's (H, j, j) scores materialised). Whether it
-  runs (and trains) on a device is probed by running a tiny case (the error is the reason);
-- ``sdpa_chunked``: ``sdpa_segments`` with ``token_chunk=TOKEN_CHUNK``: the whole packed sequence's MLP
-  activations (T x 1536 floats, 44 MB at 7k tokens) do not fit a CPU cache, a chunk's do. See
-  tools/packed_speed.py for the timing and the profile.
+  the offsets as cu_seqlens; on CPU to its math path (each image's (H, j, j) scores materialised: ~5x slower
+  than ``loop`` there). Whether it runs (and trains) on a device is probed by running a tiny case (the error
+  is the reason).
+
+``token_chunk`` is for experiments (``tools/packed_speed.py --chunk 1024`` registers ``sdpa_segments`` with
+it): the whole packed sequence's MLP activations (T x 1536 floats, 44 MB at 7k tokens) do not fit a CPU
+cache and a chunk's do, yet on a 2-core CPU the chunked forward measured no faster than the whole-sequence
+one (the matrix products and attention take ~90% of the time either way), so no built-in entry uses it.
 
 Training: ``flex`` has no backward on CPU in torch 2.13 (``NotImplementedError: FlexAttention does not
 support backward on CPU``); on CPU the packed backends that train are ``dense_mask``, ``sdpa_segments``,
-``nested`` and ``sdpa_chunked`` (the whole-sequence path under autograd), ``loop`` too, as the reference.
-``flex`` and ``varlen`` train on CUDA.
+``nested`` (``loop`` too, as the reference). ``flex`` and ``varlen`` train on CUDA.
 
 ``auto`` prefers varlen, then flex, then dense_mask. The ranks are kernel preferences that hold on every
-device, not CPU timings: the new entries get none. On a 2-core CPU the per-image backends win or lose against
-``loop`` by a margin that moves with the machine's load (tools/packed_speed.py), and a rank above ``flex``
-would make ``auto`` pick a Python loop over images on a GPU too. A new backend is one :func:`register` call::
+device, not CPU timings, so ``sdpa_segments`` and ``nested`` get none: on a 2-core CPU ``sdpa_segments``
+beats ``loop`` by a margin that moves with the machine's load (tools/packed_speed.py), and a rank above
+``flex`` would make ``auto`` pick a Python loop over images on a GPU too. A new backend is one
+:func:`register` call::
 
     attention.register("mine", prepare=lambda seg: my_attend, description="...", auto_rank=None)
 """
@@ -321,10 +324,7 @@ register("varlen", prepare=_varlen_prepare, unavailable=_varlen_unavailable, mem
 
 
 # ----------------------------------------------------------------------------------------------------------
-# sdpa_segments, nested, sdpa_chunked
-
-
-TOKEN_CHUNK = 1024  # sdpa_chunked: tokens per chunk of the token-wise layers (see tools/packed_speed.py)
+# sdpa_segments, nested
 
 
 register("sdpa_segments", prepare=_k.segments_prepare, color="#637939",
@@ -332,9 +332,6 @@ register("sdpa_segments", prepare=_k.segments_prepare, color="#637939",
 register("nested", prepare=_k.nested_prepare, unavailable=_k.nested_unavailable, memory=_k.nested_memory,
          backward_unavailable=_k.nested_backward_unavailable, color="#e7969c",
          description="one SDPA call on torch.nested jagged q, k, v (n_images, H, j, hd)")
-register("sdpa_chunked", prepare=_k.segments_prepare, token_chunk=TOKEN_CHUNK, color="#7b4173",
-         description=f"sdpa_segments with the token-wise layers run {TOKEN_CHUNK} tokens at a time, in place "
-                     "(cache-sized activations; the whole sequence under autograd)")
 
-__all__ = ["Backend", "BACKENDS", "FLEX_BLOCK", "FLEX_MIN_LEN", "TOKEN_CHUNK", "available", "executed_flops",
+__all__ = ["Backend", "BACKENDS", "FLEX_BLOCK", "FLEX_MIN_LEN", "available", "executed_flops",
            "flex_padded_length", "get", "register", "resolve", "unregister", "varlen_caller"]

@@ -35,7 +35,7 @@ Packed sequences
 ``forward_packed`` concatenates several images (each with its own CLS token and its own resized position
 embedding) into ONE token sequence and restricts attention to each image. How is up to an attention backend
 of the registry in :mod:`anyres_tutorial.attention` (``loop``, ``dense_mask``, ``flex``, ``varlen``,
-``sdpa_segments``, ``nested``, ``sdpa_chunked``, and any registered later); ``attention="auto"`` picks the
+``sdpa_segments``, ``nested``, and any registered later); ``attention="auto"`` picks the
 best one available here and records its choice in ``model.last_attention``. ``forward_packed`` also takes a
 :class:`~anyres_tutorial.packing.PackedBatch` (B rows of ``max_len`` slots,
 :mod:`anyres_tutorial.packed_rows`). A backend with a ``token_chunk`` gets the token-wise layers run chunk by

@@ -1,5 +1,6 @@
-"""The ``nested`` (torch.nested jagged tensors + SDPA) and ``sdpa_chunked`` (token-wise layers in chunks)
-backends on the real DINOv2 weights: equal to ``loop`` for a list of images and for PackedBatch rows with
+"""The ``nested`` backend (torch.nested jagged tensors + SDPA) and a backend with a ``token_chunk``
+(``sdpa_chunked``: token-wise layers in chunks, registered here as tools/packed_speed.py does) on the real
+DINOv2 weights: equal to ``loop`` for a list of images and for PackedBatch rows with
 padding and token dropping; their availability is probed, not assumed; chunking changes no number beyond float
 rounding and never runs under autograd."""
 
@@ -15,6 +16,15 @@ from anyres_tutorial.data import load_data_image
 
 TOL = 1e-4
 NEW = ("nested", "sdpa_chunked")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sdpa_chunked():
+    """``sdpa_segments`` with its token-wise layers 16 tokens at a time: chunks that cut through images."""
+    b = attention.register("sdpa_chunked", prepare=attention.get("sdpa_segments").prepare, token_chunk=16,
+                           description="sdpa_segments in 16-token chunks (test)")
+    yield b
+    attention.unregister("sdpa_chunked")
 SIZES = {"chelsea": (56, 42), "coffee": (28, 70), "astronaut": (70, 56), "camera": (14, 14)}  # (w, h)
 
 
@@ -38,13 +48,13 @@ def _max_diff(out, ref) -> float:
 
 def test_registered_after_the_built_in_ones_without_auto_rank():
     names = tuple(attention.BACKENDS)
-    assert names[:7] == ("loop", "dense_mask", "flex", "varlen", "sdpa_segments", "nested", "sdpa_chunked")
+    assert names[:6] == ("loop", "dense_mask", "flex", "varlen", "sdpa_segments", "nested")
     for name in NEW:
         b = attention.get(name)
         assert b.auto_rank is None and not b.attends_all_pairs and b.prepare is not None
         assert name in attention.available("cpu") and name in attention.available("cpu", backward=True)
         assert attention.resolve("auto", "cpu") != name
-    assert attention.get("sdpa_chunked").token_chunk == attention.TOKEN_CHUNK
+    assert attention.get("sdpa_chunked").token_chunk == 16
     assert all(attention.get(b).token_chunk is None for b in names[:6])
     assert attention.get("nested").memory([3, 4, 5]) == {"mask_bytes": 8 * 4, "padded_tokens": 0}
     assert attention.get("sdpa_chunked").memory([3, 4]) == {"mask_bytes": 0, "padded_tokens": 0}

@@ -4,6 +4,7 @@
     PYTHONPATH=. python tools/packed_speed.py --scale 0.333 --backends sdpa_chunked --repeats 7
     PYTHONPATH=. python tools/packed_speed.py --clock cpu --threads 1   # CPU seconds: steadier when busy
     PYTHONPATH=. python tools/packed_speed.py --profile             # torch.profiler: top ops per backend
+    PYTHONPATH=. python tools/packed_speed.py --chunk 1024   # + sdpa_chunked: token-wise layers in chunks
 
 Every round runs ``loop`` then each backend once (loop, A, B, loop, A, B, ...), after ``--warmup`` untimed
 rounds (a compiled backend compiles there), under ``torch.inference_mode`` as the benchmark does. Printed per
@@ -54,17 +55,24 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--scale", type=float, default=0.62)
-    ap.add_argument("--backends", default="sdpa_segments,sdpa_chunked,nested")
+    ap.add_argument("--backends", default="sdpa_segments,nested")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: perf_counter; cpu: process CPU seconds (use with --threads 1)")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's top ops instead of timing")
+    ap.add_argument("--chunk", type=int, default=None,
+                    help="also time 'sdpa_chunked': sdpa_segments with this token_chunk (registered here)")
     args = ap.parse_args(argv)
+    extra = []
+    if args.chunk:
+        attention.register("sdpa_chunked", prepare=attention.get("sdpa_segments").prepare,
+                           token_chunk=args.chunk, description=f"sdpa_segments, {args.chunk}-token chunks")
+        extra = ["sdpa_chunked"]
     torch.set_num_threads(args.threads)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
-    names = ["loop"] + [b for b in args.backends.split(",") if b and b != "loop"]
+    names = ["loop"] + [b for b in args.backends.split(",") if b and b != "loop"] + extra
     for b in names:
         attention.resolve(b, "cpu")  # unavailable here: the registry's reason
     model = load_dinov2()
