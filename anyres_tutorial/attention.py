@@ -18,7 +18,10 @@ image. A backend says how, as a :class:`Backend` entry of this registry:
   None. ``forward_packed`` checks it whenever autograd is recording (a parameter or input requires grad):
   ``"auto"`` then picks among the backends that can train, and a named one that cannot raises ``ValueError``
   naming the ones that can (:func:`available` with ``backward=True``). Taught in
-  `training_with_packed_sequences`.
+  `training_with_packed_sequences`;
+- ``token_chunk``: the model runs its token-wise layers (LayerNorm, qkv / proj / MLP linear layers, GELU,
+  LayerScale residuals) on this many tokens at a time, in place, whenever autograd is not recording
+  (``DinoViT._run``); None (the default): on the whole packed sequence at once.
 
 Every ``attend`` gets ALL rows of a packed batch at once (``seg`` (B, N)) and must keep padding slots
 (``seg == -1``) finite and away from real tokens: ``model.forward_packed(PackedBatch)`` runs B rows of
@@ -37,13 +40,29 @@ Registered here, in this order:
   or bfloat16 only);
 - ``sdpa_segments``: the linear layers run on the whole packed sequence, attention runs per image: q, k, v are
   split at the segment boundaries and each image's slice goes through plain SDPA (Qwen2-VL's vision tower
-  without FlashAttention). No mask at all, and it trains everywhere.
+  without FlashAttention). No mask at all, and it trains everywhere. The images' outputs are written into
+  one (B, N, H, hd) buffer (no concatenation copies);
+- ``nested``: ONE ``F.scaled_dot_product_attention`` call on ``torch.nested`` jagged tensors
+  (``layout=torch.jagged``; q, k, v of all images as (n_images, H, j, hd), j ragged), as real systems batch
+  variable-length sequences. On CUDA torch dispatches it to FlashAttention / memory-efficient attention with
+  the offsets as cu_seqlens; on CPU to its math path (each image's (H, j, j) scores materialised: ~5x slower
+  than ``loop`` there). Whether it runs (and trains) on a device is probed by running a tiny case (the error
+  is the reason).
+
+``token_chunk`` is for experiments (``tools/packed_speed.py --chunk 1024`` registers ``sdpa_segments`` with
+it): the whole packed sequence's MLP activations (T x 1536 floats, 44 MB at 7k tokens) do not fit a CPU
+cache and a chunk's do, yet on a 2-core CPU the chunked forward measured no faster than the whole-sequence
+one (the matrix products and attention take ~90% of the time either way), so no built-in entry uses it.
 
 Training: ``flex`` has no backward on CPU in torch 2.13 (``NotImplementedError: FlexAttention does not
-support backward on CPU``); on CPU the packed backends that train are ``dense_mask`` and ``sdpa_segments``
-(``loop`` too, as the reference). ``flex`` and ``varlen`` train on CUDA.
+support backward on CPU``); on CPU the packed backends that train are ``dense_mask``, ``sdpa_segments``,
+``nested`` (``loop`` too, as the reference). ``flex`` and ``varlen`` train on CUDA.
 
-``auto`` prefers varlen, then flex, then dense_mask. A new backend is one :func:`register` call::
+``auto`` prefers varlen, then flex, then dense_mask. The ranks are kernel preferences that hold on every
+device, not CPU timings, so ``sdpa_segments`` and ``nested`` get none: on a 2-core CPU ``sdpa_segments``
+beats ``loop`` by a margin that moves with the machine's load (tools/packed_speed.py), and a rank above
+``flex`` would make ``auto`` pick a Python loop over images on a GPU too. A new backend is one
+:func:`register` call::
 
     attention.register("mine", prepare=lambda seg: my_attend, description="...", auto_rank=None)
 """
@@ -52,22 +71,17 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
-import shutil
 from collections.abc import Callable, KeysView
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from . import attention_kernels as _k
 from .arch import DEPTH, DIM, count_flops
+from .attention_kernels import FLEX_BLOCK, FLEX_MIN_LEN, flat_attend, flex_padded_length, run_lengths
 from .checks import check_int
-from .packing.masks import check_lengths, cu_seqlens, flex_block_mask
-from .packing.masks import dense_mask as _dense_mask
+from .packing.masks import check_lengths, cu_seqlens
 from .packing.memory import mask_memory
-
-FLEX_BLOCK = 128  # FlexAttention tile size; packed sequences are padded to a multiple of it
-FLEX_MIN_LEN = 256  # a single-tile sequence would make torch.compile specialise (and recompile)
 
 
 def _trains_everywhere(device: torch.device) -> None:
@@ -87,6 +101,7 @@ class Backend:
     auto_rank: int | None = None
     color: str | None = None
     backward_unavailable: Callable[[torch.device], str | None] = _trains_everywhere
+    token_chunk: int | None = None  # the model's token-wise layers run on this many tokens at a time
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -110,20 +125,18 @@ def _no_reason(device: torch.device, dtype: torch.dtype) -> None:
     return None
 
 
-def _no_memory(lengths) -> dict:
-    check_lengths(lengths)
-    return {"mask_bytes": 0, "padded_tokens": 0}
+_no_memory = _k.no_mask_memory
 
 
 def register(name: str, *, prepare, unavailable=None, memory=None, description: str = "",
              attends_all_pairs: bool = False, auto_rank: int | None = None, color: str | None = None,
-             backward_unavailable=None, replace: bool = False) -> Backend:
+             backward_unavailable=None, token_chunk: int | None = None, replace: bool = False) -> Backend:
     """Add a backend to the registry and return its :class:`Backend`.
 
     ``prepare``: ``prepare(seg) -> attend`` (or None for the per-image reference); ``unavailable``: default
     "always available"; ``memory``: default "no mask" (zeros); ``backward_unavailable(device)``: default
-    "trains wherever it runs". A name that is already registered raises ``ValueError`` unless
-    ``replace=True``.
+    "trains wherever it runs"; ``token_chunk``: see the module docstring (default None: whole sequence).
+    A name that is already registered raises ``ValueError`` unless ``replace=True``.
     """
     if not isinstance(name, str) or not name or name == "auto":
         raise ValueError(f"a backend name is a non-empty string other than 'auto', got {name!r}")
@@ -135,12 +148,15 @@ def register(name: str, *, prepare, unavailable=None, memory=None, description: 
             raise TypeError(f"{what} must be callable or None, got {type(fn).__name__}")
     if auto_rank is not None:
         auto_rank = check_int("auto_rank", auto_rank)
+    if token_chunk is not None:
+        token_chunk = check_int("token_chunk", token_chunk, 1)
     if not isinstance(description, str):
         raise TypeError(f"description must be a string, got {type(description).__name__}")
     backend = Backend(name=name, description=description, prepare=prepare,
                       unavailable=unavailable or _no_reason, memory=memory or _no_memory,
                       attends_all_pairs=bool(attends_all_pairs), auto_rank=auto_rank, color=color,
-                      backward_unavailable=backward_unavailable or _trains_everywhere)
+                      backward_unavailable=backward_unavailable or _trains_everywhere,
+                      token_chunk=token_chunk)
     _REGISTRY[name] = backend
     return backend
 
@@ -223,118 +239,16 @@ def executed_flops(name: str, lengths) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# loop
+# loop, dense_mask, flex (their kernels are in anyres_tutorial.attention_kernels)
 
 
 register("loop", prepare=None, description="one image at a time through the same blocks (the reference)",
          color="#17becf")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# dense_mask
-
-
-def _dense_prepare(seg: torch.Tensor):
-    mask = torch.stack([_dense_mask(s) for s in seg])  # (B, N, N) bool, True = may attend
-    if bool((seg < 0).any()):  # a padding slot attends to itself only: SDPA gives NaN for an empty row
-        mask = mask | torch.diag_embed(seg < 0)
-    mask = mask[:, None]  # (B, 1, N, N)
-
-    def attend(q, k, v):  # (B, H, N, hd) -> (B, H, N, hd)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-
-    return attend
-
-
-def _dense_memory(lengths) -> dict:
-    return {"mask_bytes": mask_memory(lengths)["dense_bool"], "padded_tokens": 0}
-
-
-register("dense_mask", prepare=_dense_prepare, memory=_dense_memory, attends_all_pairs=True, auto_rank=0,
+register("dense_mask", prepare=_k.dense_prepare, memory=_k.dense_memory, attends_all_pairs=True, auto_rank=0,
          color="#8c564b",
          description="SDPA with a boolean (N, N) block-diagonal mask (a padding slot attends to itself)")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# flex
-
-
-def _has_cpp_compiler() -> bool:
-    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c)
-
-
-def _flex_unavailable(device: torch.device, dtype: torch.dtype) -> str | None:
-    """None if FlexAttention can run (compiled) on ``device``, else why not."""
-    try:
-        import torch.nn.attention.flex_attention  # noqa: F401
-    except ImportError:
-        return f"torch {torch.__version__} has no torch.nn.attention.flex_attention"
-    if device.type == "cpu":
-        if not _has_cpp_compiler():
-            return "torch.compile on CPU needs a C++ compiler (g++/clang++) in PATH"
-        return None
-    if device.type == "cuda":
-        try:
-            import triton  # noqa: F401
-        except ImportError:
-            return "torch.compile on CUDA needs triton"
-        return None
-    return f"flex attention is not supported on {device.type}"
-
-
-def flex_padded_length(n: int) -> int:
-    """Length the ``flex`` backend pads q, k, v of an ``n``-token packed sequence to.
-
-    A multiple of ``max(128, 2**(bit_length(n - 1) - 3))`` and at least 256: a handful of buckets per doubling
-    of ``n``, so a compiled kernel is reused by many lengths. Padding tokens have segment id -1: their query
-    blocks are empty in the ``BlockMask`` (skipped) and their keys are masked out.
-    """
-    n = max(int(n), FLEX_MIN_LEN)
-    step = max(FLEX_BLOCK, 2 ** ((n - 1).bit_length() - 3))
-    return -(-n // step) * step
-
-
-@functools.cache
-def _compiled_flex_attention():
-    import torch._dynamo.config as dynamo_config
-    from torch.nn.attention.flex_attention import flex_attention
-
-    # One compiled kernel per padded length (see flex_padded_length); allow enough of them before dynamo
-    # would fall back to eager (which materialises the N x N scores).
-    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 128)
-    return torch.compile(flex_attention, dynamic=False)
-
-
-def _flex_backward_unavailable(device: torch.device) -> str | None:
-    if device.type == "cpu":
-        return f"FlexAttention does not support backward on CPU (torch {torch.__version__})"
-    return None
-
-
-def _flex_prepare(seg: torch.Tensor):
-    T = seg.shape[1]
-    # pad q, k, v (not x) to a bucketed length: few distinct shapes to compile, no wasted MLP work
-    total = flex_padded_length(T)
-    padded = F.pad(seg, (0, total - T), value=-1)  # (B, total)
-    block_mask = flex_block_mask(padded[0] if seg.shape[0] == 1 else padded, FLEX_BLOCK)  # batch B
-    flex = _compiled_flex_attention()
-
-    def attend(q, k, v):  # (B, H, T, hd) -> pad to (B, H, total, hd) -> attend -> (B, H, T, hd)
-        q, k, v = (F.pad(t, (0, 0, 0, total - T)) for t in (q, k, v))
-        return flex(q, k, v, block_mask=block_mask)[:, :, :T]
-
-    return attend
-
-
-def _flex_memory(lengths) -> dict:
-    n = sum(check_lengths(lengths))
-    total = flex_padded_length(n)
-    mm = mask_memory(lengths, total=total, block_size=FLEX_BLOCK)
-    return {"mask_bytes": mm["block_mask"] + mm["block_segment_ids"], "padded_tokens": total - n}
-
-
-register("flex", prepare=_flex_prepare, unavailable=_flex_unavailable, memory=_flex_memory, auto_rank=1,
-         color="#bcbd22", backward_unavailable=_flex_backward_unavailable,
+register("flex", prepare=_k.flex_prepare, unavailable=_k.flex_unavailable, memory=_k.flex_memory, auto_rank=1,
+         color="#bcbd22", backward_unavailable=_k.flex_backward_unavailable,
          description="FlexAttention BlockMask from segment ids, compiled per padded-length bucket")
 
 
@@ -394,34 +308,10 @@ def _varlen_call():
     return varlen_caller(varlen_attn)
 
 
-def _run_lengths(seg: torch.Tensor) -> list[int]:
-    """Token counts of the images of every row of ``seg`` (B, N), row by row, padding left out."""
-    lengths = []
-    for row in seg:
-        ids, counts = torch.unique_consecutive(row[row >= 0], return_counts=True)
-        assert ids.unique().numel() == ids.numel(), "each image's tokens must be contiguous in its row"
-        lengths += counts.tolist()
-    return lengths
-
-
 def _varlen_prepare(seg: torch.Tensor):
-    real = seg >= 0  # (B, N)
-    cu, max_len = cu_seqlens(_run_lengths(seg), device=seg.device)  # over all rows, padding squeezed out
+    cu, max_len = cu_seqlens(run_lengths(seg), device=seg.device)  # over all rows, padding squeezed out
     call = _varlen_call()
-    if bool(real.all()) and seg.shape[0] == 1:  # one row, no padding: no gather / scatter
-        def attend(q, k, v):  # (1, H, T, hd) <-> (T, H, hd)
-            q, k, v = (t[0].transpose(0, 1).contiguous() for t in (q, k, v))
-            return call(q, k, v, cu, max_len).transpose(0, 1)[None]
-
-        return attend
-
-    def attend_rows(q, k, v):  # (B, H, N, hd) -> real tokens (T, H, hd) -> (B, H, N, hd), padding zero
-        flat = [t.transpose(1, 2)[real].contiguous() for t in (q, k, v)]  # 3 x (T, H, hd)
-        out = q.new_zeros(q.shape[0], q.shape[2], q.shape[1], q.shape[3])  # (B, N, H, hd)
-        out[real] = call(*flat, cu, max_len)
-        return out.transpose(1, 2)
-
-    return attend_rows
+    return flat_attend(seg, lambda q, k, v: call(q, k, v, cu, max_len))  # (T, H, hd) -> (T, H, hd)
 
 
 def _varlen_memory(lengths) -> dict:
@@ -434,33 +324,14 @@ register("varlen", prepare=_varlen_prepare, unavailable=_varlen_unavailable, mem
 
 
 # ----------------------------------------------------------------------------------------------------------
-# sdpa_segments
+# sdpa_segments, nested
 
 
-def _segments_prepare(seg: torch.Tensor):
-    runs = []  # per row: (start, end, is_image) of every run of equal segment ids
-    for row in seg:
-        ids, counts = torch.unique_consecutive(row, return_counts=True)
-        real = ids[ids >= 0]
-        assert real.unique().numel() == real.numel(), "each image's tokens must be contiguous in its row"
-        ends = counts.cumsum(0).tolist()
-        runs.append([(s, e, i >= 0) for s, e, i in zip([0] + ends[:-1], ends, ids.tolist())])
-
-    def attend(q, k, v):  # (B, H, N, hd) -> (B, H, N, hd): SDPA on each image's slice, padding zero
-        rows = []
-        for b, row in enumerate(runs):
-            qb, kb, vb = q[b:b + 1], k[b:b + 1], v[b:b + 1]  # (1, H, N, hd)
-            parts = [F.scaled_dot_product_attention(qb[:, :, s:e], kb[:, :, s:e], vb[:, :, s:e])
-                     if image else q.new_zeros(1, q.shape[1], e - s, q.shape[3]) for s, e, image in row]
-            rows.append(torch.cat(parts, dim=2))  # (1, H, N, hd)
-        return torch.cat(rows)
-
-    return attend
-
-
-register("sdpa_segments", prepare=_segments_prepare, color="#637939",
+register("sdpa_segments", prepare=_k.segments_prepare, color="#637939",
          description="linear layers on the packed sequence, SDPA per image slice (Qwen2-VL without flash)")
-
+register("nested", prepare=_k.nested_prepare, unavailable=_k.nested_unavailable, memory=_k.nested_memory,
+         backward_unavailable=_k.nested_backward_unavailable, color="#e7969c",
+         description="one SDPA call on torch.nested jagged q, k, v (n_images, H, j, hd)")
 
 __all__ = ["Backend", "BACKENDS", "FLEX_BLOCK", "FLEX_MIN_LEN", "available", "executed_flops",
            "flex_padded_length", "get", "register", "resolve", "unregister", "varlen_caller"]

@@ -63,6 +63,6 @@ def forward_batch(model, batch: PackedBatch, backend) -> list[torch.Tensor]:
     x = embed_batch(model, batch)  # (B, L, D)
     if backend.prepare is None:  # the reference: every image alone
         return [model._run(s[None])[0] for s in batch.split(x)]
-    y = model._run(x, backend.prepare(batch.segment_ids))  # (B, L, D)
+    y = model._run(x, backend.prepare(batch.segment_ids), backend.token_chunk)  # (B, L, D)
     assert y.shape == x.shape, f"backend {backend.name!r} changed the batch shape"
     return batch.split(y)

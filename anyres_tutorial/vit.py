@@ -34,10 +34,12 @@ Packed sequences
 ----------------
 ``forward_packed`` concatenates several images (each with its own CLS token and its own resized position
 embedding) into ONE token sequence and restricts attention to each image. How is up to an attention backend
-of the registry in :mod:`anyres_tutorial.attention` (``loop``, ``dense_mask``, ``flex``, ``varlen``, and any
-registered later); ``attention="auto"`` picks the best one available here and records its choice in
-``model.last_attention``. ``forward_packed`` also takes a :class:`~anyres_tutorial.packing.PackedBatch` (B
-rows of ``max_len`` slots, :mod:`anyres_tutorial.packed_rows`).
+of the registry in :mod:`anyres_tutorial.attention` (``loop``, ``dense_mask``, ``flex``, ``varlen``,
+``sdpa_segments``, ``nested``, and any registered later); ``attention="auto"`` picks the
+best one available here and records its choice in ``model.last_attention``. ``forward_packed`` also takes a
+:class:`~anyres_tutorial.packing.PackedBatch` (B rows of ``max_len`` slots,
+:mod:`anyres_tutorial.packed_rows`). A backend with a ``token_chunk`` gets the token-wise layers run chunk by
+chunk (:meth:`Block.forward_chunked_`).
 
 Training
 --------
@@ -163,11 +165,15 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, attend=_sdpa) -> torch.Tensor:
-        B, N, D = x.shape
-        qkv = self.qkv(x).view(B, N, 3, self.heads, D // self.heads)  # (B, N, 3, H, hd)
+        return self.proj(self.mix(self.qkv(x), attend))  # (B, N, D)
+
+    def mix(self, qkv: torch.Tensor, attend=_sdpa) -> torch.Tensor:
+        """The part between the two projections: qkv (B, N, 3D) -> attention output (B, N, D)."""
+        B, N, D3 = qkv.shape
+        qkv = qkv.view(B, N, 3, self.heads, D3 // (3 * self.heads))  # (B, N, 3, H, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 x (B, H, N, hd)
         y = attend(q, k, v)  # (B, H, N, hd), softmax(q k^T / sqrt(hd)) v within the allowed pairs
-        return self.proj(y.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
+        return y.transpose(1, 2).reshape(B, N, D3 // 3)  # (B, N, D)
 
 
 class MLP(nn.Module):
@@ -195,6 +201,24 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, attend=_sdpa) -> torch.Tensor:
         x = x + self.ls1 * self.attn(self.norm1(x), attend)
         x = x + self.ls2 * self.mlp(self.norm2(x))
+        return x
+
+    def forward_chunked_(self, x: torch.Tensor, attend, chunk: int) -> torch.Tensor:
+        """:meth:`forward` with every token-wise layer run on ``chunk`` tokens at a time, updating ``x`` in
+        place (no autograd). The same result up to float rounding (a short chunk's matrix product may take
+        another GEMM kernel): LayerNorm, the linear layers, GELU and the residuals treat every token alone;
+        only attention (``attend``) sees the whole sequence. A chunk's activations stay in the
+        CPU cache, where the whole packed sequence's (T x 1536 MLP hidden floats) would not."""
+        B, N, D = x.shape
+        flat = x.view(B * N, D)  # (T, D), a view: writing a chunk of it writes x
+        qkv = x.new_empty(B * N, 3 * D)  # (T, 3D)
+        for s in range(0, B * N, chunk):
+            qkv[s:s + chunk] = self.attn.qkv(self.norm1(flat[s:s + chunk]))
+        y = self.attn.mix(qkv.view(B, N, 3 * D), attend).reshape(B * N, D)  # (T, D)
+        for s in range(0, B * N, chunk):
+            xc = flat[s:s + chunk]  # (c, D)
+            xc.add_(self.attn.proj(y[s:s + chunk]).mul_(self.ls1))
+            xc.add_(self.mlp(self.norm2(xc)).mul_(self.ls2))
         return x
 
 
@@ -262,10 +286,22 @@ class DinoViT(nn.Module):
                              f"input, got {tuple(pos_embed.shape)}")
         return tokens + pos_embed
 
-    def _run(self, x: torch.Tensor, attend=_sdpa) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, attend=_sdpa, chunk: int | None = None) -> torch.Tensor:
+        """The blocks and the final norm; ``chunk`` (a backend's ``token_chunk``): token-wise layers on that
+        many tokens at a time (:meth:`Block.forward_chunked_`) whenever autograd is not recording."""
+        if chunk is not None and not self._records_grad(x):
+            x = x.contiguous().clone()  # updated in place below: never the caller's tensor
+            for block in self.blocks:
+                x = block.forward_chunked_(x, attend, chunk)
+            return self.norm(x)
         for block in self.blocks:
             x = block(x, attend)
         return self.norm(x)
+
+    def _records_grad(self, *inputs: torch.Tensor) -> bool:
+        """Whether autograd records this forward (a parameter or an input requires grad)."""
+        return torch.is_grad_enabled() and (any(p.requires_grad for p in self.parameters())
+                                            or any(t.requires_grad for t in inputs))
 
     # -- input checks --------------------------------------------------------------------------------------
 
@@ -365,16 +401,14 @@ class DinoViT(nn.Module):
             return [self._run(s[None])[0] for s in seqs]
         x = torch.cat(seqs)[None]  # (1, T, D), T = sum(lengths)
         attend = backend.prepare(segment_ids(lengths, device=self.device)[None])  # seg (1, T)
-        y = self._run(x, attend)[0]  # (T, D)
+        y = self._run(x, attend, backend.token_chunk)[0]  # (T, D)
         assert y.shape[0] == sum(lengths), f"backend {name!r} changed the sequence length"
         return list(torch.split(y, lengths))
 
     def _packed_backend(self, attention: str, *inputs: torch.Tensor) -> _registry.Backend:
         """The registry entry to run (recorded in ``last_attention``); while autograd records, one that can
         train on this device."""
-        backward = torch.is_grad_enabled() and (any(p.requires_grad for p in self.parameters())
-                                                or any(t.requires_grad for t in inputs))
-        name = resolve_attention(attention, self.device, self.dtype, backward=backward)
+        name = resolve_attention(attention, self.device, self.dtype, backward=self._records_grad(*inputs))
         self.last_attention = name
         return _registry.get(name)
 
