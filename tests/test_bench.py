@@ -308,20 +308,39 @@ def test_backends_option_validates_against_the_registry(fake_backend, capsys):
     assert "bench_test_never" in err and fake_backend in err  # the error names the registered ones
 
 
+def _packed(backend, lengths, max_len=None):
+    """Packed inputs of images with these token lengths (no pixels: the cost model needs lengths only)."""
+    cfg = Config.packed(backend, max_len=max_len)
+    info = {}
+    if max_len:
+        from anyres_tutorial.packing import pack
+
+        rows = pack(lengths, max_len)
+        info = dict(max_len=max_len, row_lengths=[[lengths[i] for i in r] for r in rows])
+    return workload.Inputs(cfg, len(lengths), list(lengths), {}, None, info=info)
+
+
 def test_memory_flops_and_colours_come_from_the_backend(fake_backend):
     lengths = [10, 20, 30]
-    mem = runner.cpu_memory(Config.packed(fake_backend), lengths)
+    mem = runner.cpu_memory(_packed(fake_backend, lengths))
     assert mem["mask_bytes"] == 7 * 60
-    loop = runner.cpu_memory(Config.packed("loop"), lengths)
-    dense = runner.cpu_memory(Config.packed("dense_mask"), lengths)
+    loop = runner.cpu_memory(_packed("loop", lengths))
+    dense = runner.cpu_memory(_packed("dense_mask", lengths))
     assert loop["activation_bytes"] < dense["activation_bytes"], "loop holds one image at a time"
     assert mem["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * vit.DIM * 10  # padded q, k, v
     assert dense["mask_bytes"] == 60 * 60
-    flex = runner.cpu_memory(Config.packed("flex"), lengths)  # flex pads q, k, v to a bucketed length
+    flex = runner.cpu_memory(_packed("flex", lengths))  # flex pads q, k, v to a bucketed length
     assert flex["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * vit.DIM * (
         attention.flex_padded_length(60) - 60)
-    assert runner.cpu_memory(Config.tiled(), lengths)["mask_bytes"] == 0
+    tiled = workload.Inputs(Config.tiled(), 1, lengths, {}, None)
+    assert runner.cpu_memory(tiled)["mask_bytes"] == 0
     assert attention.executed_flops(fake_backend, lengths) == bench.dense_executed_flops(lengths)
+    # rows of 32 slots: [30] [20, 10] -> two 32 x 32 masks, padding slots 2 and 2 run the linear layers
+    rows = _packed("dense_mask", lengths, 32)
+    assert runner.cpu_memory(rows)["mask_bytes"] == 2 * 32 * 32
+    assert runner.executed_flops(rows) == (attention.executed_flops("dense_mask", [30, 2])
+                                           + attention.executed_flops("dense_mask", [20, 10, 2]))
+    assert runner.executed_flops(_packed("loop", lengths, 32)) == vit.count_flops(lengths)
     from anyres_tutorial import viz
 
     assert bench.config_color(f"packed-{fake_backend}") == "#123456"  # the backend's own colour
@@ -343,10 +362,18 @@ def test_unavailable_and_skipped_backends_give_the_registrys_reason(fake_backend
         assert unavailable[0]["config"] == "packed-bench_test_absent"
         assert "no such chip" in unavailable[0]["reason"]
         r = runner._Runner(s, None, {}, None)
-        why = r._skip_reason(Config.packed(fake_backend), [30, 30])
+
+        def inp(backend, lengths, max_len=None):
+            x = _packed(backend, lengths, max_len)
+            x.counts["tokens"] = sum(lengths)
+            return x
+
+        why = r._skip_reason(inp(fake_backend, [30, 30]))
         assert why and "60 tokens" in why and "--dense-max-tokens 50" in why
-        assert r._skip_reason(Config.packed(fake_backend), [20, 30]) is None
-        assert r._skip_reason(Config.packed("loop"), [300, 300]) is None
+        assert r._skip_reason(inp(fake_backend, [20, 30])) is None
+        assert r._skip_reason(inp("loop", [300, 300])) is None
+        assert r._skip_reason(inp(fake_backend, [30, 30], 40)) is None  # rows of 40 slots: 40 keys each
+        assert "rows of 64 slots" in r._skip_reason(inp(fake_backend, [30, 30], 64))
     finally:
         attention.unregister("bench_test_absent")
 
@@ -355,7 +382,7 @@ def test_any_registered_backend_runs_through_the_bench(fake_backend, tmp_path):
     from tqdm.auto import tqdm
 
     assert fake_backend in vit.available_attention("cpu")
-    s = bench.parse_settings(["--quick", "--repeats", "1", "--backends", fake_backend,
+    s = bench.parse_settings(["--quick", "--repeats", "1", "--backends", fake_backend, "--rows", "0",
                               "--out", str(tmp_path / "x.json")])
     model = vit.load_dinov2()
     r = runner._Runner(s, model, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))

@@ -18,6 +18,8 @@ from .workload import tile_px, tiled_token_counts
 #: The reference tiling's colour; other tiling methods take TILED_PALETTE by ``tiling.METHODS`` order.
 TILED_COLOR = "#7f7f7f"
 TILED_PALETTE = ("#8c6d31", "#a55194", "#636363", "#ce6dbd", "#9c9ede", "#e7969c")
+#: One colour per pipeline stage (``pipeline.STAGES`` order: decode, plan, resize, normalise, pack, vit).
+STAGE_COLORS = ("#6baed6", "#fdae6b", "#74c476", "#9e9ac8", "#fd8d3c", "#08519c")
 
 
 def config_color(config) -> str:
@@ -291,6 +293,44 @@ def plot_planning(data: dict):
     return fig
 
 
+def plot_pipeline(data: dict):
+    """Where the time of the whole path goes: per pipeline (every tiling method, packing as one sequence and
+    in rows) one horizontal bar of median milliseconds stacked by stage (decode, plan, resize/pad/crop,
+    normalise + copy to the device, pack, ViT), the total's min-max as a whisker. Taught in `timing`."""
+    import matplotlib.pyplot as plt
+
+    from .pipeline import STAGES
+
+    rows = data.get("pipeline") or []
+    if not rows:
+        raise ValueError("no pipeline records in these results (run with --pipeline-images N > 0)")
+    colors = dict(zip(STAGES, STAGE_COLORS))
+    fig, ax = plt.subplots(figsize=(11, 0.55 * len(rows) + 1.8))
+    y = np.arange(len(rows))
+    left = np.zeros(len(rows))
+    for st in STAGES:
+        v = np.array([r["stages"][st]["median_ms"] for r in rows])
+        ax.barh(y, v, left=left, color=colors[st], label=st, height=0.7)
+        left += v
+    lo = left - np.array([r["min_ms"] for r in rows]).clip(max=left)
+    hi = (np.array([r["max_ms"] for r in rows]) - left).clip(min=0)
+    ax.errorbar(left, y, xerr=[lo, hi], fmt="none", ecolor="k", capsize=3, lw=1)
+    for i, r in enumerate(rows):
+        ax.text(left[i] + hi[i], i, f" {left[i]:,.0f} ms, {r['cpu_share']:.0%} before the ViT",
+                va="center", fontsize=10)
+    ax.set_yticks(y, [r["config"] for r in rows], fontsize=10)
+    ax.invert_yaxis()
+    ax.set_xlim(0, (left + hi).max() * 1.45)
+    ax.set_xlabel("median time of one pass (ms; stacked by stage, whisker: total min-max)", fontsize=10)
+    ax.set_title(f"the whole path for {rows[0]['num_images']} images: file -> encoder outputs", fontsize=11)
+    ax.legend(fontsize=9, ncol=len(STAGES), loc="upper center", bbox_to_anchor=(0.5, -0.22 - 0.6 / len(rows)),
+              frameon=False)
+    fig.suptitle(_title(data), fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
+    return fig
+
+
 def save_plots(data: dict, out: Path) -> list[str]:
     """Write the summary, num_images, resolution (when swept) and planning PNGs next to ``out``."""
     import matplotlib.pyplot as plt
@@ -299,6 +339,8 @@ def save_plots(data: dict, out: Path) -> list[str]:
     plots = [("summary", plot_summary), ("num_images", plot_num_images), ("planning", plot_planning)]
     if any(r["sweep"] == "resolution" for r in data["results"]):
         plots.insert(2, ("resolution", plot_resolution))
+    if data.get("pipeline"):
+        plots.append(("pipeline", plot_pipeline))
     for name, fn in plots:
         fig = fn(data)
         p = out.with_name(f"{out.stem}-{name}.png")

@@ -35,16 +35,18 @@ def recorded_results(folder=None) -> list[tuple[Path, dict]]:
 
 
 def results_table(data: dict, sweep: str = "main") -> str:
-    """A plain-text table of one sweep's records (the main set by default)."""
+    """A plain-text table of one sweep's records (the main set by default): the median, IQR and min-max of
+    every configuration's timed runs. Row padding (packed into rows) is in :func:`summary.summary_table`."""
     rows = [r for r in data["results"] if r["sweep"] == sweep]
-    head = (f"{'config':<18}{'imgs':>5}{'tokens':>8}{'pad':>7}{'dup':>7}{'median ms':>11}{'IQR':>8}"
-            f"{'img/s':>8}{'tok/s':>9}{'GFLOP/s':>9}{'eff':>6}{'maxdiff':>9}")
+    head = (f"{'config':<30}{'imgs':>5}{'tokens':>8}{'pad':>7}{'dup':>7}{'median ms':>11}{'IQR':>8}"
+            f"{'min-max':>14}{'img/s':>8}{'tok/s':>9}{'GFLOP/s':>9}{'eff':>6}{'maxdiff':>9}")
     m = data["meta"]
     lines = [f"{m['device_name']} · {m['dtype']} · {m['threads']} threads · torch {m['torch_version']} · "
              f"scale {m['scale']:.3g} · sweep {sweep}", head]
     for r in rows:
-        lines.append(f"{r['config']:<18}{r['num_images']:>5}{r['tokens']:>8}{r['padding_tokens']:>7}"
-                     f"{r['duplicated_tokens']:>7}{r['median_ms']:>11.1f}{r['iqr_ms']:>8.1f}"
+        spread = f"{r['min_ms']:.0f}-{r['max_ms']:.0f}"
+        lines.append(f"{r['config']:<30}{r['num_images']:>5}{r['tokens']:>8}{r['padding_tokens']:>7}"
+                     f"{r['duplicated_tokens']:>7}{r['median_ms']:>11.1f}{r['iqr_ms']:>8.1f}{spread:>14}"
                      f"{r['images_per_s']:>8.1f}{r['tokens_per_s']:>9.0f}{r['achieved_flops'] / 1e9:>9.1f}"
                      f"{r['efficiency']:>6.0%}{r['check_max_abs_diff']:>9.1e}")
     mm = data.get("matmul")
