@@ -67,7 +67,8 @@ def test_cuda_requested_without_cuda_is_a_clear_error(capsys):
 
 def test_quick_run_covers_every_available_configuration(quick):
     _, data, _ = quick
-    expected = ["tiled"] + [f"packed-{b}" for b in vit.available_attention("cpu")]
+    single = [f"packed-{b}" for b in vit.available_attention("cpu")]
+    expected = ["tiled"] + single + [f"{c}-rows{data['meta']['rows']}" for c in single]
     main = [r for r in data["results"] if r["sweep"] == "main"]
     assert sorted(r["config"] for r in main) == sorted(expected)
     for r in main:
@@ -90,6 +91,9 @@ def test_quick_run_covers_every_available_configuration(quick):
         if r["config"].startswith("packed"):
             assert r["padding_tokens"] == 0 and r["duplicated_tokens"] == 0
             assert r["cls_tokens"] == 16
+    rows = [r for r in main if Config.parse(r["config"]).rows]
+    assert rows and all(0 < r["row_padding_fraction"] < 1 and r["row_slots"] == r["rows"] * r["max_len"]
+                        for r in rows)
     dense = next((r for r in main if r["config"] == "packed-dense_mask"), None)
     if dense is not None:
         assert dense["executed_flops"] > dense["flops"], "a dense mask computes the masked-out pairs too"
@@ -127,7 +131,9 @@ def test_quick_run_has_sweeps_and_plots(quick):
     res = [r for r in data["results"] if r["sweep"] == "resolution" and r["config"] == "packed-loop"]
     assert [r["tokens"] for r in res] == sorted(r["tokens"] for r in res) and len(res) >= 2
     names = {p.rsplit("-", 1)[-1] for p in data["plots"]}
-    assert names == {"summary.png", "num_images.png", "resolution.png", "planning.png"}
+    assert names == {"summary.png", "num_images.png", "resolution.png", "planning.png", "pipeline.png"}
+    assert [p["config"] for p in data["pipeline"]][: len(tiling.METHODS)] == [
+        Config.tiled(m).name for m in tiling.METHODS]
     for p in data["plots"]:
         with open(p, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", p

@@ -4,14 +4,17 @@ model and no timing. Taught in `timing`."""
 from __future__ import annotations
 
 from .cli import parse_settings
-from .preset import ASSUMED, PER_IMAGE_KERNELS, _packed_lengths, _sets, _tiled_lengths
+from .pipeline import PIPELINE_ROUNDS, pipeline_work
+from .preset import ASSUMED, PER_IMAGE_KERNELS, _packed_lengths, _row_segments, _sets, _tiled_lengths
 
 
 def estimate(argv: list[str] | None = None) -> dict:
     """The arithmetic behind the preset's time budget, from token counts alone (no model, no timing):
-    executed FLOPs of every timed forward, kernel launches of ``loop``, flex compile buckets, and seconds
-    under :data:`ASSUMED`. ``argv`` as for the benchmark (default: ``--preset gpu --device cpu`` with the
-    GPU sizes, so that it runs anywhere)."""
+    executed FLOPs of every timed forward (the single sequence and, in the main set and the num_images sweep,
+    the rows of ``--rows`` slots), kernel launches of ``loop``, flex compile buckets, the pipeline timing's
+    host work and encoder FLOPs, and seconds under :data:`ASSUMED` (a flex compile per distinct (rows, padded
+    length) shape). ``argv`` as for the benchmark (default: ``--preset gpu --device cpu`` with the GPU sizes,
+    so that it runs anywhere)."""
     from .. import attention
     from ..arch import DEPTH, count_flops
 
@@ -35,7 +38,19 @@ def estimate(argv: list[str] | None = None) -> dict:
             points += 1
             launches += runs * len(lengths) * DEPTH * PER_IMAGE_KERNELS.get(b, 0)
             if b == "flex":
-                buckets.add(attention.flex_padded_length(sum(lengths)))
+                buckets.add((1, attention.flex_padded_length(sum(lengths))))
+            if s.rows and sweep in ("main", "num_images"):  # the same images in rows of s.rows slots
+                rows = _row_segments(lengths, s.rows)
+                flops += runs * sum(attention.executed_flops(b, seg) for seg in rows)
+                points += 1
+                launches += runs * len(lengths) * DEPTH * PER_IMAGE_KERNELS.get(b, 0)
+                if b == "flex":
+                    buckets.add((len(rows), attention.flex_padded_length(s.rows)))
+    if s.pipeline_images:  # every tiling method and packing (one sequence, rows): host work + the encoder
+        n_pipes, pipe_flops = pipeline_work(s)
+        passes = 1 + min(s.repeats, PIPELINE_ROUNDS)
+        host += a["host_s_per_image"] * s.pipeline_images * n_pipes * passes
+        flops += passes * pipe_flops
     gpu_s = flops / (a["matmul_flops_per_s"] * a["vit_share"])
     compile_s = a["first_compile_s"] + a["compile_s"] * max(0, len(buckets) - 1) if buckets else 0.0
     total = gpu_s + launches * a["launch_s"] + compile_s + host

@@ -40,6 +40,7 @@ from .config import Config
 from .workload import _normalize, _tiles_at, _to_tensor01, packed_budget, tile_px
 
 STAGES = ("decode", "plan", "resize", "normalise", "pack", "vit")
+PIPELINE_ROUNDS = 3  # at most this many timed rounds: the pipeline's spread needs no more
 
 
 def pipelines(s) -> list[Config]:
@@ -48,6 +49,27 @@ def pipelines(s) -> list[Config]:
     backend = attention.resolve("auto", s.device, s.dtype)
     out = [Config.tiled(m) for m in tiling.METHODS] + [Config.packed(backend)]
     return out + ([Config.packed(backend, max_len=s.rows)] if s.rows else [])
+
+
+def pipeline_work(s) -> tuple[int, int]:
+    """(number of pipelines, executed encoder FLOPs of one pass of every pipeline) on the first
+    ``s.pipeline_images`` main-set images, from token counts alone (for :func:`~.estimate.estimate`)."""
+    from ..arch import count_flops
+    from .preset import _packed_lengths, _row_segments
+    from .workload import make_workload
+
+    items = make_workload(s.num_images, s.seed)[: s.pipeline_images]
+    flops = 0
+    for config in pipelines(s):
+        if config.kind == "tiled":
+            for it in items:
+                pl = tiling.plan(config.method, it.size)
+                flops += count_flops([1 + (tile_px(pl.tile_size, s.scale) // PATCH) ** 2] * pl.num_images)
+            continue
+        lengths = _packed_lengths(s, "main", s.num_images, items)
+        segs = _row_segments(lengths, config.max_len) if config.rows else [lengths]
+        flops += sum(attention.executed_flops(config.backend, seg) for seg in segs)
+    return len(pipelines(s)), flops
 
 
 def sources(items) -> list[tuple[str, object]]:
@@ -166,7 +188,7 @@ def run_pipelines(r, items) -> list[dict]:
             r.skipped.append(dict(config=config.name, sweep="pipeline", tokens=None, reason=str(e)))
             r.bar.update(1)
     tokens = {}
-    for _ in range(s.repeats):  # interleaved: one pass of every pipeline per round
+    for _ in range(min(s.repeats, PIPELINE_ROUNDS)):  # interleaved: one pass of every pipeline per round
         for config, laps in passes.items():
             r._label("pipeline", {}, config)
             lap, tokens[config] = one_pass(config, srcs, r.model, s)

@@ -55,15 +55,25 @@ def results_table(data: dict, sweep: str = "main") -> str:
     return "\n".join(lines)
 
 
+def load_note(meta: dict) -> str:
+    """The machine load of a run as its JSON recorded it (1-minute load average at the start and the end
+    against the CPU count), or that the file does not record it (files written before it was)."""
+    a, b = meta.get("load_start"), meta.get("load_end")
+    if not a:
+        return "load not recorded"
+    end = f" -> {b[0]:g}" if b else ""
+    return f"load {a[0]:g}{end} on {meta.get('cpu_count')} CPUs"
+
+
 def describe(data: dict) -> str:
     """The label every recorded number is shown with: device, dtype, GPU driver and CUDA (when CUDA), torch,
-    date and the kind of run (quick / preset / dry run / full)."""
+    date, encoder scale, machine load and the kind of run (quick / preset / dry run / full)."""
     m = data["meta"]
     kind = ("dry run of preset " + str(m.get("preset")) if m.get("dry_run") else f"preset {m['preset']}"
             if m.get("preset") else "quick" if m.get("quick") else "full")
     gpu = f", driver {m.get('driver')}, CUDA {m.get('cuda_version')}" if m.get("device") == "cuda" else ""
     return (f"measured on {m['device_name']} ({m['device']}, {m['dtype']}{gpu}, torch {m['torch_version']}, "
-            f"{m['date']}, {kind} run)")
+            f"{m['date']}, scale {m.get('scale', 1):.3g}, {load_note(m)}, {kind} run)")
 
 
 def result_plots(path) -> list[Path]:

@@ -430,6 +430,7 @@ def run(argv: list[str] | None = None) -> dict:
     bar.close()
     _final_matmul(r, end)
     r.meta["wall_s"] = round(time.perf_counter() - t0, 1)
+    r.meta["load_end"] = timing.load_average()
     r.meta["out"] = str(s.out)
     data = _data(r, main_items, unavailable, planning)
     data["targets"] = targets(data)

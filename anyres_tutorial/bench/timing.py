@@ -180,6 +180,15 @@ def planning(s: Settings, bar) -> list[dict]:
     return out
 
 
+def load_average() -> list[float] | None:
+    """The machine's 1, 5 and 15 minute load averages (``os.getloadavg``; None where there is none): how
+    many processes wanted a CPU, to set against ``cpu_count``."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def _cpu_name() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -213,7 +222,9 @@ def machine_meta(s: Settings) -> dict:
              torch_version=torch.__version__, device=s.device.type, dtype=dtype_name(s.dtype),
              threads=s.threads, quick=s.quick, scale=s.scale, repeats=s.repeats, warmup=s.warmup, seed=s.seed,
              num_images=s.num_images, dense_max_tokens=s.dense_max_tokens, max_mask_bytes=s.max_mask_bytes,
-             time_budget_s=s.time_budget_s, preset=s.preset, dry_run=s.dry_run, command=" ".join(sys.argv))
+             time_budget_s=s.time_budget_s, preset=s.preset, dry_run=s.dry_run, rows=s.rows,
+             pipeline_images=s.pipeline_images, order="interleaved", load_start=load_average(),
+             command=" ".join(sys.argv))
     m.update(_gpu_meta(s.device) if s.device.type == "cuda"
              else dict(device_name=cpu, gpu=None, gpu_memory_bytes=None, cuda_version=None, driver=None))
     return m
