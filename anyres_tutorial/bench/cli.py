@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_pos_int, default=None,
                    help="timed runs per point (default CUDA 10, CPU 3)")
     p.add_argument("--warmup", type=_nonneg_int, default=None,
-                   help="warm-up runs after the check run (default CUDA 2, CPU 1, quick CPU 0)")
+                   help="warm-up runs after the check run, which is itself the first warm-up and compiles "
+                   "flex; all happen before the first timed round (default CUDA 2, CPU 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic image distribution")
     p.add_argument("--backends", default=",".join(attention.BACKENDS),
                    help="comma-separated packed attention backends to try (any registered backend)")
@@ -132,13 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=_nonneg_int, default=None, metavar="MAX_LEN",
                    help="also run every packed backend on the images packed into rows of MAX_LEN slots "
                    "(packing.pack_images, as training packs; configurations "
-                   "packed-<backend>-rows<MAX_LEN>) in the main set and the num_images sweep; 0: only the "
+                   "packed-<backend>-rows<MAX_LEN>) in the main set; 0: only the "
                    "single unbounded sequence (default "
                    "4096, quick 256)")
     p.add_argument("--pipeline-images", type=_nonneg_int, default=None,
                    help="time the whole pipeline (decode -> plan -> resize/pad/crop -> normalise -> ViT) for "
                    "every tiling method and for packing on the first N main-set images; 0: skip (default "
-                   "CPU 4, CUDA 16, quick 2)")
+                   "CPU 2, CUDA 16)")
     p.add_argument("--max-mask-gib", type=_positive_number("--max-mask-gib"), default=None,
                    help="skip a backend whose attention mask alone (its registry memory estimate) would "
                    "exceed this many GiB (recorded in skipped); default no limit")
@@ -259,7 +260,7 @@ def _device_defaults(quick: bool, cuda: bool) -> dict:
     return dict(
         scale=0.25 if quick else 1.0,
         repeats=10 if cuda else 3,
-        warmup=2 if cuda else (0 if quick else 1),
+        warmup=2 if cuda else 0,  # CPU: the check run (outside the timed rounds) is the warm-up
         sweep_images=[1, 4, 16] if quick else ([1, 2, 4, 8, 16, 32, 64] if cuda else [1, 4, 16]),
         budgets=[16, 64] if quick else ([64, 256, 576, 1024, 2048] if cuda else [64, 128, 256, 512, 1024]),
         small_budget=16 if quick else (256 if cuda else 64),
@@ -267,7 +268,7 @@ def _device_defaults(quick: bool, cuda: bool) -> dict:
         plan_sizes=300 if quick else 2000,
         matmul_n=8192 if cuda else 2048,
         rows=256 if quick else 4096,
-        pipeline_images=2 if quick else (16 if cuda else 4),
+        pipeline_images=16 if cuda else 2,
     )
 
 

@@ -26,7 +26,7 @@ Why it should fit in 6 minutes (an estimate from counts, not a measurement; :fun
   FLOPs of every configuration at every point (``attention.executed_flops``; tiled: ``vit.count_flops`` of
   the tiles) over the ~60 timed points (with the five backends registered today): about 1.8 PFLOP in all,
   most of it the 64-image points and the dense mask's N^2 pairs at 32k tokens; with the rows of 4096 slots
-  (main set and num_images sweep) and the pipeline timing (16 images, every tiling method) ~2.4 PFLOP. At
+  (main set) and the pipeline timing (16 images, every tiling method) ~2.4 PFLOP. At
   the H200's ~790 TFLOP/s bf16 matmul rate (an H100 SXM is of the same order) and an assumed 15 % of it for
   a narrow ViT-S, that is ~15-20 s of GPU time;
 - launches: ``loop`` runs each image alone, 12 blocks x ~15 kernels per image, ``sdpa_segments`` ~4 per image

@@ -326,7 +326,8 @@ def _job_count(s: Settings, configs: list[Config]) -> int:
     single = [c for c in configs if c.kind == "packed" and not c.rows]
     jobs = len(configs) + len(tiling.METHODS) + 2 + (len(pipelines(s)) if s.pipeline_images else 0)
     if s.sweeps:
-        jobs += (len(configs) * len([n for n in s.sweep_images if n != s.num_images])
+        others = [n for n in s.sweep_images if n != s.num_images]
+        jobs += (len([c for c in configs if not c.rows]) * len(others)
                  + len(single) * (len(s.budgets) + len(s.sweep_images)))
     return jobs
 
@@ -338,7 +339,8 @@ def _load(items) -> list:
 def _sweeps(r: _Runner, main_items, pils, configs: list[Config]) -> None:
     """The num_images, resolution (16 images at exactly B tokens each) and small_images sweeps."""
     s = r.s
-    packed = [c for c in configs if c.kind == "packed" and not c.rows]  # one sequence: its N^2 is the point
+    configs = [c for c in configs if not c.rows]  # rows: the main set only
+    packed = [c for c in configs if c.kind == "packed"]
     for n in s.sweep_images:
         if n != s.num_images and not r.out_of_time("num_images", {"point": n}, len(configs)):
             items = make_workload(n, s.seed)
