@@ -77,13 +77,14 @@ from .estimate import estimate
 from .plots import (
     config_color,
     plot_num_images,
+    plot_pipeline,
     plot_planning,
     plot_resolution,
     plot_summary,
     plot_workload,
 )
 from .preset import PRESETS
-from .report import describe, load_results, recorded_results, result_plots, results_table
+from .report import describe, load_results, recorded_results, result_plots, results_table, side_by_side
 from .runner import BenchCheckError, dense_executed_flops, run
 from .summary import summary_table, targets
 from .workload import make_workload, synthetic_sizes, tiled_token_counts
@@ -96,5 +97,5 @@ __all__ = [
     "dense_executed_flops", "results_table", "load_results", "recorded_results", "plot_summary",
     "plot_num_images", "plot_resolution", "plot_planning", "plot_workload", "BenchCheckError",
     "Config", "Settings", "parse_settings", "config_color", "PRESETS", "estimate", "summary_table", "targets",
-    "describe", "result_plots",
+    "describe", "result_plots", "plot_pipeline", "side_by_side",
 ]

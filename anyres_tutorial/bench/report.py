@@ -80,3 +80,24 @@ def result_plots(path) -> list[Path]:
     """The PNG plots written next to a result JSON (``<stem>-<plot>.png``), sorted."""
     path = Path(path)
     return sorted(path.parent.glob(f"{path.stem}-*.png"))
+
+
+def side_by_side(runs: list[tuple[str, dict]], sweep: str = "main") -> str:
+    """One table of several runs' ``sweep`` records (the main set by default): per configuration each run's
+    median ms and its ratio to that run's ``packed-loop`` (the reference), ``-`` where a run has no such
+    configuration; under it each run's label. ``runs``: (label, data) pairs, e.g. this run and
+    :func:`recorded_results`. Taught in `timing`."""
+    recs = [{r["config"]: r for r in d["results"] if r["sweep"] == sweep} for _, d in runs]
+    names = list(dict.fromkeys(c for rec in recs for c in rec))
+    width = 22
+    lines = [f"{'config':<30}" + "".join(f"{f'[{i}] ms (x loop)':>{width}}" for i in range(len(runs)))]
+    for c in names:
+        cells = []
+        for rec in recs:
+            r, ref = rec.get(c), rec.get("packed-loop")
+            cell = "-" if r is None else f"{r['median_ms']:,.0f}" + (
+                f" ({r['median_ms'] / ref['median_ms']:.2f}x)" if ref else "")
+            cells.append(f"{cell:>{width}}")
+        lines.append(f"{c:<30}" + "".join(cells))
+    lines += [f"[{i}] {label}" for i, (label, _) in enumerate(runs)]
+    return "\n".join(lines)
