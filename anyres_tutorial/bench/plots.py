@@ -323,8 +323,7 @@ def plot_pipeline(data: dict):
     ax.set_xlim(0, (left + hi).max() * 1.45)
     ax.set_xlabel("median time of one pass (ms; stacked by stage, whisker: total min-max)", fontsize=10)
     ax.set_title(f"the whole path for {rows[0]['num_images']} images: file -> encoder outputs", fontsize=11)
-    ax.legend(fontsize=9, ncol=len(STAGES), loc="upper center", bbox_to_anchor=(0.5, -0.22 - 0.6 / len(rows)),
-              frameon=False)
+    ax.legend(fontsize=10, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="stage")
     fig.suptitle(_title(data), fontsize=10)
     fig.tight_layout()
     plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
