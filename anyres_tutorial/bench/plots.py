@@ -37,6 +37,11 @@ def config_color(config) -> str:
     return TILED_PALETTE[i % len(TILED_PALETTE)]
 
 
+def _hatches(rows) -> list[str]:
+    """A hatch for every record packed into rows (same backend colour, told apart from one sequence)."""
+    return ["//" if Config.parse(r["config"]).rows else "" for r in rows]
+
+
 def _title(data: dict) -> str:
     m = data["meta"]
     return f"{m['device_name']} · {m['dtype']} · {m['threads']} threads · scale {m['scale']:.3g}"
@@ -47,7 +52,8 @@ def _time_panel(ax, rows) -> None:
     med = np.array([r["median_ms"] for r in rows])
     lo = med - np.array([r["min_ms"] for r in rows])
     hi = np.array([r["max_ms"] for r in rows]) - med
-    ax.barh(y, med, xerr=[lo, hi], color=[config_color(r["config"]) for r in rows], capsize=3)
+    ax.barh(y, med, xerr=[lo, hi], color=[config_color(r["config"]) for r in rows], capsize=3,
+            hatch=_hatches(rows), edgecolor="white")
     for i, v in enumerate(med):
         ax.text(v + hi[i], i - 0.3, f" {v:,.0f} ms", va="center", fontsize=8)
     ax.set_yticks(y, [r["config"] for r in rows])
@@ -69,17 +75,21 @@ def _token_panel(ax, rows) -> None:
         v = np.array([r[key] for r in rows], dtype=float)
         ax.barh(y, v, left=left, color=token_color(category), label=label)
         left += v
+    pad = np.array([r.get("row_padding_slots") or 0 for r in rows], dtype=float)
+    if pad.any():  # the empty slots at the end of packed rows
+        ax.barh(y, pad, left=left, color="white", edgecolor=token_color("padding"), hatch="xx",
+                label="row padding (empty slots)")
     ax.set_yticks(y, [r["config"] for r in rows])
     ax.invert_yaxis()
-    ax.set_xlabel("encoder tokens")
+    ax.set_xlabel("encoder tokens (slots)")
     ax.set_title("what the encoder processes")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
 
 def _efficiency_panel(ax, rows, mm: dict) -> None:
     y = np.arange(len(rows))
     eff = np.array([r["efficiency"] for r in rows]) * 100
-    ax.barh(y, eff, color=[config_color(r["config"]) for r in rows])
+    ax.barh(y, eff, color=[config_color(r["config"]) for r in rows], hatch=_hatches(rows), edgecolor="white")
     for i, v in enumerate(eff):
         ax.text(v, i, f" {v:.0f}%", va="center", fontsize=8)
     ax.set_yticks(y, [r["config"] for r in rows])
@@ -98,7 +108,7 @@ def plot_summary(data: dict):
     rows = [r for r in data["results"] if r["sweep"] == "main"]
     if not rows:
         raise ValueError("no main-set records in these results")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 1.5 + 0.42 * len(rows)))
     _time_panel(axes[0], rows)
     _token_panel(axes[1], rows)
     _efficiency_panel(axes[2], rows, data["matmul"])
