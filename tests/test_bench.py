@@ -447,6 +447,7 @@ def test_quick_train_run_checks_gradients_then_times_each_step(tmp_path):
     data = bench.run(["--quick", "--train", "--no-sweeps", "--num-images", "2", "--repeats", "1",
                       "--warmup", "0", "--scale", "0.0834", "--matmul-n", "128", "--plan-sizes", "20",
                       "--no-plots", "--no-progress", "--device", "cpu", "--backends", ",".join(backends),
+                      "--pipeline-images", "0",
                       "--out", str(tmp_path / "train.json")])
     recs = {r["config"]: r for r in data["results"] if r["sweep"] == "train"}
     assert set(recs) == {"train-tiled", *(f"train-packed-{b}" for b in backends)}
