@@ -363,7 +363,7 @@ def test_unavailable_and_skipped_backends_give_the_registrys_reason(fake_backend
     attention.register("bench_test_absent", prepare=None, unavailable=lambda device, dtype: "no such chip")
     try:
         s = bench.parse_settings(["--quick", "--backends", f"bench_test_absent,{fake_backend}",
-                                  "--dense-max-tokens", "50"])
+                                  "--dense-max-tokens", "50", "--rows", "0"])
         configs, unavailable = runner.available_configs(s)
         assert [c.name for c in configs] == ["packed-loop", f"packed-{fake_backend}"]
         assert unavailable[0]["config"] == "packed-bench_test_absent"
