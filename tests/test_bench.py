@@ -26,8 +26,9 @@ REQUIRED = ("config", "num_images", "tokens", "padding_tokens", "useful_tokens",
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "quick.json"
+    # ~2 minutes on an idle 2-core CPU; the limit leaves room for a machine shared with other jobs
     proc = subprocess.run([sys.executable, "-m", "anyres_tutorial.bench", "--quick", "--no-progress",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "--out", str(out)], capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, f"bench --quick failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return out, json.loads(out.read_text()), proc.stdout
 
@@ -67,7 +68,8 @@ def test_cuda_requested_without_cuda_is_a_clear_error(capsys):
 
 def test_quick_run_covers_every_available_configuration(quick):
     _, data, _ = quick
-    expected = ["tiled"] + [f"packed-{b}" for b in vit.available_attention("cpu")]
+    single = [f"packed-{b}" for b in vit.available_attention("cpu")]
+    expected = ["tiled"] + single + [f"{c}-rows{data['meta']['rows']}" for c in single]
     main = [r for r in data["results"] if r["sweep"] == "main"]
     assert sorted(r["config"] for r in main) == sorted(expected)
     for r in main:
@@ -90,6 +92,9 @@ def test_quick_run_covers_every_available_configuration(quick):
         if r["config"].startswith("packed"):
             assert r["padding_tokens"] == 0 and r["duplicated_tokens"] == 0
             assert r["cls_tokens"] == 16
+    rows = [r for r in main if Config.parse(r["config"]).rows]
+    assert rows and all(0 < r["row_padding_fraction"] < 1 and r["row_slots"] == r["rows"] * r["max_len"]
+                        for r in rows)
     dense = next((r for r in main if r["config"] == "packed-dense_mask"), None)
     if dense is not None:
         assert dense["executed_flops"] > dense["flops"], "a dense mask computes the masked-out pairs too"
@@ -127,7 +132,9 @@ def test_quick_run_has_sweeps_and_plots(quick):
     res = [r for r in data["results"] if r["sweep"] == "resolution" and r["config"] == "packed-loop"]
     assert [r["tokens"] for r in res] == sorted(r["tokens"] for r in res) and len(res) >= 2
     names = {p.rsplit("-", 1)[-1] for p in data["plots"]}
-    assert names == {"summary.png", "num_images.png", "resolution.png", "planning.png"}
+    assert names == {"summary.png", "num_images.png", "resolution.png", "planning.png", "pipeline.png"}
+    assert [p["config"] for p in data["pipeline"]][: len(tiling.METHODS)] == [
+        Config.tiled(m).name for m in tiling.METHODS]
     for p in data["plots"]:
         with open(p, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", p
@@ -308,20 +315,39 @@ def test_backends_option_validates_against_the_registry(fake_backend, capsys):
     assert "bench_test_never" in err and fake_backend in err  # the error names the registered ones
 
 
+def _packed(backend, lengths, max_len=None):
+    """Packed inputs of images with these token lengths (no pixels: the cost model needs lengths only)."""
+    cfg = Config.packed(backend, max_len=max_len)
+    info = {}
+    if max_len:
+        from anyres_tutorial.packing import pack
+
+        rows = pack(lengths, max_len)
+        info = dict(max_len=max_len, row_lengths=[[lengths[i] for i in r] for r in rows])
+    return workload.Inputs(cfg, len(lengths), list(lengths), {}, None, info=info)
+
+
 def test_memory_flops_and_colours_come_from_the_backend(fake_backend):
     lengths = [10, 20, 30]
-    mem = runner.cpu_memory(Config.packed(fake_backend), lengths)
+    mem = runner.cpu_memory(_packed(fake_backend, lengths))
     assert mem["mask_bytes"] == 7 * 60
-    loop = runner.cpu_memory(Config.packed("loop"), lengths)
-    dense = runner.cpu_memory(Config.packed("dense_mask"), lengths)
+    loop = runner.cpu_memory(_packed("loop", lengths))
+    dense = runner.cpu_memory(_packed("dense_mask", lengths))
     assert loop["activation_bytes"] < dense["activation_bytes"], "loop holds one image at a time"
     assert mem["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * vit.DIM * 10  # padded q, k, v
     assert dense["mask_bytes"] == 60 * 60
-    flex = runner.cpu_memory(Config.packed("flex"), lengths)  # flex pads q, k, v to a bucketed length
+    flex = runner.cpu_memory(_packed("flex", lengths))  # flex pads q, k, v to a bucketed length
     assert flex["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * vit.DIM * (
         attention.flex_padded_length(60) - 60)
-    assert runner.cpu_memory(Config.tiled(), lengths)["mask_bytes"] == 0
+    tiled = workload.Inputs(Config.tiled(), 1, lengths, {}, None)
+    assert runner.cpu_memory(tiled)["mask_bytes"] == 0
     assert attention.executed_flops(fake_backend, lengths) == bench.dense_executed_flops(lengths)
+    # rows of 32 slots: [30] [20, 10] -> two 32 x 32 masks, padding slots 2 and 2 run the linear layers
+    rows = _packed("dense_mask", lengths, 32)
+    assert runner.cpu_memory(rows)["mask_bytes"] == 2 * 32 * 32
+    assert runner.executed_flops(rows) == (attention.executed_flops("dense_mask", [30, 2])
+                                           + attention.executed_flops("dense_mask", [20, 10, 2]))
+    assert runner.executed_flops(_packed("loop", lengths, 32)) == vit.count_flops(lengths)
     from anyres_tutorial import viz
 
     assert bench.config_color(f"packed-{fake_backend}") == "#123456"  # the backend's own colour
@@ -337,16 +363,24 @@ def test_unavailable_and_skipped_backends_give_the_registrys_reason(fake_backend
     attention.register("bench_test_absent", prepare=None, unavailable=lambda device, dtype: "no such chip")
     try:
         s = bench.parse_settings(["--quick", "--backends", f"bench_test_absent,{fake_backend}",
-                                  "--dense-max-tokens", "50"])
+                                  "--dense-max-tokens", "50", "--rows", "0"])
         configs, unavailable = runner.available_configs(s)
         assert [c.name for c in configs] == ["packed-loop", f"packed-{fake_backend}"]
         assert unavailable[0]["config"] == "packed-bench_test_absent"
         assert "no such chip" in unavailable[0]["reason"]
         r = runner._Runner(s, None, {}, None)
-        why = r._skip_reason(Config.packed(fake_backend), [30, 30])
+
+        def inp(backend, lengths, max_len=None):
+            x = _packed(backend, lengths, max_len)
+            x.counts["tokens"] = sum(lengths)
+            return x
+
+        why = r._skip_reason(inp(fake_backend, [30, 30]))
         assert why and "60 tokens" in why and "--dense-max-tokens 50" in why
-        assert r._skip_reason(Config.packed(fake_backend), [20, 30]) is None
-        assert r._skip_reason(Config.packed("loop"), [300, 300]) is None
+        assert r._skip_reason(inp(fake_backend, [20, 30])) is None
+        assert r._skip_reason(inp("loop", [300, 300])) is None
+        assert r._skip_reason(inp(fake_backend, [30, 30], 40)) is None  # rows of 40 slots: 40 keys each
+        assert "rows of 64 slots" in r._skip_reason(inp(fake_backend, [30, 30], 64))
     finally:
         attention.unregister("bench_test_absent")
 
@@ -355,7 +389,7 @@ def test_any_registered_backend_runs_through_the_bench(fake_backend, tmp_path):
     from tqdm.auto import tqdm
 
     assert fake_backend in vit.available_attention("cpu")
-    s = bench.parse_settings(["--quick", "--repeats", "1", "--backends", fake_backend,
+    s = bench.parse_settings(["--quick", "--repeats", "1", "--backends", fake_backend, "--rows", "0",
                               "--out", str(tmp_path / "x.json")])
     model = vit.load_dinov2()
     r = runner._Runner(s, model, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
@@ -413,6 +447,7 @@ def test_quick_train_run_checks_gradients_then_times_each_step(tmp_path):
     data = bench.run(["--quick", "--train", "--no-sweeps", "--num-images", "2", "--repeats", "1",
                       "--warmup", "0", "--scale", "0.0834", "--matmul-n", "128", "--plan-sizes", "20",
                       "--no-plots", "--no-progress", "--device", "cpu", "--backends", ",".join(backends),
+                      "--pipeline-images", "0",
                       "--out", str(tmp_path / "train.json")])
     recs = {r["config"]: r for r in data["results"] if r["sweep"] == "train"}
     assert set(recs) == {"train-tiled", *(f"train-packed-{b}" for b in backends)}

@@ -236,8 +236,13 @@ def test_dry_run_records_every_section(dry_run, exported):
     assert m["weights"]["payload_sha256"] == W.verify_file(exported)[1]["payload_sha256"]
     assert data["matmul"]["n"] == 128 and data["matmul"]["flops_per_s"] > 0
     assert {"main", "num_images", "resolution", "small_images"} <= {r["sweep"] for r in data["results"]}
-    expected = {"tiled"} | {f"packed-{b}" for b in attention.available("cpu")}
-    assert {r["config"] for r in data["results"] if r["sweep"] == "main"} == expected
+    single = {f"packed-{b}" for b in attention.available("cpu")}
+    expected = {"tiled"} | single | {f"{c}-rows{m['rows']}" for c in single}
+    skipped_main = {s["config"] for s in data["skipped"] if s["sweep"] == "main"}
+    assert skipped_main <= expected and all("--max-mask-gib" in s["reason"] for s in data["skipped"]
+                                            if s["sweep"] == "main")  # rows of 256: a 64 KiB dense mask
+    assert {r["config"] for r in data["results"] if r["sweep"] == "main"} == expected - skipped_main
+    assert data["pipeline"] and all(p["reps"] >= 1 and p["stages"] for p in data["pipeline"])
     for r in data["results"]:
         assert "peak_memory_bytes" in r and "mask_bytes" in r and r["check_passed"]
     assert all(c["passed"] for c in data["checks"])
@@ -294,7 +299,7 @@ def test_a_failed_check_aborts_or_is_recorded_and_not_timed(wrong_backend, dinov
     from tqdm.auto import tqdm
 
     s = bench.parse_settings(["--quick", "--scale", "0.0834", "--repeats", "1", "--backends", wrong_backend,
-                              "--on-check-failure", mode, "--out", str(tmp_path / "x.json")])
+                              "--on-check-failure", mode, "--rows", "0", "--out", str(tmp_path / "x.json")])
     r = runner._Runner(s, dinov2, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
     r.matmul = dict(flops_per_s=1e9)
     items = bench.make_workload(2)

@@ -107,11 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads (default: torch.get_num_threads())")
     p.add_argument("--num-images", type=_pos_int, default=16, help="images in the main mixed set")
     p.add_argument("--scale", type=_scale, default=None,
-                   help="encoder resolution factor (default 1 on CUDA, 1/3 on CPU, 1/4 with --quick)")
+                   help="encoder resolution factor (default 1: 336 px LLaVA-NeXT tiles; 1/4 with --quick)")
     p.add_argument("--repeats", type=_pos_int, default=None,
                    help="timed runs per point (default CUDA 10, CPU 3)")
     p.add_argument("--warmup", type=_nonneg_int, default=None,
-                   help="warm-up runs after the check run (default CUDA 2, CPU 1, quick CPU 0)")
+                   help="warm-up runs after the check run, which is itself the first warm-up and compiles "
+                   "flex; all happen before the first timed round (default CUDA 2, CPU 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic image distribution")
     p.add_argument("--backends", default=",".join(attention.BACKENDS),
                    help="comma-separated packed attention backends to try (any registered backend)")
@@ -122,13 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-images", type=_int_list, default=None,
                    help="num_images sweep points (default CUDA 1,2,4,...,64; CPU 1,4,16,64; quick 1,4,16)")
     p.add_argument("--budgets", type=_int_list, default=None,
-                   help="resolution sweep: tokens per image, 16 images (default CPU 64,256,1024; "
+                   help="resolution sweep: tokens per image, 16 images (default CPU 64,128,256,512,1024; "
                    "CUDA 64,256,576,1024,2048; quick 16,64)")
     p.add_argument("--small-budget", type=_pos_int, default=None,
                    help="small_images sweep: max tokens per image (default CPU 64, CUDA 256, quick 16)")
     p.add_argument("--dense-max-tokens", type=_pos_int, default=None,
                    help="skip backends that attend all pairs (dense_mask) above this many packed tokens "
-                   "(default CPU 16500, CUDA 70000)")
+                   "(default CPU 8500, CUDA 70000)")
+    p.add_argument("--rows", type=_nonneg_int, default=None, metavar="MAX_LEN",
+                   help="also run every packed backend on the images packed into rows of MAX_LEN slots "
+                   "(packing.pack_images, as training packs; configurations "
+                   "packed-<backend>-rows<MAX_LEN>) in the main set; 0: only the "
+                   "single unbounded sequence (default "
+                   "4096, quick 256)")
+    p.add_argument("--pipeline-images", type=_nonneg_int, default=None,
+                   help="time the whole pipeline (decode -> plan -> resize/pad/crop -> normalise -> ViT) for "
+                   "every tiling method and for packing on the first N main-set images; 0: skip (default "
+                   "CPU 2, CUDA 16)")
     p.add_argument("--max-mask-gib", type=_positive_number("--max-mask-gib"), default=None,
                    help="skip a backend whose attention mask alone (its registry memory estimate) would "
                    "exceed this many GiB (recorded in skipped); default no limit")
@@ -184,6 +195,8 @@ class Settings:
     matmul_n: int = 2048
     on_check_failure: str = "abort"  # or "skip": record a failed check and go on
     train: bool = False  # also time training steps (train-* configurations)
+    rows: int = 0  # max_len of the packed-<backend>-rows<max_len> configurations (0: none)
+    pipeline_images: int = 0  # images of the pipeline timing (0: none)
 
 
 def _device_dtype(args, parser) -> tuple[torch.device, torch.dtype]:
@@ -245,15 +258,17 @@ def _out_path(args, parser, dev: torch.device) -> Path:
 def _device_defaults(quick: bool, cuda: bool) -> dict:
     """The defaults that depend on the device and on ``--quick`` (see ``--help``)."""
     return dict(
-        scale=0.25 if quick else (1.0 if cuda else 1 / 3),
+        scale=0.25 if quick else 1.0,
         repeats=10 if cuda else 3,
-        warmup=2 if cuda else (0 if quick else 1),
-        sweep_images=[1, 4, 16] if quick else ([1, 2, 4, 8, 16, 32, 64] if cuda else [1, 4, 16, 64]),
-        budgets=[16, 64] if quick else ([64, 256, 576, 1024, 2048] if cuda else [64, 256, 1024]),
+        warmup=2 if cuda else 0,  # CPU: the check run (outside the timed rounds) is the warm-up
+        sweep_images=[1, 4, 16] if quick else ([1, 2, 4, 8, 16, 32, 64] if cuda else [1, 4, 16]),
+        budgets=[16, 64] if quick else ([64, 256, 576, 1024, 2048] if cuda else [64, 128, 256, 512, 1024]),
         small_budget=16 if quick else (256 if cuda else 64),
-        dense_max_tokens=70000 if cuda else 16500,
+        dense_max_tokens=70000 if cuda else 8500,
         plan_sizes=300 if quick else 2000,
         matmul_n=8192 if cuda else 2048,
+        rows=256 if quick else 4096,
+        pipeline_images=16 if cuda else 2,
     )
 
 
@@ -278,7 +293,7 @@ def resolve_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         preset=args.preset, dry_run=args.dry_run, weights=args.weights,
         max_mask_bytes=None if args.max_mask_gib is None else int(args.max_mask_gib * 2**30),
         time_budget_s=args.time_budget_s, matmul_n=v["matmul_n"], on_check_failure=args.on_check_failure,
-        train=args.train,
+        train=args.train, rows=v["rows"], pipeline_images=v["pipeline_images"],
     )
 
 

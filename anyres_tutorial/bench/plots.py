@@ -18,6 +18,8 @@ from .workload import tile_px, tiled_token_counts
 #: The reference tiling's colour; other tiling methods take TILED_PALETTE by ``tiling.METHODS`` order.
 TILED_COLOR = "#7f7f7f"
 TILED_PALETTE = ("#8c6d31", "#a55194", "#636363", "#ce6dbd", "#9c9ede", "#e7969c")
+#: One colour per pipeline stage (``pipeline.STAGES`` order: decode, plan, resize, normalise, pack, vit).
+STAGE_COLORS = ("#6baed6", "#fdae6b", "#74c476", "#9e9ac8", "#fd8d3c", "#08519c")
 
 
 def config_color(config) -> str:
@@ -35,6 +37,11 @@ def config_color(config) -> str:
     return TILED_PALETTE[i % len(TILED_PALETTE)]
 
 
+def _hatches(rows) -> list[str]:
+    """A hatch for every record packed into rows (same backend colour, told apart from one sequence)."""
+    return ["//" if Config.parse(r["config"]).rows else "" for r in rows]
+
+
 def _title(data: dict) -> str:
     m = data["meta"]
     return f"{m['device_name']} · {m['dtype']} · {m['threads']} threads · scale {m['scale']:.3g}"
@@ -45,7 +52,8 @@ def _time_panel(ax, rows) -> None:
     med = np.array([r["median_ms"] for r in rows])
     lo = med - np.array([r["min_ms"] for r in rows])
     hi = np.array([r["max_ms"] for r in rows]) - med
-    ax.barh(y, med, xerr=[lo, hi], color=[config_color(r["config"]) for r in rows], capsize=3)
+    ax.barh(y, med, xerr=[lo, hi], color=[config_color(r["config"]) for r in rows], capsize=3,
+            hatch=_hatches(rows), edgecolor="white")
     for i, v in enumerate(med):
         ax.text(v + hi[i], i - 0.3, f" {v:,.0f} ms", va="center", fontsize=8)
     ax.set_yticks(y, [r["config"] for r in rows])
@@ -67,17 +75,21 @@ def _token_panel(ax, rows) -> None:
         v = np.array([r[key] for r in rows], dtype=float)
         ax.barh(y, v, left=left, color=token_color(category), label=label)
         left += v
+    pad = np.array([r.get("row_padding_slots") or 0 for r in rows], dtype=float)
+    if pad.any():  # the empty slots at the end of packed rows
+        ax.barh(y, pad, left=left, color="white", edgecolor=token_color("padding"), hatch="xx",
+                label="row padding (empty slots)")
     ax.set_yticks(y, [r["config"] for r in rows])
     ax.invert_yaxis()
-    ax.set_xlabel("encoder tokens")
+    ax.set_xlabel("encoder tokens (slots)")
     ax.set_title("what the encoder processes")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
 
 def _efficiency_panel(ax, rows, mm: dict) -> None:
     y = np.arange(len(rows))
     eff = np.array([r["efficiency"] for r in rows]) * 100
-    ax.barh(y, eff, color=[config_color(r["config"]) for r in rows])
+    ax.barh(y, eff, color=[config_color(r["config"]) for r in rows], hatch=_hatches(rows), edgecolor="white")
     for i, v in enumerate(eff):
         ax.text(v, i, f" {v:.0f}%", va="center", fontsize=8)
     ax.set_yticks(y, [r["config"] for r in rows])
@@ -96,7 +108,7 @@ def plot_summary(data: dict):
     rows = [r for r in data["results"] if r["sweep"] == "main"]
     if not rows:
         raise ValueError("no main-set records in these results")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 1.5 + 0.42 * len(rows)))
     _time_panel(axes[0], rows)
     _token_panel(axes[1], rows)
     _efficiency_panel(axes[2], rows, data["matmul"])
@@ -291,6 +303,43 @@ def plot_planning(data: dict):
     return fig
 
 
+def plot_pipeline(data: dict):
+    """Where the time of the whole path goes: per pipeline (every tiling method, packing as one sequence and
+    in rows) one horizontal bar of median milliseconds stacked by stage (decode, plan, resize/pad/crop,
+    normalise + copy to the device, pack, ViT), the total's min-max as a whisker. Taught in `timing`."""
+    import matplotlib.pyplot as plt
+
+    from .pipeline import STAGES
+
+    rows = data.get("pipeline") or []
+    if not rows:
+        raise ValueError("no pipeline records in these results (run with --pipeline-images N > 0)")
+    colors = dict(zip(STAGES, STAGE_COLORS))
+    fig, ax = plt.subplots(figsize=(11, 0.55 * len(rows) + 1.8))
+    y = np.arange(len(rows))
+    left = np.zeros(len(rows))
+    for st in STAGES:
+        v = np.array([r["stages"][st]["median_ms"] for r in rows])
+        ax.barh(y, v, left=left, color=colors[st], label=st, height=0.7)
+        left += v
+    lo = left - np.array([r["min_ms"] for r in rows]).clip(max=left)
+    hi = (np.array([r["max_ms"] for r in rows]) - left).clip(min=0)
+    ax.errorbar(left, y, xerr=[lo, hi], fmt="none", ecolor="k", capsize=3, lw=1)
+    for i, r in enumerate(rows):
+        ax.text(left[i] + hi[i], i, f" {left[i]:,.0f} ms, {r['cpu_share']:.0%} before the ViT",
+                va="center", fontsize=10)
+    ax.set_yticks(y, [r["config"] for r in rows], fontsize=10)
+    ax.invert_yaxis()
+    ax.set_xlim(0, (left + hi).max() * 1.45)
+    ax.set_xlabel("median time of one pass (ms; stacked by stage, whisker: total min-max)", fontsize=10)
+    ax.set_title(f"the whole path for {rows[0]['num_images']} images: file -> encoder outputs", fontsize=11)
+    ax.legend(fontsize=10, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="stage")
+    fig.suptitle(_title(data), fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
+    return fig
+
+
 def save_plots(data: dict, out: Path) -> list[str]:
     """Write the summary, num_images, resolution (when swept) and planning PNGs next to ``out``."""
     import matplotlib.pyplot as plt
@@ -299,6 +348,8 @@ def save_plots(data: dict, out: Path) -> list[str]:
     plots = [("summary", plot_summary), ("num_images", plot_num_images), ("planning", plot_planning)]
     if any(r["sweep"] == "resolution" for r in data["results"]):
         plots.insert(2, ("resolution", plot_resolution))
+    if data.get("pipeline"):
+        plots.append(("pipeline", plot_pipeline))
     for name, fn in plots:
         fig = fn(data)
         p = out.with_name(f"{out.stem}-{name}.png")

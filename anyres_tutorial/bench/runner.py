@@ -10,83 +10,31 @@ recorded; a failed check aborts the run. Taught in `timing`.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
 from .. import attention, tiling
-from ..vit import DIM, MLP_HIDDEN
 from . import timing
 from .cli import Settings, parse_settings
 from .config import REFERENCE_BACKEND, Config
+from .cost import Job, cpu_memory, dense_executed_flops, executed_flops  # noqa: F401 (re-exported)
+from .pipeline import pipelines, run_pipelines
 from .summary import targets
-from .workload import Inputs, data_items, make_workload, packed_budget, prepare_packed, prepare_tiled
+from .verify import TOLERANCE, BenchCheckError, check  # noqa: F401 (TOLERANCE: re-exported)
+from .workload import (
+    Inputs,
+    data_items,
+    make_workload,
+    packed_budget,
+    prepare_packed,
+    prepare_rows,
+    prepare_tiled,
+)
 
-TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (5e-2, 2e-2)}  # (atol, rtol * max|ref|)
 REFERENCE = Config.packed(REFERENCE_BACKEND)
-
-
-class BenchCheckError(RuntimeError):
-    """A configuration's output differs from its reference beyond the tolerance (raised before timing);
-    ``record`` is the failed check's record when there is one."""
-
-    def __init__(self, message: str, record: dict | None = None):
-        super().__init__(message)
-        self.record = record
-
-
-def _max_diff(outs, refs) -> tuple[float, float]:
-    if len(outs) != len(refs):
-        raise BenchCheckError(f"{len(outs)} outputs for {len(refs)} reference outputs")
-    diff = mag = 0.0
-    for o, r in zip(outs, refs):
-        if tuple(o.shape) != tuple(r.shape):
-            raise BenchCheckError(f"output shape {tuple(o.shape)} differs from reference {tuple(r.shape)}")
-        diff = max(diff, (o.float() - r.float()).abs().max().item())
-        mag = max(mag, r.float().abs().max().item())
-    return diff, mag
-
-
-def check(name: str, outs, refs, ref_name: str, s: Settings, where: str) -> dict:
-    """Compare the outputs of configuration ``name`` with its reference's; the check record, or
-    :class:`BenchCheckError` beyond the tolerance of the run's dtype."""
-    atol, rtol = TOLERANCE.get(timing.dtype_name(s.dtype), TOLERANCE["float32"])
-    diff, mag = _max_diff(outs, refs)
-    tol = atol + rtol * mag
-    ok = bool(diff <= tol) and math.isfinite(diff)
-    rec = dict(config=name, sweep=where, reference=ref_name, max_abs_diff=diff, max_abs_ref=mag,
-               tolerance=tol, passed=ok)
-    if not ok:
-        raise BenchCheckError(
-            f"correctness check failed before timing: {name} ({where}) differs from {ref_name} by max abs "
-            f"{diff:.3g} > tolerance {tol:.3g} ({s.dtype}); nothing was timed. Fix the backend first.", rec)
-    return rec
-
-
-def dense_executed_flops(lengths) -> int:
-    """FLOPs a dense-mask kernel really computes for ONE packed sequence of images with ``lengths`` tokens:
-    ``vit.count_flops(lengths)`` plus the masked-out attention pairs (every query still meets all N keys).
-    Taught in `timing`."""
-    return attention.executed_flops("dense_mask", lengths)
-
-
-def cpu_memory(config: Config, lengths: list[int]) -> dict:
-    """Estimated bytes of the attention mask (the backend's own ``memory``) and of one block's largest
-    activations (x, qkv, MLP hidden) at fp32 on CPU. A backend without ``prepare`` holds one image at a time;
-    one that pads q, k, v (``padded_tokens`` slots) also holds them."""
-    per_token = 4 * (4 * DIM + MLP_HIDDEN)
-    n_tok = sum(lengths)
-    if config.kind == "tiled":
-        return dict(mask_bytes=0, activation_bytes=per_token * n_tok)
-    backend = attention.get(config.backend)
-    mem = backend.memory(list(lengths))
-    if backend.prepare is None:  # each image alone through the model
-        act = per_token * max(lengths)
-    else:
-        act = per_token * n_tok + 4 * 3 * DIM * int(mem["padded_tokens"])
-    return dict(mask_bytes=int(mem["mask_bytes"]), activation_bytes=act)
 
 
 class _Runner:
@@ -95,6 +43,7 @@ class _Runner:
     def __init__(self, s: Settings, model, meta: dict, bar):
         self.s, self.model, self.meta, self.bar = s, model, meta, bar
         self.results, self.checks, self.skipped, self.errors = [], [], [], []
+        self.pipeline: list[dict] = []
         self.matmul = None
         self.t0 = time.perf_counter()
 
@@ -134,8 +83,8 @@ class _Runner:
         return lambda: m.forward_packed(inp.payload, attention=config.backend)
 
     def _timed(self, inp: Inputs, check: dict, fn=None, grad: bool = False) -> dict:
-        """Warm-ups, then the timed runs of ``fn`` (default: ``inp``'s forward) -> the timing stats; under
-        ``torch.inference_mode`` unless ``grad`` (a training step)."""
+        """Warm-ups, then the consecutive timed runs of ``fn`` (one configuration alone: the training steps)
+        -> the timing stats; under ``torch.inference_mode`` unless ``grad`` (a training step)."""
         s = self.s
         fn = self.forward(inp) if fn is None else fn
         with torch.inference_mode(not grad):
@@ -144,21 +93,17 @@ class _Runner:
             timing.sync(s.device)
             if s.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(s.device)
-            return timing.stats(timing.time_runs(fn, s))
-
-    def measure(self, inp: Inputs, sweep: str, point: dict, check: dict) -> dict:
-        """Warm up, time and record ``inp``'s configuration (its check already passed)."""
-        return self.record(inp, sweep, point, check, self._timed(inp, check))
+            return timing.stats(timing.time_runs(fn, s), "consecutive")
 
     def record(self, inp: Inputs, sweep: str, point: dict, check: dict, st: dict,
-               flops_factor: int = 1) -> dict:
+               flops_factor: int = 1, peak_bytes: int | None = None) -> dict:
         """Record the timing stats ``st`` of ``inp``'s configuration; ``flops_factor`` multiplies the
-        forward's FLOPs (3 for a training step: forward + backward)."""
+        forward's FLOPs (3 for a training step: forward + backward); ``peak_bytes`` (CUDA; default: the
+        device's peak since the last reset)."""
         s, config = self.s, inp.config
         sec = st["median_ms"] / 1e3
         flops = flops_factor * int(self.model.flops(list(inp.lengths)))  # useful work = vit.count_flops
-        executed = (flops_factor * attention.executed_flops(config.backend, inp.lengths)
-                    if config.kind == "packed" else flops)
+        executed = flops_factor * executed_flops(inp) if config.kind == "packed" else flops
         mm = self.matmul["flops_per_s"]
         rec = dict(config=config.name, sweep=sweep, **point, num_images=inp.images,
                    sequences=len(inp.lengths), max_sequence=max(inp.lengths), **inp.counts, **st,
@@ -168,17 +113,23 @@ class _Runner:
                    dtype=self.meta["dtype"], torch_version=torch.__version__, threads=s.threads,
                    check_passed=check["passed"], check_max_abs_diff=check["max_abs_diff"],
                    info={k: v for k, v in inp.info.items() if k != "grids"})
+        if config.rows:  # the row padding of the packed batch, at the top level for readers
+            rec.update(rows=inp.info["rows"], max_len=inp.info["max_len"], row_slots=inp.info["slots"],
+                       row_padding_slots=inp.info["padding_slots"],
+                       row_padding_fraction=inp.info["padding_fraction"])
         if s.device.type == "cuda":
-            rec["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(s.device))
-            rec["mask_bytes"] = cpu_memory(config, inp.lengths)["mask_bytes"]  # the registry's estimate
+            peak = torch.cuda.max_memory_allocated(s.device) if peak_bytes is None else peak_bytes
+            rec["peak_memory_bytes"] = int(peak)
+            rec["mask_bytes"] = cpu_memory(inp)["mask_bytes"]  # the registry's estimate
         else:
             rec["peak_memory_bytes"] = None
-            rec.update(cpu_memory(config, inp.lengths))
+            rec.update(cpu_memory(inp))
         self.results.append(rec)
         return rec
 
-    def run_tiled(self, sweep: str, point: dict, items, pils, config: Config) -> None:
-        """One tiled batch: checked against each tile alone through ``forward_packed(..., "loop")``."""
+    def check_tiled(self, sweep: str, point: dict, items, pils, config: Config) -> Job | None:
+        """One tiled batch, checked against each tile alone through ``forward_packed(..., "loop")``; the
+        job to time, or None when the check failed (recorded under ``--on-check-failure skip``)."""
         s, m = self.s, self.model
         inp = prepare_tiled(items, pils, config.method, s.scale, s.device, s.dtype)
         self._label(sweep, point, f"{config} check")
@@ -190,13 +141,15 @@ class _Runner:
         except BenchCheckError as e:
             self.check_failed(e, config.name, sweep, point)
             self.bar.update(1)
-            return
+            return None
         chk["seconds"] = sec
         self.checks.append(chk)
-        del out, ref
-        self._label(sweep, point, config)
-        self.measure(inp, sweep, point, chk)
-        self.bar.update(1)
+        return Job(inp, chk, self.forward(inp))
+
+    def run_tiled(self, sweep: str, point: dict, items, pils, config: Config) -> None:
+        """One tiled batch alone: checked (:meth:`check_tiled`), then timed and recorded."""
+        job = self.check_tiled(sweep, point, items, pils, config)
+        self.time_jobs(sweep, point, [job] if job else [])
 
     def _reference(self, sweep: str, point: dict, imgs) -> tuple[list, dict]:
         """The reference backend's outputs (checked against ``forward_tiles`` alone in the main set)."""
@@ -218,76 +171,144 @@ class _Runner:
         self.checks.append(chk)
         return ref, chk
 
-    def _skip_reason(self, config: Config, lengths: list[int]) -> str | None:
-        """Why a backend is not run on these images: above ``--dense-max-tokens`` for one that attends all
-        pairs, or a mask above ``--max-mask-gib``; None when it runs."""
+    def _skip_reason(self, inp: Inputs) -> str | None:
+        """Why a packed configuration is not run on these inputs: above ``--dense-max-tokens`` (the tokens one
+        attention call sees: the whole sequence, or one row) for a backend that attends all pairs, or a mask
+        above ``--max-mask-gib``; None when it runs."""
+        config = inp.config
         backend = attention.get(config.backend)
-        n_tok = sum(lengths)
-        mask = backend.memory(list(lengths))["mask_bytes"]
+        mask = cpu_memory(inp)["mask_bytes"]
         limit = self.s.max_mask_bytes
+        n_tok = inp.info["max_len"] if config.rows else inp.counts["tokens"]
+        what = f"rows of {n_tok} slots" if config.rows else f"{n_tok} tokens"
         if limit is not None and mask > limit:
-            return (f"the {config.backend} mask alone would be {mask / 2**30:.3g} GiB for {n_tok} tokens > "
+            return (f"the {config.backend} mask alone would be {mask / 2**30:.3g} GiB for {what} > "
                     f"--max-mask-gib {limit / 2**30:.3g}")
         if not backend.attends_all_pairs or n_tok <= self.s.dense_max_tokens:
             return None
-        return (f"{n_tok} tokens > --dense-max-tokens {self.s.dense_max_tokens}: the {config.backend} mask "
-                f"alone is {mask / 2**30:.2f} GiB and every query meets all N keys")
+        return (f"{what} > --dense-max-tokens {self.s.dense_max_tokens}: the {config.backend} mask "
+                f"alone is {mask / 2**30:.2f} GiB and every query meets all {n_tok} keys")
 
-    def run_packed(self, sweep: str, point: dict, config: Config, inp: Inputs, ref, ref_check: dict) -> None:
-        """One packed backend: checked against the reference outputs ``ref``, then timed; a crash is fatal in
-        the main set and recorded in ``errors`` in the sweeps."""
-        n_tok = inp.counts["tokens"]
-        why = self._skip_reason(config, inp.lengths)
+    def _crash(self, config: Config, sweep: str, point: dict, n_tok: int, e: Exception) -> None:
+        """A crash (not a wrong number): fatal in the main set, recorded in ``errors`` in the sweeps."""
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        msg = f"{type(e).__name__}: {first}"
+        if sweep == "main":
+            raise BenchCheckError(f"{config} crashed on the main set: {msg}") from e
+        self.errors.append(dict(config=config.name, sweep=sweep, **point, tokens=n_tok, error=msg))
+
+    def check_packed(self, sweep: str, point: dict, inp: Inputs, ref, ref_check: dict) -> Job | None:
+        """One packed configuration checked against the reference outputs ``ref`` (its first run, which also
+        compiles flex); the job to time, or None (skipped, failed check or crash: recorded)."""
+        config, n_tok = inp.config, inp.counts["tokens"]
+        why = self._skip_reason(inp)
         if why is not None:
             self.skipped.append(dict(config=config.name, sweep=sweep, **point, tokens=n_tok, reason=why))
             self.bar.update(1)
-            return
+            return None
+        fn = self.forward(inp)
         try:
             chk = ref_check
             if config != REFERENCE:
                 self._label(sweep, point, f"{config} check")
-                out, sec = self._first_run(  # the first warm-up (compiles flex)
-                    lambda: self.model.forward_packed(inp.payload, attention=config.backend))
+                out, sec = self._first_run(fn)  # the first warm-up (compiles flex)
                 chk = check(config.name, out, ref, REFERENCE.name, self.s, sweep)
                 chk["seconds"] = sec
                 self.checks.append(chk)
                 del out
-            self._label(sweep, point, config)
-            self.measure(inp, sweep, point, chk)
+            return Job(inp, chk, fn)
         except BenchCheckError as e:
             self.check_failed(e, config.name, sweep, point)
-        except Exception as e:  # a crash (not a wrong number): fatal in main, recorded in sweeps
-            first = (str(e).strip().splitlines() or [""])[0][:300]
-            msg = f"{type(e).__name__}: {first}"
-            if sweep == "main":
-                raise BenchCheckError(f"{config} crashed on the main set before timing: {msg}") from e
-            self.errors.append(dict(config=config.name, sweep=sweep, **point, tokens=n_tok, error=msg))
+        except Exception as e:
+            self._crash(config, sweep, point, n_tok, e)
         self.bar.update(1)
+        return None
+
+    def time_jobs(self, sweep: str, point: dict, jobs: list[Job]) -> None:
+        """Warm up every checked job, then time them in interleaved rounds (``timing.interleaved``) and
+        record each; a job that crashes while timed is recorded like a crash at its check."""
+        if not jobs:
+            return
+        s, failed = self.s, {}
+
+        def guarded(name, fn):
+            def run():
+                if name in failed:
+                    return None
+                try:
+                    return fn()
+                except Exception as e:  # noqa: BLE001 - recorded below
+                    failed[name] = e
+            return run
+
+        names = [j.inp.config.name for j in jobs]
+        fns = {n: guarded(n, j.fn) for n, j in zip(names, jobs)}
+        long = timing.LONG_RUN_S
+        warm = {n: s.warmup if j.check.get("seconds", 0) < long else 0 for n, j in zip(names, jobs)}
+        self._label(sweep, point, f"{len(jobs)} configurations, interleaved")
+        peaks: dict = {}
+        times = timing.interleaved(fns, s, warm, peaks=peaks)
+        for name, job in zip(names, jobs):
+            if name in failed:
+                self._crash(job.inp.config, sweep, point, job.inp.counts["tokens"], failed[name])
+            else:
+                self.record(job.inp, sweep, point, job.check, timing.stats(times[name]),
+                            peak_bytes=peaks[name].get("bytes"))
+            self.bar.update(1)
+
+    def packed_inputs(self, configs: list[Config], items, imgs, pk: dict) -> list[Inputs]:
+        """The inputs of every packed configuration: the images as one list (one sequence) or packed into
+        rows (:func:`~.workload.prepare_rows`, shared by the configurations of one ``max_len``); a row config
+        that cannot hold the longest image is recorded in ``skipped`` by the caller (None here)."""
+        rows: dict[int, Inputs] = {}
+        out = []
+        for config in configs:
+            if not config.rows:
+                out.append(Inputs(config, len(items), pk["lengths"], pk["counts"], imgs,
+                                  info=dict(sizes=pk["sizes"])))
+                continue
+            if config.max_len not in rows:
+                try:
+                    rows[config.max_len] = prepare_rows(config, imgs, pk)
+                except ValueError as e:
+                    rows[config.max_len] = e
+            got = rows[config.max_len]
+            out.append(got if isinstance(got, ValueError) else replace(got, config=config))
+        return out
 
     def run_set(self, sweep: str, point: dict, items, pils, configs: list[Config], budgets=None,
                 packed_scale=None, upscale=False) -> None:
-        """Check, then time, every configuration on one input set (``point`` labels the sweep position)."""
+        """Check every configuration on one input set (``point`` labels the sweep position), then time the
+        ones that passed in interleaved rounds."""
         s = self.s
         packed = [c for c in configs if c.kind == "packed"]
+        jobs: list[Job] = []
         with torch.inference_mode():
             for config in configs:
                 if config.kind == "tiled":
-                    self.run_tiled(sweep, point, items, pils, config)
-            if not packed:
-                return
-            if budgets is None:
-                budgets = [packed_budget(it, s.scale) for it in items]
-            scale = s.scale if packed_scale is None else packed_scale
-            imgs, pk = prepare_packed(items, pils, budgets, scale, s.device, s.dtype, upscale)
-            ref, ref_check = self._reference(sweep, point, imgs)
-            for config in packed:
-                inp = Inputs(config, len(items), pk["lengths"], pk["counts"], imgs,
-                             info=dict(sizes=pk["sizes"]))
-                self.run_packed(sweep, point, config, inp, ref, ref_check)
+                    job = self.check_tiled(sweep, point, items, pils, config)
+                    jobs += [job] if job else []
+            if packed:
+                if budgets is None:
+                    budgets = [packed_budget(it, s.scale) for it in items]
+                scale = s.scale if packed_scale is None else packed_scale
+                imgs, pk = prepare_packed(items, pils, budgets, scale, s.device, s.dtype, upscale)
+                ref, ref_check = self._reference(sweep, point, imgs)
+                for config, inp in zip(packed, self.packed_inputs(packed, items, imgs, pk)):
+                    if isinstance(inp, ValueError):
+                        self.skipped.append(dict(config=config.name, sweep=sweep, **point,
+                                                 tokens=pk["counts"]["tokens"], reason=str(inp)))
+                        self.bar.update(1)
+                        continue
+                    job = self.check_packed(sweep, point, inp, ref, ref_check)
+                    jobs += [job] if job else []
+                del ref
+            self.time_jobs(sweep, point, jobs)
 
 
 def available_configs(s: Settings) -> tuple[list[Config], list[dict]]:
-    """Packed configurations that run here, and the others with the registry's own reason."""
+    """Packed configurations that run here (every backend as one sequence, then every backend in rows of
+    ``--rows`` slots), and the others with the registry's own reason."""
     configs, unavailable = [], []
     for b in s.backends:
         c = Config.packed(b)
@@ -296,15 +317,18 @@ def available_configs(s: Settings) -> tuple[list[Config], list[dict]]:
             configs.append(c)
         except ValueError as e:  # the message names the reason and the available backends
             unavailable.append(dict(config=c.name, device=s.device.type, reason=str(e)))
+    if s.rows:
+        configs += [Config.packed(c.backend, max_len=s.rows) for c in list(configs)]
     return configs, unavailable
 
 
-def _job_count(s: Settings, n_tiled: int, n_packed: int) -> int:
-    n_main = n_tiled + n_packed
-    jobs = n_main + len(tiling.METHODS) + 2
+def _job_count(s: Settings, configs: list[Config]) -> int:
+    single = [c for c in configs if c.kind == "packed" and not c.rows]
+    jobs = len(configs) + len(tiling.METHODS) + 2 + (len(pipelines(s)) if s.pipeline_images else 0)
     if s.sweeps:
-        jobs += (n_main * len([n for n in s.sweep_images if n != s.num_images])
-                 + n_packed * (len(s.budgets) + len(s.sweep_images)))
+        others = [n for n in s.sweep_images if n != s.num_images]
+        jobs += (len([c for c in configs if not c.rows]) * len(others)
+                 + len(single) * (len(s.budgets) + len(s.sweep_images)))
     return jobs
 
 
@@ -315,6 +339,7 @@ def _load(items) -> list:
 def _sweeps(r: _Runner, main_items, pils, configs: list[Config]) -> None:
     """The num_images, resolution (16 images at exactly B tokens each) and small_images sweeps."""
     s = r.s
+    configs = [c for c in configs if not c.rows]  # rows: the main set only
     packed = [c for c in configs if c.kind == "packed"]
     for n in s.sweep_images:
         if n != s.num_images and not r.out_of_time("num_images", {"point": n}, len(configs)):
@@ -359,7 +384,7 @@ def _data(r: _Runner, main_items, unavailable: list, planning: list) -> dict:
             data_note=data_items()[1],
             main=[dict(name=it.name, source=it.source, size=list(it.size)) for it in main_items]),
         matmul=r.matmul, results=r.results, checks=r.checks, unavailable=unavailable, skipped=r.skipped,
-        errors=r.errors, planning=planning, plots=[])
+        errors=r.errors, planning=planning, pipeline=r.pipeline, plots=[])
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -384,7 +409,7 @@ def run(argv: list[str] | None = None) -> dict:
     packed, unavailable = available_configs(s)
     configs = [Config.tiled(m) for m in (tiling.DEFAULT_METHOD, *s.tiling_methods)] + packed
     n_train = len(train_configs(s)[0]) if s.train else 0
-    bar = tqdm(total=_job_count(s, len(configs) - len(packed), len(packed)) + n_train, desc="bench",
+    bar = tqdm(total=_job_count(s, configs) + n_train, desc="bench",
                disable=not s.progress, file=sys.stderr)
     r = _Runner(s, model, meta, bar)
     bar.set_postfix_str("matmul")
@@ -396,6 +421,8 @@ def run(argv: list[str] | None = None) -> dict:
     r.run_set("main", {}, main_items, pils, configs)
     if s.train:  # the training steps of the main set, before the sweeps and their time budget
         unavailable += run_train(r, main_items, pils)
+    if s.pipeline_images:  # the whole path file -> encoder outputs, per tiling method and for packing
+        r.pipeline = run_pipelines(r, main_items[: s.pipeline_images])
     if s.sweeps:
         _sweeps(r, main_items, pils, configs)
     planning = timing.planning(s, bar)
@@ -405,6 +432,7 @@ def run(argv: list[str] | None = None) -> dict:
     bar.close()
     _final_matmul(r, end)
     r.meta["wall_s"] = round(time.perf_counter() - t0, 1)
+    r.meta["load_end"] = timing.load_average()
     r.meta["out"] = str(s.out)
     data = _data(r, main_items, unavailable, planning)
     data["targets"] = targets(data)

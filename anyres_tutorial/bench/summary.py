@@ -143,16 +143,20 @@ def summary_table(data: dict) -> str:
         head.append(f"matmul {mm['n']}^3 {mm['dtype']}: {mm['flops_per_s'] / 1e12:.3g} TFLOP/s")
     sweeps = {k: _rows(data, k) for k in ("num_images", "small_images", "resolution")}
     last = {k: (max(v), v[max(v)]) if v else (None, {}) for k, v in sweeps.items()}
-    cols = [f"{'config':<20}{'main ms':>9}", f"{last['num_images'][0]} img ms",
+    cols = [f"{'config':<30}{'main ms':>9}", "min-max ms", f"{last['num_images'][0]} img ms",
             f"{last['small_images'][0]} small ms", f"N={_tokens(last['resolution'][1])} ms", "peak MiB",
-            "eff"]
+            "row pad", "eff"]
     lines = head + ["".join([cols[0]] + [f"{c:>13}" for c in cols[1:]])]
     for r in (r for r in data["results"] if r["sweep"] == "main"):
         c = r["config"]
         peak = r.get("peak_memory_bytes")
-        cells = [_ms(last[k][1].get(c)) for k in ("num_images", "small_images", "resolution")]
-        cells += ["-" if peak is None else f"{peak / 2**20:.0f}", f"{r['efficiency']:.1%}"]
-        lines.append(f"{c:<20}{r['median_ms']:>9.2f}" + "".join(f"{x:>13}" for x in cells))
+        cells = [f"{r['min_ms']:.0f}-{r['max_ms']:.0f}"]
+        cells += [_ms(last[k][1].get(c)) for k in ("num_images", "small_images", "resolution")]
+        pad = r.get("row_padding_fraction")
+        cells += ["-" if peak is None else f"{peak / 2**20:.0f}", "-" if pad is None else f"{pad:.1%}",
+                  f"{r['efficiency']:.1%}"]
+        lines.append(f"{c:<30}{r['median_ms']:>9.2f}" + "".join(f"{x:>13}" for x in cells))
+    lines += pipeline_lines(data)
     for t in data.get("targets") or targets(data):
         val = "-" if t["value"] is None else f"{t['value']:.3g}"
         where = f" at {t['point']}" if t.get("point") is not None else ""
@@ -165,6 +169,22 @@ def summary_table(data: dict) -> str:
             lines.append(f"{k}: {x['config']} {x.get('sweep', '')} {x.get('point', '')}: "
                          f"{x.get('reason') or x.get('error')}")
     return "\n".join(lines)
+
+
+def pipeline_lines(data: dict) -> list[str]:
+    """The pipeline table: per pipeline the median ms of every stage, the total (min-max) and the share of
+    the total spent before the ViT; nothing when the run has no pipeline records."""
+    rows = data.get("pipeline") or []
+    if not rows:
+        return []
+    stages = list(rows[0]["stages"])
+    out = [f"pipeline, {rows[0]['num_images']} images (median ms per stage)",
+           f"{'pipeline':<30}" + "".join(f"{s:>10}" for s in stages) + f"{'total':>10}{'min-max':>14}"
+           f"{'not ViT':>9}"]
+    for r in rows:
+        out.append(f"{r['config']:<30}" + "".join(f"{r['stages'][s]['median_ms']:>10.1f}" for s in stages)
+                   + f"{r['median_ms']:>10.1f}{r['min_ms']:>7.0f}-{r['max_ms']:<6.0f}{r['cpu_share']:>9.0%}")
+    return out
 
 
 def _tokens(recs: dict):

@@ -1,8 +1,12 @@
 """The stopwatch of the benchmark: timed runs, their statistics, the same-run matmul yardstick, planning
 throughput and the machine's description. Taught in `timing`.
 
-CUDA events on GPU; ``torch.utils.benchmark.Timer.timeit(1)`` per run on CPU with the run's thread count.
+CUDA events on GPU; ``time.perf_counter`` around one run on CPU with the run's thread count (:func:`clock`).
 Runs longer than ``LONG_RUN_S`` are timed twice only.
+
+:func:`interleaved` times several configurations of ONE input set in rounds (A B C A B C ...): a busy moment
+of a shared machine then hits every configuration alike instead of all repetitions of one. Its warm-ups (and
+the check run before them, which also compiles flex) all happen before the first timed round.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,26 +52,83 @@ def _cuda_times(fn, s: Settings) -> list[float]:
 
 
 def time_runs(fn, s: Settings) -> list[float]:
-    """Seconds per run for ``s.repeats`` runs (fewer when one run is longer than LONG_RUN_S)."""
+    """Seconds per run for ``s.repeats`` consecutive runs (fewer when one run is longer than LONG_RUN_S)."""
     if s.device.type == "cuda":
         return _cuda_times(fn, s)
-    from torch.utils.benchmark import Timer
-
-    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=s.threads)
+    once = clock(fn, s)
     times: list[float] = []
     for _ in range(s.repeats):
-        times.append(timer.timeit(1).median)
+        times.append(once())
         if times[-1] > LONG_RUN_S and len(times) >= 2:
             break
     return times
 
 
-def stats(times: list[float]) -> dict:
-    """Median, IQR, min and max in milliseconds, the number of runs and every time."""
+def clock(fn, s: Settings, peak: dict | None = None):
+    """A stopwatch for ``fn``: a callable giving the seconds of exactly one run (CUDA events on GPU;
+    ``time.perf_counter`` around the call on CPU, with the run's thread count; no hidden warm-up runs, unlike
+    ``torch.utils.benchmark.Timer.timeit``, which runs the statement twice more before each measurement). On
+    CUDA ``peak["bytes"]`` keeps the largest
+    ``torch.cuda.max_memory_allocated`` of its runs (reset before each)."""
+    if s.device.type == "cuda":
+        peak = {} if peak is None else peak
+
+        def once() -> float:
+            torch.cuda.reset_peak_memory_stats(s.device)
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            torch.cuda.synchronize(s.device)
+            peak["bytes"] = max(peak.get("bytes", 0), int(torch.cuda.max_memory_allocated(s.device)))
+            return a.elapsed_time(b) / 1e3
+
+        return once
+
+    def once() -> float:
+        if torch.get_num_threads() != s.threads:
+            torch.set_num_threads(s.threads)
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    return once
+
+
+def interleaved(fns: dict, s: Settings, warmup: dict | None = None, stopwatch=clock,
+                peaks: dict | None = None) -> dict[str, list[float]]:
+    """Time every ``fns[name]`` (a callable) in interleaved rounds -> ``{name: seconds per run}``.
+
+    First ``warmup[name]`` untimed runs of each (default ``s.warmup``), all before the first timed run; then
+    ``s.repeats`` rounds, each running every function once in the order of ``fns`` (A B C A B C ...). A
+    function whose timed run took longer than :data:`LONG_RUN_S` leaves the rounds after its second run.
+    ``stopwatch(fn, s, peak)`` makes the per-run timer (:func:`clock`; tests pass a fake one); ``peaks[name]``
+    receives each function's peak memory record (CUDA)."""
+    warmup = {} if warmup is None else warmup
+    for name, fn in fns.items():
+        for _ in range(warmup.get(name, s.warmup)):
+            fn()
+    sync(s.device)
+    peaks = {} if peaks is None else peaks
+    clocks = {name: stopwatch(fn, s, peaks.setdefault(name, {})) for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(s.repeats):
+        live = [n for n in fns if not (len(times[n]) >= 2 and times[n][-1] > LONG_RUN_S)]
+        if not live:
+            break
+        for name in live:
+            times[name].append(clocks[name]())
+    return times
+
+
+def stats(times: list[float], order: str = "interleaved") -> dict:
+    """Median, IQR (q1, q3), min and max in milliseconds, the number of runs, every time and how the runs
+    were ordered (``interleaved`` with the set's other configurations, or ``consecutive``)."""
     t = np.asarray(times) * 1e3
     q1, med, q3 = np.percentile(t, [25, 50, 75])
-    return dict(median_ms=float(med), iqr_ms=float(q3 - q1), min_ms=float(t.min()), max_ms=float(t.max()),
-                reps=len(times), times_ms=[round(float(v), 4) for v in t])
+    return dict(median_ms=float(med), iqr_ms=float(q3 - q1), q1_ms=float(q1), q3_ms=float(q3),
+                min_ms=float(t.min()), max_ms=float(t.max()), spread=float((t.max() - t.min()) / med),
+                reps=len(times), times_ms=[round(float(v), 4) for v in t], order=order)
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -83,16 +145,21 @@ def matmul(s: Settings) -> dict:
     for _ in range(2):
         fn()
     sync(s.device)
-    st = stats(time_runs(fn, dataclasses.replace(s, repeats=max(5, s.repeats))))
+    st = stats(time_runs(fn, dataclasses.replace(s, repeats=max(5, s.repeats))), "consecutive")
     flops = 2 * n ** 3
     return dict(n=n, dtype=dtype_name(s.dtype), flops=flops, **st,
                 flops_per_s=flops / (st["median_ms"] / 1e3))
 
 
-def planning(s: Settings, bar) -> list[dict]:
-    """Plans per second for every tiling method over ``s.plan_sizes`` distinct seeded sizes (one thread)."""
-    from torch.utils.benchmark import Timer
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
+
+def planning(s: Settings, bar) -> list[dict]:
+    """Plans per second for every tiling method over ``s.plan_sizes`` distinct seeded sizes (pure Python
+    geometry: one thread)."""
     sizes = list(dict.fromkeys(synthetic_sizes(s.plan_sizes * 2, seed=s.seed + 7)))[: s.plan_sizes]
     out = []
     for method in tiling.METHODS:
@@ -105,12 +172,21 @@ def planning(s: Settings, bar) -> list[dict]:
             except ValueError:
                 pass
         fn = lambda m=method, z=ok: [tiling.plan(m, x) for x in z]
-        timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=1)
-        st = stats([timer.timeit(1).median for _ in range(3 if s.quick else 5)])
+        fn()  # warm-up
+        st = stats([_seconds(fn) for _ in range(3 if s.quick else 5)], "consecutive")
         out.append(dict(method=method, sizes=len(ok), refused=len(sizes) - len(ok), **st,
                         plans_per_s=len(ok) / (st["median_ms"] / 1e3), threads=1))
         bar.update(1)
     return out
+
+
+def load_average() -> list[float] | None:
+    """The machine's 1, 5 and 15 minute load averages (``os.getloadavg``; None where there is none): how
+    many processes wanted a CPU, to set against ``cpu_count``."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _cpu_name() -> str:
@@ -146,7 +222,9 @@ def machine_meta(s: Settings) -> dict:
              torch_version=torch.__version__, device=s.device.type, dtype=dtype_name(s.dtype),
              threads=s.threads, quick=s.quick, scale=s.scale, repeats=s.repeats, warmup=s.warmup, seed=s.seed,
              num_images=s.num_images, dense_max_tokens=s.dense_max_tokens, max_mask_bytes=s.max_mask_bytes,
-             time_budget_s=s.time_budget_s, preset=s.preset, dry_run=s.dry_run, command=" ".join(sys.argv))
+             time_budget_s=s.time_budget_s, preset=s.preset, dry_run=s.dry_run, rows=s.rows,
+             pipeline_images=s.pipeline_images, order="interleaved", load_start=load_average(),
+             command=" ".join(sys.argv))
     m.update(_gpu_meta(s.device) if s.device.type == "cuda"
              else dict(device_name=cpu, gpu=None, gpu_memory_bytes=None, cuda_version=None, driver=None))
     return m

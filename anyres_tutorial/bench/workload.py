@@ -205,3 +205,31 @@ def prepare_packed(items, pils, budgets, scale: float, dev, dtype,
     counts = dict(tokens=sum(patches) + len(patches), cls_tokens=len(patches), padding_tokens=0,
                   duplicated_tokens=0, useful_tokens=sum(patches))
     return imgs, dict(counts=counts, sizes=sizes, lengths=[p + 1 for p in patches])
+
+
+def row_layout(batch) -> dict:
+    """How a :class:`~anyres_tutorial.packing.PackedBatch` fills its rows: ``rows`` (B), ``max_len`` (L),
+    ``slots`` (B * L), ``padding_slots``, ``padding_fraction`` (padding / slots) and ``row_lengths`` (the
+    images' token counts per row, in slot order). Taught in `timing`."""
+    lengths = [[batch.lengths[i] for i in r] for r in batch.rows]
+    slots = batch.num_rows * batch.row_len
+    pad = slots - sum(map(sum, lengths))
+    return dict(rows=batch.num_rows, max_len=batch.row_len, slots=slots, padding_slots=pad,
+                padding_fraction=pad / slots, row_lengths=lengths)
+
+
+def prepare_rows(config: Config, imgs, pk: dict) -> Inputs:
+    """The packed images of :func:`prepare_packed` (``imgs``, its dict ``pk``) packed into rows of
+    ``config.max_len`` slots as training packs them (``packing.pack_images(imgs, 14, max_len,
+    cls_token=True)``: first-fit decreasing, a CLS slot per image, padding at the end of each row). ValueError
+    when an image is longer than a row. Taught in `timing`."""
+    from ..packing import pack_images
+
+    assert config.rows, f"{config} is not packed into rows"
+    longest = max(pk["lengths"])
+    if longest > config.max_len:
+        raise ValueError(f"an image of {longest} tokens does not fit a row of max_len={config.max_len}")
+    batch = pack_images(imgs, PATCH, config.max_len, cls_token=True)  # (B, L, 3*14*14) patch pixels
+    layout = row_layout(batch)
+    return Inputs(config, len(imgs), list(pk["lengths"]), pk["counts"], batch,
+                  info=dict(sizes=pk["sizes"], **layout))
