@@ -16,7 +16,7 @@ NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 # "notebook 07", "notebooks 02–06", "Notebook 7", "notebooks 02, 03": a bare number instead of a titled link
 BARE_REF = re.compile(r"\bnotebooks?\s+\d", flags=re.I)
 # markdown links [text](target.ipynb) or [text](target.ipynb#anchor); the text is group 1, the path group 2
-LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+?\.ipynb)(#[^)]*)?\)")
+LINK = re.compile(r"\[([^\[\]]*)\]\(([^)\s]+?\.ipynb)(#[^)]*)?\)")
 
 
 def _markdown(nb: Path) -> list[str]:
@@ -25,9 +25,10 @@ def _markdown(nb: Path) -> list[str]:
 
 
 def bare_references(text: str) -> list[str]:
-    """The bare "notebook NN" phrases in ``text`` and the links whose text is only a number ("[07](...)")."""
+    """The bare "notebook NN" phrases in ``text`` and the links whose text is or starts with a number
+    ("[07](...)", "[07 · NaViT packing](...)": the number changes when a notebook is inserted, the title does not)."""
     found = [m.group(0) for m in BARE_REF.finditer(text)]
-    found += [m.group(0) for m in LINK.finditer(text) if re.fullmatch(r"\s*\d+\s*", m.group(1))]
+    found += [m.group(0) for m in LINK.finditer(text) if re.match(r"\s*\d+\b", m.group(1))]
     return found
 
 
@@ -47,6 +48,8 @@ def test_the_checks_catch_what_they_should():
     """The helpers flag a bare reference and a missing file, and pass a titled link to an existing one."""
     assert bare_references("as in notebook 07, and notebooks 02–06") == ["notebook 0", "notebooks 0"]
     assert bare_references("see [07](07_navit_packing.ipynb)") == ["[07](07_navit_packing.ipynb)"]
+    assert bare_references("see [07 · NaViT packing](07_navit_packing.ipynb)") == [
+        "[07 · NaViT packing](07_navit_packing.ipynb)"]
     assert bare_references("see [NaViT packing](07_navit_packing.ipynb)") == []
     assert broken_links("[x](no_such_notebook.ipynb) [y](07_navit_packing.ipynb)", NB_DIR) == [
         "no_such_notebook.ipynb"]
