@@ -143,15 +143,17 @@ def summary_table(data: dict) -> str:
         head.append(f"matmul {mm['n']}^3 {mm['dtype']}: {mm['flops_per_s'] / 1e12:.3g} TFLOP/s")
     sweeps = {k: _rows(data, k) for k in ("num_images", "small_images", "resolution")}
     last = {k: (max(v), v[max(v)]) if v else (None, {}) for k, v in sweeps.items()}
-    cols = [f"{'config':<30}{'main ms':>9}", "min-max ms", f"{last['num_images'][0]} img ms",
-            f"{last['small_images'][0]} small ms", f"N={_tokens(last['resolution'][1])} ms", "peak MiB",
+    ran = [k for k in ("num_images", "small_images", "resolution") if last[k][0] is not None]  # sweeps run
+    label = {"num_images": lambda p, recs: f"{p} img ms", "small_images": lambda p, recs: f"{p} small ms",
+             "resolution": lambda p, recs: f"N={_tokens(recs)} ms"}
+    cols = [f"{'config':<30}{'main ms':>9}", "min-max ms", *(label[k](*last[k]) for k in ran), "peak MiB",
             "row pad", "eff"]
     lines = head + ["".join([cols[0]] + [f"{c:>13}" for c in cols[1:]])]
     for r in (r for r in data["results"] if r["sweep"] == "main"):
         c = r["config"]
         peak = r.get("peak_memory_bytes")
         cells = [f"{r['min_ms']:.0f}-{r['max_ms']:.0f}"]
-        cells += [_ms(last[k][1].get(c)) for k in ("num_images", "small_images", "resolution")]
+        cells += [_ms(last[k][1].get(c)) for k in ran]
         pad = r.get("row_padding_fraction")
         cells += ["-" if peak is None else f"{peak / 2**20:.0f}", "-" if pad is None else f"{pad:.1%}",
                   f"{r['efficiency']:.1%}"]
