@@ -26,7 +26,7 @@ def _markdown(nb: Path) -> list[str]:
 
 def bare_references(text: str) -> list[str]:
     """The bare "notebook NN" phrases in ``text`` and the links whose text is or starts with a number
-    ("[07](...)", "[07 · NaViT packing](...)": the number changes when a notebook is inserted, the title does not)."""
+    ("[07](...)", "[07 · NaViT packing](...)"): numbers change when a notebook is inserted, titles do not."""
     found = [m.group(0) for m in BARE_REF.finditer(text)]
     found += [m.group(0) for m in LINK.finditer(text) if re.match(r"\s*\d+\b", m.group(1))]
     return found

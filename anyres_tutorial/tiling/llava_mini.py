@@ -18,10 +18,11 @@ Steps (tile t = 336, CLIP ViT-L/14-336):
    336 x 336; ``view="crop"``: the CLIP processor alone (shortest side -> 336 with
    ``int(336 * long / short)``, BICUBIC, centre crop 336 with ``(long - 336) // 2``), which cuts off the sides
    of non-square blocks.
-3. Tokens the LLM receives for the image: C*C compressed tokens. The defaults here (``resolution_ratio``
-   2, ``compressor_size`` C = 1) pair the high-resolution split with LLaVA-Mini's one token. The paper's LLaVA-Mini
-   is 336 px with C = 1 (1 token); its LLaVA-Mini-HD is the 2 x 2 split with C = 8 (64 tokens); the training
-   script's argument defaults are 2 and 2. Pass the options to get either; `llava_mini` shows both.
+3. Tokens the LLM receives for the image: C*C compressed tokens. The defaults here
+   (``resolution_ratio`` 2, ``compressor_size`` C = 1) pair the high-resolution split with LLaVA-Mini's one
+   token. The paper's LLaVA-Mini is 336 px with C = 1 (1 token); its LLaVA-Mini-HD is the 2 x 2 split with
+   C = 8 (64 tokens); the training script's argument defaults are 2 and 2.
+   Pass the options to get either; `llava_mini` shows both.
 
 Geometry notes: ``tile_boxes`` here are the *blocks* in image coordinates (not t x t crops: each block is
 then scaled to t x t); ``canvas_size`` is the image minus the dropped remainder; ``tile_content_boxes`` give
