@@ -175,10 +175,10 @@ def _overlay_global_views(ax, plan, source, index: dict, x_start: float, max_sid
         shade_outside(ax, (x, y, x + gw, y + gh), (x + gl, y + gt, x + gr, y + gb))
         ax.add_patch(Rectangle((x, y), gw, gh, fill=False, edgecolor=GLOBAL_COLOR, linewidth=2.2))
         if badges:
-            label = f"#{index[('global', i)]} global\n{gv.kind} {wh(gv.size)}"
-            ax.text(x + gw / 2, y + gh + gap * 0.3, label, ha="center", va="top", fontsize=10,
+            label = f"#{index[('global', i)]} global\n{gv.kind}\n{wh(gv.size)}"  # narrow: fits a small panel
+            ax.text(x + gw, y + gh + gap * 0.3, label, ha="right", va="top", fontsize=10,
                     color=GLOBAL_COLOR)
-        y += gh + gap * 4  # room for the two-line label even in a small panel
+        y += gh + gap * 5  # room for the three-line label even in a small panel
         xmax = max(xmax, x + gw)
     return xmax, y
 
