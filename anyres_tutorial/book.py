@@ -199,8 +199,9 @@ def static_widget(model_id: str, state: dict) -> str:
 
 
 def rewrite_links(markdown: str, built: set[str]) -> str:
-    """``NN_x.ipynb`` -> ``NN_x.html`` (``index.html`` if not built); ``../README.md`` -> ``README.html``;
-    the notebooks' own index ``README.md`` -> the handout's ``index.html``."""
+    """``NN_x.ipynb`` (also ``notebooks/NN_x.ipynb``, as the repository README writes it) -> ``NN_x.html``
+    (``index.html`` if not built); ``../README.md`` -> ``README.html``; the notebooks' own index ``README.md``
+    -> the handout's ``index.html``."""
 
     def fix(m: re.Match) -> str:
         target, anchor = m.group(1), m.group(2) or ""
@@ -211,7 +212,7 @@ def rewrite_links(markdown: str, built: set[str]) -> str:
             return f"](index.html{anchor})"
         return f"](README.html{anchor})"
 
-    pattern = r"\]\((?:\./)?((?:\.\./)?[\w.-]+\.ipynb|(?:\.\./)?README\.md)(#[^)]*)?\)"
+    pattern = r"\]\((?:\./)?((?:\.\./|notebooks/)?[\w.-]+\.ipynb|(?:\.\./)?README\.md)(#[^)]*)?\)"
     return re.sub(pattern, fix, markdown)
 
 
@@ -284,6 +285,7 @@ def readme_html(built: set[str]) -> str:
     text = re.sub(r"`((\d\d_[\w-]+)\.ipynb)`",
                   lambda m: f"[`{m.group(1)}`]({m.group(2)}.html)" if m.group(2) in built else m.group(0),
                   README.read_text())
+    text = rewrite_links(text, built)  # its links to notebooks/NN_x.ipynb
     body = '<p><a href="index.html">Contents of the handout</a></p>' + mistune.html(text)
     return _page("anyres-tutorial README", body)
 

@@ -109,6 +109,9 @@ def test_links_are_rewritten():
           "[r](../README.md)")
     out = book.rewrite_links(md, {"03_llava_next_anyres"})
     assert out == "see [next](03_llava_next_anyres.html#top), [x](index.html), [r](README.html)"
+    # the repository README links notebooks from the root: the pages of the handout are flat
+    assert book.rewrite_links("[s](notebooks/03_llava_next_anyres.ipynb)", {"03_llava_next_anyres"}) == (
+        "[s](03_llava_next_anyres.html)")
 
 
 def test_descriptions_cover_every_notebook():
