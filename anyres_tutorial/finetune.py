@@ -72,7 +72,7 @@ def crop_task(steps: int, batch_size: int, budget=(16, 96), classes=CROP_CLASSES
     ``packing.native_size(crop, "navit", max_tokens=budget, allow_upscale=True)``.
     """
     from .data import load_data_image
-    from .vit import normalize
+    from .encoder.vit import normalize
 
     steps, batch_size = check_positive_int("steps", steps), check_positive_int("batch_size", batch_size)
     lo, hi = (check_positive_int("budget", b) for b in budget)
@@ -190,7 +190,7 @@ def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25
 
     Returns one dict per (rate, backend): ``backend, rate, seconds, tokens, rows, images_per_s``.
     """
-    from . import attention as registry
+    from .encoder import attention as registry
 
     if backends is None:
         backends = [b for b in registry.available(model.device, model.dtype, backward=True)

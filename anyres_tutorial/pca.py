@@ -12,7 +12,7 @@ import torch
 
 
 def _as_patch_grid(f, i: int) -> torch.Tensor:
-    from .vit import ViTOutput
+    from .encoder.vit import ViTOutput
 
     if isinstance(f, ViTOutput):
         f = f.patches
@@ -36,7 +36,7 @@ def _pca(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def pca_rgb(features, *, foreground: bool = False, threshold: float = 0.0, clip: float = 0.01):
     """Patch features -> an RGB picture of their first 3 principal components (float32 in [0, 1]).
 
-    ``features``: a (rows, cols, D) tensor or :class:`~anyres_tutorial.vit.ViTOutput` -> ndarray
+    ``features``: a (rows, cols, D) tensor or :class:`~anyres_tutorial.encoder.vit.ViTOutput` -> ndarray
     (rows, cols, 3); or a list of them -> a list of arrays, with ONE PCA fitted jointly on all patches, so
     colours are comparable across pictures (e.g. tiled vs packed feature maps of the same image).
 

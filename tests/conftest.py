@@ -45,7 +45,7 @@ def _no_internet(request, monkeypatch):
 @pytest.fixture(scope="session")
 def dinov2():
     """The real-weight DINOv2 ViT-S/14 (fp32, eval mode), loaded once per test session."""
-    from anyres_tutorial.vit import load_dinov2
+    from anyres_tutorial.encoder.vit import load_dinov2
 
     return load_dinov2()
 

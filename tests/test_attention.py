@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from anyres_tutorial import attention, vit
 from anyres_tutorial.data import load_data_image
+from anyres_tutorial.encoder import attention, vit
 from anyres_tutorial.packing import mask_memory
 
 TOL = 1e-4

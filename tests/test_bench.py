@@ -14,8 +14,9 @@ import sys
 import pytest
 import torch
 
-from anyres_tutorial import attention, bench, tiling, vit
+from anyres_tutorial import bench, tiling
 from anyres_tutorial.bench import Config, runner, workload
+from anyres_tutorial.encoder import attention, vit
 
 REQUIRED = ("config", "num_images", "tokens", "padding_tokens", "useful_tokens", "duplicated_tokens",
             "cls_tokens", "median_ms", "iqr_ms", "min_ms", "max_ms", "images_per_s", "tokens_per_s", "flops",

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from tqdm.auto import tqdm
 
-from anyres_tutorial import ROOT, attention, bench, tiling
+from anyres_tutorial import ROOT, bench, tiling
 from anyres_tutorial.bench import Config, pipeline, runner, timing, workload
+from anyres_tutorial.encoder import attention
 
 TINY = ["--quick", "--scale", "0.0834", "--repeats", "2", "--matmul-n", "128", "--plan-sizes", "20",
         "--no-plots", "--no-progress", "--device", "cpu"]

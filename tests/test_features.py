@@ -180,7 +180,7 @@ def test_attention_pool_errors():
 
 
 def test_encode_native_grid_matches_patch_means():
-    from anyres_tutorial.vit import normalize
+    from anyres_tutorial.encoder.vit import normalize
 
     img = _photo(300, 200)
     fm = fe.encode_native(PatchMeanModel(), img, max_tokens=None)
@@ -200,7 +200,7 @@ def test_encode_tiled_stitches_tiles_in_canvas_order(method):
     """Tiles are 1:1 crops of the canvas with sides multiple of 14: the stitched map of patch means must equal
     the patch means of the whole canvas -- every tile in its place."""
     from anyres_tutorial import tiling
-    from anyres_tutorial.vit import normalize
+    from anyres_tutorial.encoder.vit import normalize
 
     img = _photo(500, 260, seed=1)
     plan = tiling.plan(method, img.size)
@@ -231,7 +231,7 @@ def test_encode_tiled_stitches_tiles_in_canvas_order(method):
 def test_encode_tiled_places_each_tile_llava_mini():
     """LLaVA-Mini pads each 2x2 block to a square tile: check each stitched block against its own tile."""
     from anyres_tutorial import tiling
-    from anyres_tutorial.vit import normalize
+    from anyres_tutorial.encoder.vit import normalize
 
     img = _photo(500, 260, seed=2)
     plan = tiling.plan("llava_mini", img.size)

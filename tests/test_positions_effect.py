@@ -7,7 +7,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from anyres_tutorial import vit
+from anyres_tutorial.encoder import vit
 from anyres_tutorial.features import positions_effect as PE
 from anyres_tutorial.viz.positions_effect import continuing_rows_map
 

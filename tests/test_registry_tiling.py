@@ -214,7 +214,7 @@ def test_the_benchmark_times_it(halves):
     assert inp.counts["duplicated_tokens"] == sum(e.duplicated for e in want) > 0
 
     from anyres_tutorial.bench.runner import _Runner
-    from anyres_tutorial.vit import load_dinov2
+    from anyres_tutorial.encoder.vit import load_dinov2
 
     class _Bar:
         def update(self, n=1):

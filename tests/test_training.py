@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from anyres_tutorial import attention, finetune, training, vit
+from anyres_tutorial import finetune, training
 from anyres_tutorial import packing as P
 from anyres_tutorial.data import load_data_image
+from anyres_tutorial.encoder import attention, vit
 
 TOL = 1e-4
 GRAD_TOL, WEIGHT_TOL = 1e-4, 1e-5

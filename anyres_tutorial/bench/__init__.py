@@ -89,7 +89,7 @@ bytes), ``runner`` (the run loop), ``pipeline``, ``train`` (the training steps),
 
 from __future__ import annotations
 
-from .. import attention
+from ..encoder import attention
 from .cli import Settings, build_parser, parse_settings
 from .config import Config
 from .entry import main

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .. import attention, tiling
+from .. import tiling
+from ..encoder import attention
 from .config import REFERENCE_BACKEND
 from .preset import PRESETS, expand
 
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --preset: the preset's every code path at tiny sizes (a CPU check that the "
                    "preset still runs)")
     p.add_argument("--weights", type=Path, default=None,
-                   help="exported weights file or folder (python -m anyres_tutorial.weights export); "
+                   help="exported weights file or folder (python -m anyres_tutorial.encoder.weights export); "
                    "default: $ANYRES_WEIGHTS, else the offline cache")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path, or a folder (no suffix) for the default name (default "

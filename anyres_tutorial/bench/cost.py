@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import attention
-from ..vit import DIM, MLP_HIDDEN
+from ..encoder import attention
+from ..encoder.vit import DIM, MLP_HIDDEN
 from .workload import Inputs
 
 

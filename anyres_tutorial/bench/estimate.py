@@ -21,8 +21,8 @@ def estimate(argv: list[str] | None = None) -> dict:
     host work and encoder FLOPs, and seconds under :data:`ASSUMED` (a flex compile per distinct (rows, padded
     length) shape). ``argv`` as for the benchmark (default: ``--preset gpu --device cpu`` with the GPU sizes,
     so that it runs anywhere)."""
-    from .. import attention
-    from ..arch import DEPTH, count_flops
+    from ..encoder import attention
+    from ..encoder.arch import DEPTH, count_flops
 
     argv = ["--preset", "gpu", "--device", "cpu", "--dtype", "bfloat16"] if argv is None else argv
     s = parse_settings(argv)

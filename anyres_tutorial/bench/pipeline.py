@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import attention, tiling
+from .. import tiling
+from ..encoder import attention
 from ..types import PATCH
 from . import timing
 from .config import Config
@@ -54,7 +55,7 @@ def pipelines(s) -> list[Config]:
 def pipeline_work(s) -> tuple[int, int]:
     """(number of pipelines, executed encoder FLOPs of one pass of every pipeline) on the first
     ``s.pipeline_images`` main-set images, from token counts alone (for :func:`~.estimate.estimate`)."""
-    from ..arch import count_flops
+    from ..encoder.arch import count_flops
     from .preset import _packed_lengths, _row_segments
     from .workload import make_workload
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import attention, tiling
+from .. import tiling
+from ..encoder import attention
 from .config import Config
 from .workload import tile_px, tiled_token_counts
 

@@ -16,7 +16,8 @@ from dataclasses import replace
 
 import torch
 
-from .. import attention, tiling
+from .. import tiling
+from ..encoder import attention
 from . import timing
 from .cli import Settings, parse_settings
 from .config import REFERENCE_BACKEND, Config
@@ -394,7 +395,7 @@ def run(argv: list[str] | None = None) -> dict:
     """
     from tqdm.auto import tqdm
 
-    from .. import vit
+    from ..encoder import vit
     from .plots import save_plots
     from .train import run_train, train_configs
 

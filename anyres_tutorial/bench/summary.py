@@ -39,7 +39,7 @@ def _backend(config: str) -> str | None:
 
 def block_sparse(config: str) -> bool:
     """True for a packed backend that runs all images in one call and skips the masked-out pairs."""
-    from .. import attention
+    from ..encoder import attention
 
     name = _backend(config)
     if name is None:

@@ -35,7 +35,8 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from .. import attention, tiling
+from .. import tiling
+from ..encoder import attention
 from ..training import make_head, pool, reduce_losses, relative_differences, trainable
 from . import timing
 from .config import REFERENCE_BACKEND, Config

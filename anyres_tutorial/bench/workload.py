@@ -135,7 +135,7 @@ def _to_tensor01(pil) -> torch.Tensor:
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:
-    from .. import vit
+    from ..encoder import vit
 
     return vit.normalize(x)  # (3, H, W) or (B, 3, H, W), ImageNet mean/std
 

@@ -167,7 +167,7 @@ class FeatureMap:
 
 def _to_model_input(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
     """Resize to (width, height) with bicubic and normalise with ImageNet mean/std -> (3, H, W)."""
-    from ..vit import normalize
+    from ..encoder.vit import normalize
 
     if image.size != tuple(size):
         image = image.resize(tuple(size), Image.BICUBIC)
@@ -180,7 +180,7 @@ def _to_model_input(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
 def _run(model, batch: torch.Tensor) -> torch.Tensor:
     """Run ``model.forward_tiles`` without gradients -> (B, 1 + N, D)."""
     if not hasattr(model, "forward_tiles"):
-        raise TypeError(f"model must have forward_tiles (use anyres_tutorial.vit.load_dinov2()), "
+        raise TypeError(f"model must have forward_tiles (use anyres_tutorial.encoder.vit.load_dinov2()), "
                         f"got {type(model).__name__}")
     with torch.no_grad():
         return model.forward_tiles(batch)

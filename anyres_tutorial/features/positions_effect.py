@@ -59,7 +59,7 @@ def continuing_rows_effect(model, image, grid_hw, rows_above: int) -> PositionsE
     """Encode ``image`` (PIL) resized to ``grid_hw`` = (rows, cols) patches twice on ``model`` (a DINOv2
     ``DinoViT``): with its own positions (0, 0) .. (rows-1, cols-1), and with the positions of
     :func:`continuing_rows_pos_embed`. Same pixels, same weights; only the position embedding differs."""
-    from ..vit import normalize  # deferred, as in features.maps
+    from ..encoder.vit import normalize  # deferred, as in features.maps
 
     image = check_pil(image)
     rows, cols = check_grid(grid_hw)

@@ -1,7 +1,7 @@
 """Block-diagonal attention masks for packed sequences, in the three forms the attention backends want.
 
-Taught in `navit_packing` and timed in `timing`; the attention backends of :mod:`anyres_tutorial.attention`
-use them in ``forward_packed``.
+Taught in `navit_packing` and timed in `timing`; the attention backends of
+:mod:`anyres_tutorial.encoder.attention` use them in ``forward_packed``.
 
 When several images are packed into one token sequence, a token may only attend to tokens of its own image.
 The same rule "query and key belong to the same image" can be handed to an attention kernel in three ways:

@@ -8,7 +8,7 @@ never on where its image sits in the packed sequence.
 
 - :func:`learned_grid` / :func:`packed_learned_grid` -- the learned position table of a ViT trained at one
   size (DINOv2: 37 x 37), bicubically resized to each image's grid (what the real weights use). The resize
-  itself is the ViT's own function (:mod:`anyres_tutorial.vit`), not a second copy.
+  itself is the ViT's own function (:mod:`anyres_tutorial.encoder.vit`), not a second copy.
 - :class:`FactorizedPositionEmbedding` -- NaViT's factorised ``phi_row(row) + phi_col(col)`` with learned
   tables (as lucidrains' ``na_vit``), indexed either by absolute patch index or by fractional coordinate
   ``row / rows`` (bucketed into the table, so every image spans the whole table).
@@ -39,7 +39,7 @@ def _check_coords(coords: torch.Tensor) -> torch.Tensor:
 def learned_grid(model, grid_hw) -> torch.Tensor:
     """The ViT's learned position embeddings resized to a ``(rows, cols)`` grid: (1 + rows*cols, D), the CLS
     position first, then the patches in raster order. This is ``model.pos_embed_for(rows, cols)`` of
-    :class:`anyres_tutorial.vit.DinoViT` (bicubic resize of the 37 x 37 table, align_corners=False)."""
+    :class:`~anyres_tutorial.encoder.vit.DinoViT` (a bicubic resize of the 37 x 37 table)."""
     gh, gw = check_grid(grid_hw)
     return model.pos_embed_for(gh, gw)  # (1 + rows*cols, D)
 

@@ -102,11 +102,11 @@ _BACKEND_EXTRA = ("#e7ba52", "#637939", "#843c39", "#7b4173", "#3182bd", "#6b6ec
 
 def backend_color(name: str) -> str:
     """Colour of an attention backend in the benchmark's plots (`timing`): the backend's own ``color`` (its
-    registry entry, :mod:`anyres_tutorial.attention`) unless that is a token-category colour, else one picked
+    registry entry) unless that is a token-category colour, else one picked
     from ``name``'s hash (stable across runs). Never a token-category colour (:data:`TOKEN_COLORS`)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"backend name must be a non-empty string, got {name!r}")
-    from .. import attention
+    from ..encoder import attention
 
     # a recorded result may name a backend this session has not registered: it still gets a stable colour
     color = attention.get(name).color if name in attention.BACKENDS else None

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numbers
 
-from .checks import check_int_list, check_pair
-from .types import PATCH
+from ..checks import check_int_list, check_pair
+from ..types import PATCH
 
 DIM = 384
 DEPTH = 12

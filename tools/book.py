@@ -1,4 +1,4 @@
-"""The offline HTML handout: ``python -m anyres_tutorial.book [--out build] [notebook ...]``.
+"""The offline HTML handout: ``python tools/book.py [--out build] [notebook ...]``.
 
 ``python3 dev.py book`` calls this. Each notebook is executed on a fresh kernel and written as one
 self-contained HTML page; ``index.html`` lists the pages in order with the one-line description of the

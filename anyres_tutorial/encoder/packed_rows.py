@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from .packing.batch import PackedBatch
-from .types import PATCH
+from ..packing.batch import PackedBatch
+from ..types import PATCH
 
 
 def check_batch(model, batch: PackedBatch) -> None:

@@ -1,4 +1,4 @@
-"""The kernels behind the attention backends of :mod:`anyres_tutorial.attention` (registered there).
+"""The kernels behind the attention backends of :mod:`anyres_tutorial.encoder.attention` (registered there).
 
 Taught in `navit_packing` and timed in `timing`. Every ``*_prepare(seg)`` takes the segment ids (B, N) of a
 packed batch (image index per token, -1 for padding) and returns ``attend(q, k, v)``: (B, H, N, hd) ->
@@ -11,7 +11,7 @@ themselves).
 - :func:`nested_prepare`: ONE SDPA call on nested jagged tensors (``torch.nested``, ``layout=torch.jagged``):
   q, k, v of all images as a (n_images, H, j, hd) tensor whose length ``j`` differs per image;
 - :func:`flat_attend`: the layout plumbing shared by kernels that take the real tokens as (T, H, hd) with
-  offsets (``nested`` here, ``varlen`` in :mod:`anyres_tutorial.attention`).
+  offsets (``nested`` here, ``varlen`` in :mod:`anyres_tutorial.encoder.attention`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .packing.masks import check_lengths, flex_block_mask
-from .packing.masks import dense_mask as _dense_mask
-from .packing.memory import mask_memory
+from ..packing.masks import check_lengths, flex_block_mask
+from ..packing.masks import dense_mask as _dense_mask
+from ..packing.memory import mask_memory
 
 FLEX_BLOCK = 128  # FlexAttention tile size; packed sequences are padded to a multiple of it
 FLEX_MIN_LEN = 256  # a single-tile sequence would make torch.compile specialise (and recompile)

@@ -76,12 +76,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_int
+from ..packing.masks import check_lengths, cu_seqlens
+from ..packing.memory import mask_memory
 from . import attention_kernels as _k
 from .arch import DEPTH, DIM, count_flops
 from .attention_kernels import FLEX_BLOCK, FLEX_MIN_LEN, flat_attend, flex_padded_length, run_lengths
-from .checks import check_int
-from .packing.masks import check_lengths, cu_seqlens
-from .packing.memory import mask_memory
 
 
 def _trains_everywhere(device: torch.device) -> None:
@@ -239,7 +239,7 @@ def executed_flops(name: str, lengths) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# loop, dense_mask, flex (their kernels are in anyres_tutorial.attention_kernels)
+# loop, dense_mask, flex (their kernels are in anyres_tutorial.encoder.attention_kernels)
 
 
 register("loop", prepare=None, description="one image at a time through the same blocks (the reference)",
