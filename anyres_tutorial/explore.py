@@ -34,12 +34,6 @@ from . import tiling
 from .packing import RULES, STRATEGIES, native_size_details, pack, padding_report
 
 
-def _check_method(method: Any) -> str:
-    if not isinstance(method, str) or method not in tiling.METHODS:
-        raise ValueError(f"unknown tiling method {method!r}; choose one of {tiling.METHODS}")
-    return method
-
-
 def option_controls(method: str) -> dict[str, dict]:
     """The explorer's controls for ``method``: name -> {"kind", "default", "choices" | "min"/"max"}.
 
@@ -48,7 +42,7 @@ def option_controls(method: str) -> dict[str, dict]:
     Defaults are the library's (``tiling.method_options``); a default that is not among the listed choices
     is added as the first choice, so the control always starts on the library default.
     """
-    defaults = tiling.method_options(_check_method(method))
+    defaults = tiling.method_options(method)
     out = {}
     for name, spec in tiling.get(method).CONTROLS.items():
         default = defaults[name]
@@ -121,7 +115,7 @@ def tiling_summary(image_size: Any, method: str, **options: Any) -> dict:
     "anchors"; None when the method compares no candidates) and ``scores`` (the table's
     ``data``: one dict per candidate, ``chosen`` marks the winner).
     """
-    method = _check_method(method)
+    tiling.get(method)  # an unknown name: ValueError naming the registered methods
     p = tiling.plan(method, image_size, **options)
     et = p.encoder_tokens()
     table = tiling.score_table(p)
@@ -227,7 +221,7 @@ def packing_images(sizes: Any, rule: str = "navit", budget: int | None = 256,
     names = [f"image{i}" for i in range(len(sizes))] if names is None else [str(n) for n in names]
     if len(names) != len(sizes):
         raise ValueError(f"got {len(names)} names for {len(sizes)} images")
-    _check_method(tiling_method)
+    tiling.get(tiling_method)
     ropts = rule_budget_options(rule, budget)
     topts = dict(tiling_options or {})
     images = []

@@ -1,4 +1,4 @@
-"""The one palette of the pictures (anyres_tutorial.viz._common), and pictures that know no method by name."""
+"""The one palette of the pictures (anyres_tutorial.viz.palette), and pictures that know no method by name."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from matplotlib.patches import Rectangle
 
 import anyres_tutorial
 from anyres_tutorial import tiling, viz
-from anyres_tutorial.viz import _common as C
+from anyres_tutorial.viz import palette as C
 
 CATEGORY_HEX = {to_hex(c) for c in C.TOKEN_COLORS.values()}
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from anyres_tutorial import tiling, viz
 from anyres_tutorial.viz import tiling as vt
-from anyres_tutorial.viz._common import GLOBAL_COLOR
+from anyres_tutorial.viz.palette import GLOBAL_COLOR
 
 
 @pytest.fixture(autouse=True)

@@ -297,7 +297,7 @@ def test_error_states_hide_the_picture_and_keep_the_table():
 
 
 def test_pictures_fit_the_box_and_presentation_mode_enlarges():
-    from anyres_tutorial.widgets._common import PICTURE_BOX
+    from anyres_tutorial.widgets.common import PICTURE_BOX
 
     tx = TilingExplorer(image="chart", method="llava_mini")
     assert "blocks of 960×540 px, each scaled to 336×336" in tx.numbers.value
@@ -316,7 +316,7 @@ def test_pictures_fit_the_box_and_presentation_mode_enlarges():
 def test_figure_png_text_is_at_least_10_pt_on_screen():
     from matplotlib.text import Text
 
-    from anyres_tutorial.widgets._common import CSS_DPI, PICTURE_BOX
+    from anyres_tutorial.widgets.common import CSS_DPI, PICTURE_BOX
 
     fig, ax = plt.subplots(figsize=(9, 6))
     ax.text(0.5, 0.5, "small", fontsize=7)
@@ -332,7 +332,7 @@ def test_figure_png_text_is_at_least_10_pt_on_screen():
 def test_picture_moves_below_the_controls_rather_than_shrinking():
     """In a notebook narrower than controls + picture the row wraps: the picture column's basis is the
     picture box, so the picture keeps its size and its text stays >= 10 pt."""
-    from anyres_tutorial.widgets._common import PICTURE_BOX, PRESENTATION_BOX
+    from anyres_tutorial.widgets.common import PICTURE_BOX, PRESENTATION_BOX
 
     for ex in (TilingExplorer(image="chart"), PackingExplorer(images=("astronaut", "chart"))):
         assert "wrap" in ex.widget.layout.flex_flow

@@ -31,7 +31,7 @@ from ..checks import check_int
 from ..types import Grid, Size
 from . import masks
 from .dropping import check_keep, pool_per_image
-from .packer import _check_rows, pack
+from .packer import check_rows, pack
 from .patchify import check_grid, grid_coords, patchify, unpatchify
 
 
@@ -195,7 +195,7 @@ def _assign_rows(lengths: list[int], rows, max_len, strategy: str) -> tuple[list
     """Rows (given, or from ``pack``; one row when ``max_len`` is None) and the row length ``L``."""
     if rows is None:
         rows = [list(range(len(lengths)))] if max_len is None else pack(lengths, max_len, strategy)
-    rows = _check_rows(rows, len(lengths))
+    rows = check_rows(rows, len(lengths))
     used = max(sum(lengths[i] for i in r) for r in rows)
     if max_len is None:
         return rows, used

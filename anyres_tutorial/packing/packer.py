@@ -76,7 +76,7 @@ def pack(lengths, max_len: int, strategy: str = "ffd") -> list[list[int]]:
     return rows
 
 
-def _check_rows(rows, n: int) -> list[list[int]]:
+def check_rows(rows, n: int) -> list[list[int]]:
     """Every index 0..n-1 exactly once, no empty row."""
     rows = [list(r) for r in rows]
     if not rows:
@@ -97,7 +97,7 @@ def padding_report(rows, lengths, max_len: int | None = None) -> dict:
     ``padding_fraction`` and ``fill`` (tokens per row / row length, one per row).
     """
     lengths = check_lengths(lengths)
-    rows = _check_rows(rows, len(lengths))
+    rows = check_rows(rows, len(lengths))
     used = [sum(lengths[i] for i in r) for r in rows]
     row_len = max(used) if max_len is None else _check_max_len(max_len, lengths)
     if max(used) > row_len:
@@ -158,7 +158,7 @@ def bucket_by_resolution(sizes, batch_size: int, patch_size: int = 14) -> list[l
 def padded_batches_padding(batches, lengths) -> int:
     """Padding tokens when each batch is padded to its own longest sequence (no packing)."""
     lengths = check_lengths(lengths)
-    batches = _check_rows(batches, len(lengths))
+    batches = check_rows(batches, len(lengths))
     return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
 
 

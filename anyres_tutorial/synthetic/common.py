@@ -22,22 +22,22 @@ def font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def _text(
+def draw_text(
     d: ImageDraw.ImageDraw, xy, s: str, size: int, fill, bold: bool = False, anchor: str = "la"
 ) -> None:
     """Draw ``s`` at ``xy``; "bold" is faked with a 1-pixel stroke, since only one built-in face exists."""
     d.text(xy, s, font=font(size), fill=fill, anchor=anchor, stroke_width=1 if bold else 0, stroke_fill=fill)
 
 
-def _width(s: str, size: int) -> float:
+def text_width(s: str, size: int) -> float:
     return font(size).getlength(s)
 
 
-def _wrap(text: str, size: int, width: float) -> list[list[str]]:
+def wrap_words(text: str, size: int, width: float) -> list[list[str]]:
     """Greedy word wrap -> lines as lists of words."""
     lines, line = [], []
     for word in text.split():
-        if line and _width(" ".join(line + [word]), size) > width:
+        if line and text_width(" ".join(line + [word]), size) > width:
             lines.append(line)
             line = []
         line.append(word)
@@ -46,29 +46,29 @@ def _wrap(text: str, size: int, width: float) -> list[list[str]]:
     return lines
 
 
-def _paragraph(
+def draw_paragraph(
     d, x, y, text, size, width, leading, fill=(20, 20, 20), justify=True, indent=0, max_y=None
 ) -> int:
     """Justified paragraph (last line ragged), cut at ``max_y``. Returns the y below it."""
-    lines = _wrap(text, size, width - indent)
+    lines = wrap_words(text, size, width - indent)
     if max_y is not None:
         lines = lines[: max(0, (max_y - y) // leading)]
     for i, words in enumerate(lines):
         x0 = x + (indent if i == 0 else 0)
         avail = width - (indent if i == 0 else 0)
         if justify and i < len(lines) - 1 and len(words) > 1:
-            gap = (avail - sum(_width(w, size) for w in words)) / (len(words) - 1)
+            gap = (avail - sum(text_width(w, size) for w in words)) / (len(words) - 1)
             cx = x0
             for w in words:
-                _text(d, (round(cx), y), w, size, fill)
-                cx += _width(w, size) + gap
+                draw_text(d, (round(cx), y), w, size, fill)
+                cx += text_width(w, size) + gap
         else:
-            _text(d, (x0, y), " ".join(words), size, fill)
+            draw_text(d, (x0, y), " ".join(words), size, fill)
         y += leading
     return y
 
 
-def _vertical_gradient(w: int, h: int, stops: list[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
+def vertical_gradient(w: int, h: int, stops: list[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
     """(h, w, 3) uint8 image blending colour ``stops`` [(t in 0..1, rgb), ...] from top to bottom."""
     t = np.linspace(0.0, 1.0, h)
     ts = [s[0] for s in stops]
@@ -77,18 +77,18 @@ def _vertical_gradient(w: int, h: int, stops: list[tuple[float, tuple[int, int, 
     return np.repeat(np.rint(rgb)[:, None, :], w, axis=1).astype(np.uint8)
 
 
-def _rotated_text(s: str, size: int, fill, bg) -> Image.Image:
+def rotated_text(s: str, size: int, fill, bg) -> Image.Image:
     """Text turned 90 degrees counter-clockwise (for a y-axis title)."""
-    w, h = math.ceil(_width(s, size)) + 4, size + 6
+    w, h = math.ceil(text_width(s, size)) + 4, size + 6
     im = Image.new("RGB", (w, h), bg)
-    _text(ImageDraw.Draw(im), (2, 2), s, size, fill)
+    draw_text(ImageDraw.Draw(im), (2, 2), s, size, fill)
     return im.transpose(Image.Transpose.ROTATE_90)
 
 
 # ============================================================================================ text page
 
 
-def _smooth_noise(rng, n: int, scale: int) -> np.ndarray:
+def smooth_noise(rng, n: int, scale: int) -> np.ndarray:
     """1-D value noise: random values every ``scale`` samples, cosine-interpolated -> (n,) in [0, 1]."""
     knots = rng.random(n // scale + 2)
     t = np.arange(n) / scale

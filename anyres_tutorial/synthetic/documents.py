@@ -11,10 +11,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .common import (
-    _paragraph,
-    _rotated_text,
-    _text,
-    _width,
+    draw_paragraph,
+    draw_text,
+    rotated_text,
+    text_width,
 )
 
 _LOREM = (
@@ -54,7 +54,7 @@ def _draw_table(d, x, y, w, rng) -> int:
         ("NaViT (packed)", "native", 2304),
     ]
     xs = [x, x + 0.30 * w, x + 0.45 * w, x + 0.60 * w, x + 0.75 * w, x + 0.90 * w, x + w]
-    _text(
+    draw_text(
         d,
         (x, y),
         "Table 2: Scores on two imaginary tasks (random numbers). Best underlined.",
@@ -65,7 +65,7 @@ def _draw_table(d, x, y, w, rng) -> int:
     d.line([(x, y), (x + w, y)], fill=(0, 0, 0), width=2)
     y += 5
     for i, c in enumerate(cols):
-        _text(d, (round(xs[i]) + 4, y), c, 12, (0, 0, 0), bold=True)
+        draw_text(d, (round(xs[i]) + 4, y), c, 12, (0, 0, 0), bold=True)
     y += 20
     d.line([(x, y), (x + w, y)], fill=(0, 0, 0), width=1)
     scores = np.round(
@@ -79,11 +79,11 @@ def _draw_table(d, x, y, w, rng) -> int:
         y += 4
         vals = [m, g, f"{t:,}"] + [f"{v:.1f}" for v in scores[r]]
         for i, v in enumerate(vals):
-            _text(d, (round(xs[i]) + 4, y), v, 12, (25, 25, 25))
+            draw_text(d, (round(xs[i]) + 4, y), v, 12, (25, 25, 25))
         for j in (0, 1):  # underline the best score of each task
             if scores[r, j] == scores[:, j].max():
                 ux = round(xs[3 + j]) + 4
-                d.line([(ux, y + 15), (ux + round(_width(vals[3 + j], 12)), y + 15)], fill=(0, 0, 0))
+                d.line([(ux, y + 15), (ux + round(text_width(vals[3 + j], 12)), y + 15)], fill=(0, 0, 0))
         y += 17
         d.line([(x, y), (x + w, y)], fill=(170, 170, 170), width=1)  # hairline between rows
     for xv in xs[1:-1]:
@@ -103,17 +103,17 @@ def _draw_tile_figure(d, x, y, w) -> int:
     d.line([(gx, gy + gh // 2), (gx + gw, gy + gh // 2)], fill=(40, 70, 120), width=1)
     for k in range(6):
         cx, cy = gx + (k % 3) * gw // 3 + 8, gy + (k // 3) * gh // 2 + 6
-        _text(d, (cx, cy), f"tile {k + 1}", 11, (40, 70, 120))
+        draw_text(d, (cx, cy), f"tile {k + 1}", 11, (40, 70, 120))
     tx = gx + gw + 60
     d.line([(gx + gw + 8, gy + gh // 2), (tx - 8, gy + gh // 2)], fill=(80, 80, 80), width=1)
     d.polygon(
         [(tx - 8, gy + gh // 2 - 4), (tx - 8, gy + gh // 2 + 4), (tx - 2, gy + gh // 2)], fill=(80, 80, 80)
     )
     d.rectangle([tx, gy + 40, tx + 110, gy + 120], fill=(248, 230, 214), outline=(150, 80, 30), width=2)
-    _text(d, (tx + 8, gy + 46), "global view", 11, (150, 80, 30))
-    _text(d, (tx + 8, gy + 62), "336 x 336", 10, (150, 80, 30))
+    draw_text(d, (tx + 8, gy + 46), "global view", 11, (150, 80, 30))
+    draw_text(d, (tx + 8, gy + 62), "336 x 336", 10, (150, 80, 30))
     cap = "Figure 1: A 3x2 grid of 336-pixel tiles plus one downsized global view (7 crops, 4,032 tokens)."
-    return _paragraph(d, x, y + h + 8, cap, 12, w, 16, fill=(40, 40, 40), justify=False)
+    return draw_paragraph(d, x, y + h + 8, cap, 12, w, 16, fill=(40, 40, 40), justify=False)
 
 
 def draw_text_page() -> Image.Image:
@@ -123,17 +123,18 @@ def draw_text_page() -> Image.Image:
     im = Image.new("RGB", (W, H), (253, 252, 248))
     d = ImageDraw.Draw(im)
     grey = (110, 110, 110)
-    _text(
+    draw_text(
         d, (M, 60), "Proceedings of the Workshop on Any-Resolution Vision, Vol. 3 (2024), pp. 17-29", 13, grey
     )
-    _text(d, (W - M, 60), "17", 13, grey, anchor="ra")
+    draw_text(d, (W - M, 60), "17", 13, grey, anchor="ra")
     d.line([(M, 82), (W - M, 82)], fill=grey, width=1)
-    _text(d, (W // 2, 120), "Tiles or Patches? Feeding Any-Resolution Images", 40, (10, 10, 10), True, "ma")
-    _text(d, (W // 2, 172), "to Fixed-Size Vision Transformers", 40, (10, 10, 10), True, "ma")
-    _text(
+    title = "Tiles or Patches? Feeding Any-Resolution Images"
+    draw_text(d, (W // 2, 120), title, 40, (10, 10, 10), True, "ma")
+    draw_text(d, (W // 2, 172), "to Fixed-Size Vision Transformers", 40, (10, 10, 10), True, "ma")
+    draw_text(
         d, (W // 2, 236), "A. Example(1),  B. Sample(1,2),  C. Placeholder(2)", 18, (30, 30, 30), anchor="ma"
     )
-    _text(
+    draw_text(
         d,
         (W // 2, 262),
         "(1) Institute of Imaginary Vision   (2) Department of Synthetic Data",
@@ -142,14 +143,14 @@ def draw_text_page() -> Image.Image:
         anchor="ma",
     )
     y = 312
-    _text(d, (W // 2, y), "Abstract", 17, (10, 10, 10), True, "ma")
-    y = _paragraph(d, M + 80, y + 30, _sentences(rng, 6), 15, W - 2 * M - 160, 21)
+    draw_text(d, (W // 2, y), "Abstract", 17, (10, 10, 10), True, "ma")
+    y = draw_paragraph(d, M + 80, y + 30, _sentences(rng, 6), 15, W - 2 * M - 160, 21)
     colw, gutter = (W - 2 * M - 40) // 2, 40
     top = y + 24
     # line numbers in the left margin: the smallest print on the page
     for i, ly in enumerate(range(top, H - 260, 19)):
         if i % 5 == 4:
-            _text(d, (M - 14, ly + 2), str(i + 1), 9, (150, 150, 150), anchor="ra")
+            draw_text(d, (M - 14, ly + 2), str(i + 1), 9, (150, 150, 150), anchor="ra")
     footnote_y = H - 250
     for c in range(2):
         x = M + c * (colw + gutter)
@@ -158,7 +159,7 @@ def draw_text_page() -> Image.Image:
             ["1  Introduction", "2  Tiling and packing"] if c == 0 else ["3  Experiments", "4  Discussion"]
         )
         for s_i, head in enumerate(sections):
-            _text(d, (x, y), head, 17, (10, 10, 10), bold=True)
+            draw_text(d, (x, y), head, 17, (10, 10, 10), bold=True)
             y += 30
             n_par = (
                 3 if (c == 1 and s_i == 0) else (4 if s_i == 0 else 12)
@@ -175,7 +176,8 @@ def draw_text_page() -> Image.Image:
                     text = text.replace(".", ".(2)", 1)
                 if y > footnote_y - 60:
                     break
-                y = _paragraph(d, x, y, text, 14, colw, 19, indent=18 if p else 0, max_y=footnote_y - 30) + 6
+                y = draw_paragraph(d, x, y, text, 14, colw, 19, indent=18 if p else 0,
+                                   max_y=footnote_y - 30) + 6
             y += 12
     d.line([(M, footnote_y), (M + 300, footnote_y)], fill=(60, 60, 60), width=1)
     notes = [
@@ -184,11 +186,12 @@ def draw_text_page() -> Image.Image:
         "Code and data: every image in this paper was generated deterministically; seeds are in Table 5.",
     ]
     for i, note in enumerate(notes):
-        y = _paragraph(
+        y = draw_paragraph(
             d, M, footnote_y + 12 + i * 22, note, 11, W - 2 * M, 15, fill=(50, 50, 50), justify=False
         )
-    _text(d, (W // 2, H - 90), "- 17 -", 13, grey, anchor="ma")
-    _text(d, (W - M, H - 60), "Preprint. Under review. Do not distribute.", 10, (160, 160, 160), anchor="ra")
+    draw_text(d, (W // 2, H - 90), "- 17 -", 13, grey, anchor="ma")
+    note = "Preprint. Under review. Do not distribute."
+    draw_text(d, (W - M, H - 60), note, 10, (160, 160, 160), anchor="ra")
     return im
 
 
@@ -247,12 +250,12 @@ def _chart_axes(im, d, X, Y, box, limits) -> None:
         major = v % 224 == 0
         d.line([(round(X(v)), py1), (round(X(v)), py1 + (8 if major else 4))], fill=(40, 40, 40))
         if major:
-            _text(d, (round(X(v)), py1 + 12), str(v), 13, (60, 60, 60), anchor="ma")
+            draw_text(d, (round(X(v)), py1 + 12), str(v), 13, (60, 60, 60), anchor="ma")
     for v in range(0, ymax + 1, 2500):
         d.line([(px0 - 8, round(Y(v))), (px0, round(Y(v)))], fill=(40, 40, 40))
-        _text(d, (px0 - 12, round(Y(v))), f"{v:,}", 13, (60, 60, 60), anchor="rm")
-    _text(d, ((px0 + px1) // 2, py1 + 44), "image side length (pixels)", 17, (30, 30, 30), anchor="ma")
-    ytitle = _rotated_text("vision tokens per image", 17, (30, 30, 30), (255, 255, 255))
+        draw_text(d, (px0 - 12, round(Y(v))), f"{v:,}", 13, (60, 60, 60), anchor="rm")
+    draw_text(d, ((px0 + px1) // 2, py1 + 44), "image side length (pixels)", 17, (30, 30, 30), anchor="ma")
+    ytitle = rotated_text("vision tokens per image", 17, (30, 30, 30), (255, 255, 255))
     im.paste(ytitle, (px0 - 120, (py0 + py1) // 2 - ytitle.height // 2))
 
 
@@ -269,9 +272,9 @@ def _chart_notes(d, X, Y) -> None:
         tx, ty = x + dx, y + dy
         d.line([(x, y), (tx, ty)], fill=(90, 90, 90), width=1)
         d.ellipse([x - 3, y - 3, x + 3, y + 3], outline=(90, 90, 90))
-        tw = _width(text, 12)
+        tw = text_width(text, 12)
         d.rectangle([tx - 4, ty - 3, tx + tw + 4, ty + 15], fill=(255, 255, 240), outline=(190, 190, 150))
-        _text(d, (tx, ty), text, 12, (50, 50, 50))
+        draw_text(d, (tx, ty), text, 12, (50, 50, 50))
 
 
 def _chart_legend(d) -> None:
@@ -280,24 +283,24 @@ def _chart_legend(d) -> None:
     d.rectangle(
         [lx, ly, lx + 370, ly + 34 + 30 * len(_SERIES)], outline=(180, 180, 180), fill=(252, 252, 252)
     )
-    _text(d, (lx + 14, ly + 10), "Strategy", 14, (30, 30, 30), bold=True)
+    draw_text(d, (lx + 14, ly + 10), "Strategy", 14, (30, 30, 30), bold=True)
     for i, (name, colour, marker, _) in enumerate(_SERIES):
         yy = ly + 44 + 30 * i
         d.line([(lx + 14, yy), (lx + 54, yy)], fill=colour, width=2)
         _marker(d, lx + 34, yy, marker, colour)
-        _text(d, (lx + 64, yy), name, 13, (40, 40, 40), anchor="lm")
+        draw_text(d, (lx + 64, yy), name, 13, (40, 40, 40), anchor="lm")
     ty = ly + 34 + 30 * len(_SERIES) + 40
-    _text(d, (lx, ty), "Tokens at selected sizes", 13, (30, 30, 30), bold=True)
+    draw_text(d, (lx, ty), "Tokens at selected sizes", 13, (30, 30, 30), bold=True)
     ty += 24
     cols = [224, 672, 1344, 2016]
     for j, c in enumerate(cols):
-        _text(d, (lx + 150 + 56 * j, ty), str(c), 11, (90, 90, 90), anchor="ra")
+        draw_text(d, (lx + 150 + 56 * j, ty), str(c), 11, (90, 90, 90), anchor="ra")
     d.line([(lx, ty + 16), (lx + 370, ty + 16)], fill=(200, 200, 200))
     for i, (name, colour, _, fn) in enumerate(_SERIES):
         yy = ty + 22 + 18 * i
-        _text(d, (lx, yy), name.split(" (")[0].split(",")[0], 11, colour)
+        draw_text(d, (lx, yy), name.split(" (")[0].split(",")[0], 11, colour)
         for j, c in enumerate(cols):
-            _text(d, (lx + 150 + 56 * j + 30, yy), f"{fn(c):,}", 11, (40, 40, 40), anchor="ra")
+            draw_text(d, (lx + 150 + 56 * j + 30, yy), f"{fn(c):,}", 11, (40, 40, 40), anchor="ra")
 
 
 def draw_chart() -> Image.Image:
@@ -305,8 +308,8 @@ def draw_chart() -> Image.Image:
     W, H = 1920, 1080
     im = Image.new("RGB", (W, H), (255, 255, 255))
     d = ImageDraw.Draw(im)
-    _text(d, (80, 36), "Vision tokens per image vs. input resolution", 30, (20, 20, 20), bold=True)
-    _text(
+    draw_text(d, (80, 36), "Vision tokens per image vs. input resolution", 30, (20, 20, 20), bold=True)
+    draw_text(
         d,
         (80, 80),
         "Square images; how many tokens each strategy sends to the language model (illustrative)",
@@ -331,8 +334,8 @@ def draw_chart() -> Image.Image:
         "tile, 256 per 448-px tile after pixel shuffle); real systems differ in details. Values above 21,000 "
         "are clipped."
     )
-    _paragraph(d, 80, 1000, foot, 12, 1400, 17, fill=(120, 120, 120), justify=False)
-    _text(
+    draw_paragraph(d, 80, 1000, foot, 12, 1400, 17, fill=(120, 120, 120), justify=False)
+    draw_text(
         d,
         (W - 30, H - 24),
         "Source: anyres_tutorial.data (synthetic chart)",

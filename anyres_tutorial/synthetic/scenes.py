@@ -11,11 +11,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .common import (
-    _smooth_noise,
-    _text,
-    _vertical_gradient,
-    _width,
-    _wrap,
+    draw_text,
+    smooth_noise,
+    text_width,
+    vertical_gradient,
+    wrap_words,
 )
 
 
@@ -62,7 +62,7 @@ def _hotel(d, rng, horizon) -> None:
             if rng.random() < 0.5:
                 d.rectangle([wx, wy, wx + 3, wy + 4], fill=(255, 236, 190))
     d.rectangle([912, horizon - 296, 998, horizon - 282], fill=(20, 20, 30))
-    _text(d, (955, horizon - 295), "HOTEL MARINA", 10, (255, 90, 120), anchor="ma")
+    draw_text(d, (955, horizon - 295), "HOTEL MARINA", 10, (255, 90, 120), anchor="ma")
 
 
 def _bridge(d, W, horizon) -> None:
@@ -103,10 +103,10 @@ def draw_panorama() -> Image.Image:
     """3000x600 harbour at dusk: mountains, a skyline with tiny windows, a suspension bridge, a label."""
     rng = np.random.default_rng(3000600)
     W, H, horizon = 3000, 600, 470
-    sky = _vertical_gradient(
+    sky = vertical_gradient(
         W, horizon, [(0, (22, 36, 82)), (0.55, (92, 88, 150)), (0.85, (236, 150, 110)), (1, (250, 196, 130))]
     )
-    water = _vertical_gradient(W, H - horizon, [(0, (70, 70, 110)), (1, (16, 22, 48))])
+    water = vertical_gradient(W, H - horizon, [(0, (70, 70, 110)), (1, (16, 22, 48))])
     im = Image.fromarray(np.concatenate([sky, water], axis=0))
     d = ImageDraw.Draw(im)
     d.ellipse([2330, 150, 2410, 230], fill=(255, 214, 150))  # low sun, half behind the mountains
@@ -116,7 +116,7 @@ def draw_panorama() -> Image.Image:
     # two mountain ranges, far (hazy) and near
     xs = np.arange(W)
     for base, amp, scale, col in [(330, 150, 260, (120, 110, 160)), (380, 110, 140, (80, 76, 120))]:
-        ridge = base - amp * (0.6 * _smooth_noise(rng, W, scale) + 0.4 * _smooth_noise(rng, W, scale // 4))
+        ridge = base - amp * (0.6 * smooth_noise(rng, W, scale) + 0.4 * smooth_noise(rng, W, scale // 4))
         d.polygon(
             [(0, horizon)] + [(int(x), int(r)) for x, r in zip(xs[::4], ridge[::4])] + [(W - 1, horizon)],
             fill=col,
@@ -134,12 +134,12 @@ def draw_panorama() -> Image.Image:
     d.polygon([(560, 520), (680, 520), (665, 540), (575, 540)], fill=(230, 230, 235))
     d.line([(610, 520), (610, 470)], fill=(220, 220, 220), width=1)
     d.polygon([(612, 472), (612, 516), (650, 516)], fill=(240, 240, 245))
-    _text(d, (620, 527), "ASTRID", 9, (30, 40, 90), anchor="ma")
+    draw_text(d, (620, 527), "ASTRID", 9, (30, 40, 90), anchor="ma")
     # the label, bottom right
     label = "Harbour at dusk  |  synthetic panorama 3000 x 600  |  anyres_tutorial"
-    lw = math.ceil(_width(label, 12))
+    lw = math.ceil(text_width(label, 12))
     d.rectangle([W - lw - 30, H - 32, W - 10, H - 10], fill=(10, 14, 30))
-    _text(d, (W - lw - 20, H - 28), label, 12, (235, 235, 235))
+    draw_text(d, (W - lw - 20, H - 28), label, 12, (235, 235, 235))
     return im
 
 
@@ -182,8 +182,8 @@ _CHAT = [
 
 
 def _status_bar(d, W) -> None:
-    _text(d, (28, 10), "9:41", 16, (0, 0, 0), bold=True)
-    _text(d, (462, 12), "87%", 11, (0, 0, 0), anchor="ra")
+    draw_text(d, (28, 10), "9:41", 16, (0, 0, 0), bold=True)
+    draw_text(d, (462, 12), "87%", 11, (0, 0, 0), anchor="ra")
     for i in range(4):  # signal bars
         h = 4 + 3 * i
         d.rectangle([470 + 6 * i, 24 - h, 473 + 6 * i, 24], fill=(0, 0, 0))
@@ -201,13 +201,13 @@ def _phone_header(d, W) -> None:
     d.line([(22, 72), (32, 62)], fill=(10, 132, 255), width=3)
     d.line([(22, 72), (32, 82)], fill=(10, 132, 255), width=3)
     d.ellipse([52, 48, 100, 96], fill=(160, 120, 220))
-    _text(d, (76, 72), "MK", 16, (255, 255, 255), True, "mm")
-    _text(d, (114, 52), "Maya Kowalski", 18, (0, 0, 0), bold=True)
-    _text(d, (114, 78), "online", 12, (52, 168, 83))
+    draw_text(d, (76, 72), "MK", 16, (255, 255, 255), True, "mm")
+    draw_text(d, (114, 52), "Maya Kowalski", 18, (0, 0, 0), bold=True)
+    draw_text(d, (114, 78), "online", 12, (52, 168, 83))
     d.rounded_rectangle([470, 60, 500, 82], radius=4, outline=(10, 132, 255), width=2)  # video icon
     d.polygon([(502, 71), (512, 63), (512, 79)], fill=(10, 132, 255))
     d.ellipse([540, 58, 566, 84], outline=(10, 132, 255), width=2)  # info icon
-    _text(d, (553, 71), "i", 15, (10, 132, 255), True, "mm")
+    draw_text(d, (553, 71), "i", 15, (10, 132, 255), True, "mm")
 
 
 _MAXW = 380  # widest chat bubble / card
@@ -220,12 +220,12 @@ def _link_card(im, d, W, y, text, bottom):
     if y + 150 > bottom:
         return None
     d.rounded_rectangle([x0, y, W - 16, y + 150], radius=14, fill=(233, 233, 235))
-    thumb = _vertical_gradient(_MAXW - 2, 80, [(0, (120, 170, 230)), (1, (30, 80, 160))])
+    thumb = vertical_gradient(_MAXW - 2, 80, [(0, (120, 170, 230)), (1, (30, 80, 160))])
     im.paste(Image.fromarray(thumb), (x0 + 1, y + 1))
     for gx in range(x0 + 20, W - 30, 24):  # a tiny grid drawn on the preview image
         d.line([(gx, y + 12), (gx, y + 70)], fill=(200, 220, 250), width=1)
-    _text(d, (x0 + 12, y + 90), title, 13, (0, 0, 0), bold=True)
-    _text(d, (x0 + 12, y + 112), url, 11, (100, 100, 105))
+    draw_text(d, (x0 + 12, y + 90), title, 13, (0, 0, 0), bold=True)
+    draw_text(d, (x0 + 12, y + 112), url, 11, (100, 100, 105))
     return y + 150 + 18
 
 
@@ -239,23 +239,23 @@ def _receipt(im, d, W, y, text, bottom):
     d.rectangle(
         [x0 + 12, y + 12, x0 + bw - 12, y + bh - 12], fill=(255, 255, 255), outline=(190, 190, 190)
     )
-    _text(d, (x0 + bw // 2, y + 16), head, 11, (40, 40, 40), bold=True, anchor="ma")
+    draw_text(d, (x0 + bw // 2, y + 16), head, 11, (40, 40, 40), bold=True, anchor="ma")
     for i, item in enumerate(items):
         left, right = item.split(";")
         iy = y + 34 + 18 * i
         last = i == len(items) - 1
         if last:
             d.line([(x0 + 20, iy - 2), (x0 + bw - 20, iy - 2)], fill=(120, 120, 120))
-        _text(d, (x0 + 20, iy), left, 11, (40, 40, 40), bold=last)
-        _text(d, (x0 + bw - 20, iy), right, 11, (40, 40, 40), bold=last, anchor="ra")
+        draw_text(d, (x0 + 20, iy), left, 11, (40, 40, 40), bold=last)
+        draw_text(d, (x0 + bw - 20, iy), right, 11, (40, 40, 40), bold=last, anchor="ra")
     return y + bh + 18
 
 
 def _bubble(d, W, y, text, out: bool, stamp: str, bottom):
     """A chat bubble of wrapped small text with its time stamp; the next y, or None."""
     pad, size, lead = 12, 15, 20
-    lines = _wrap(text, size, _MAXW - 2 * pad)
-    bw = max(_width(" ".join(ln), size) for ln in lines) + 2 * pad
+    lines = wrap_words(text, size, _MAXW - 2 * pad)
+    bw = max(text_width(" ".join(ln), size) for ln in lines) + 2 * pad
     bh = len(lines) * lead + 2 * pad - 4
     if y + bh + 20 > bottom:
         return None
@@ -264,14 +264,14 @@ def _bubble(d, W, y, text, out: bool, stamp: str, bottom):
         [x0, y, x0 + bw, y + bh], radius=16, fill=(10, 132, 255) if out else (233, 233, 235)
     )
     for i, ln in enumerate(lines):
-        _text(
+        draw_text(
             d,
             (x0 + pad, y + pad - 2 + i * lead),
             " ".join(ln),
             size,
             (255, 255, 255) if out else (0, 0, 0),
         )
-    _text(
+    draw_text(
         d,
         (x0 + bw if out else x0 + 4, y + bh + 3),
         stamp,
@@ -288,11 +288,11 @@ def _chat(im, d, W, bottom) -> None:
     for k, (who, text) in enumerate(_CHAT):
         minute += 3 + (k * 7) % 11
         if who == "day":
-            lw = _width(text, 11)
+            lw = text_width(text, 11)
             d.rounded_rectangle(
                 [W / 2 - lw / 2 - 10, y, W / 2 + lw / 2 + 10, y + 20], radius=10, fill=(235, 235, 240)
             )
-            _text(d, (W // 2, y + 4), text, 11, (110, 110, 115), anchor="ma")
+            draw_text(d, (W // 2, y + 4), text, 11, (110, 110, 115), anchor="ma")
             y, minute = y + 34, (9 * 60 + 9 if text.startswith("Today") else 8 * 60 + 40 + k % 20)
             continue
         if who in ("link", "receipt"):
@@ -310,9 +310,9 @@ def _input_bar(d, W, H) -> None:
     d.rectangle([0, H - 84, W, H], fill=(247, 247, 249))
     d.line([(0, H - 84), (W, H - 84)], fill=(210, 210, 215))
     d.ellipse([14, H - 70, 44, H - 40], fill=(225, 225, 230))
-    _text(d, (29, H - 55), "+", 20, (110, 110, 115), anchor="mm")
+    draw_text(d, (29, H - 55), "+", 20, (110, 110, 115), anchor="mm")
     d.rounded_rectangle([56, H - 72, W - 60, H - 38], radius=17, outline=(200, 200, 205), width=1)
-    _text(d, (72, H - 63), "iMessage", 14, (160, 160, 165))
+    draw_text(d, (72, H - 63), "iMessage", 14, (160, 160, 165))
     d.rounded_rectangle([W - 46, H - 68, W - 34, H - 50], radius=6, outline=(110, 110, 115), width=2)  # mic
     d.line([(W - 40, H - 50), (W - 40, H - 43)], fill=(110, 110, 115), width=2)
     d.rounded_rectangle([W // 2 - 70, H - 14, W // 2 + 70, H - 9], radius=3, fill=(0, 0, 0))
@@ -336,7 +336,7 @@ def draw_phone_screenshot() -> Image.Image:
 def draw_icon() -> Image.Image:
     """64x48 RGBA 'photo' icon with transparent rounded corners and 1-pixel details."""
     W, H = 64, 48
-    body = _vertical_gradient(W, H, [(0, (90, 170, 250)), (1, (30, 90, 200))])
+    body = vertical_gradient(W, H, [(0, (90, 170, 250)), (1, (30, 90, 200))])
     rgba = np.dstack([body, np.zeros((H, W), np.uint8)])
     mask = Image.new("L", (W, H), 0)
     ImageDraw.Draw(mask).rounded_rectangle([0, 0, W - 1, H - 1], radius=9, fill=255)
@@ -362,14 +362,14 @@ def draw_strip() -> Image.Image:
         (1, (253, 231, 37)),
     ]  # viridis-like ramp
     arr = np.full((H, W, 3), 255, np.uint8)
-    arr[:, :6] = _vertical_gradient(6, H, stops)
+    arr[:, :6] = vertical_gradient(6, H, stops)
     im = Image.fromarray(arr)
     d = ImageDraw.Draw(im)
     for y in range(0, H, 10):
         length = 12 if y % 100 == 0 else (7 if y % 50 == 0 else 3)
         d.line([(6, y), (6 + length, y)], fill=(0, 0, 0))
     for y in range(100, H, 100):
-        _text(d, (19, y + 2), str(y // 100), 9, (0, 0, 0), anchor="ra")
+        draw_text(d, (19, y + 2), str(y // 100), 9, (0, 0, 0), anchor="ra")
     d.line([(W - 1, 0), (W - 1, H - 1)], fill=(120, 120, 120))
     return im
 

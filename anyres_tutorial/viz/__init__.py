@@ -8,7 +8,7 @@
 - ``viz.training``  loss weights of the two reductions, gradient differences, loss curves, step times
 - ``viz.compare``   tiling vs packing at equal budgets: token bars, effective resolution, small-print crops
 - ``viz.features``  PCA-RGB maps of real DINOv2 features, downsampling comparisons, token/padding bar charts
-- ``viz._common``   the one palette (token categories, tiles, packed images, attention backends) and the
+- ``viz.palette``   the one palette (token categories, tiles, packed images, attention backends) and the
                     figure helpers every module uses
 
 Every function returns a matplotlib ``Figure`` (it never calls ``plt.show()``), so that notebooks, widgets and
@@ -18,14 +18,6 @@ tests can all use it. Everything is re-exported here:
 
 from __future__ import annotations
 
-from ._common import (  # noqa: F401  (the palette, re-exported)
-    TOKEN_COLORS,
-    backend_color,
-    image_color,
-    tile_color,
-    tile_colors,
-    token_color,
-)
 from .compare import *  # noqa: F403
 from .compare import __all__ as _compare_all
 from .features import *  # noqa: F403
@@ -34,6 +26,14 @@ from .methods import *  # noqa: F403
 from .methods import __all__ as _methods_all
 from .packing import *  # noqa: F403
 from .packing import __all__ as _packing_all
+from .palette import (  # noqa: F401  (the palette, re-exported)
+    TOKEN_COLORS,
+    backend_color,
+    image_color,
+    tile_color,
+    tile_colors,
+    token_color,
+)
 from .prompt import *  # noqa: F403
 from .prompt import __all__ as _prompt_all
 from .scores import *  # noqa: F403

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..features.equal_budget import CAPPED, SAME_ENCODER, SAME_LLM, TILED
-from ._common import DUPLICATED, ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, PAD_EDGE, PADDING, USEFUL, subplots
+from .palette import DUPLICATED, ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, PAD_EDGE, PADDING, USEFUL, subplots
 
 #: The colour of each ``view`` of an equal-budget row (the tiling's, packed, the LLM-token budget's, capped).
 VIEW_COLORS = {TILED: ENCODER_COLOR, SAME_ENCODER: PACKED_COLOR, SAME_LLM: LLM_COLOR, CAPPED: PADDING}

@@ -32,7 +32,7 @@ from .. import features as _f
 from ..checks import check_positive_int, check_size
 from ..features.maps import as_grid, check_pil
 from ..pca import pca_rgb
-from ._common import DUPLICATED, PADDING, USEFUL, closed
+from .palette import DUPLICATED, PADDING, USEFUL, closed
 
 __all__ = [
     "compression_map", "downsample_comparison", "patch_grid", "pca_map", "pos_embed_resize",

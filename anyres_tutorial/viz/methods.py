@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from ..tiling.protocol import TILE0, encoder_order, tile_map
-from ._common import (
+from .palette import (
     CHOSEN_COLOR,
     CONTENT_FILL,
     GLOBAL_COLOR,

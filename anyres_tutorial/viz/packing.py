@@ -26,7 +26,7 @@ from ..packing import masks as _masks
 from ..packing import memory as _memory
 from ..packing import packer as _packer
 from ..packing import sizing as _sizing
-from ._common import NEWLINE_COLOR, PAD_EDGE, PADDING, fig_ax, image_color, subplots
+from .palette import NEWLINE_COLOR, PAD_EDGE, PADDING, fig_ax, image_color, subplots
 
 __all__ = [
     "packed_rows",

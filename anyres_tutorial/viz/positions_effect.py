@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from ..features.maps import check_pil
 from ..features.positions_effect import PositionsEffect
-from ._common import subplots
+from .palette import subplots
 
 __all__ = ["continuing_rows_map"]
 

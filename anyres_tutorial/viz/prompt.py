@@ -1,6 +1,6 @@
 """Pictures of what the language model receives: whole-prompt strips, connector shape flows, LLM positions.
 
-Taught in `what_the_language_model_receives`. Colours come from the shared palette (``viz._common``): image k
+Taught in `what_the_language_model_receives`. Colours come from the shared palette (``viz.palette``): image k
 has :func:`image_color` ``(k)``, global views :data:`GLOBAL_COLOR`, local tiles :func:`tile_color`, newline
 tokens :data:`NEWLINE_COLOR`, separator / extra / row-end tokens :data:`EXTRA_COLOR`; text and wrapper
 markers, which the palette does not cover, get the two neutral colours below.
@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from ._common import EXTRA_COLOR, GLOBAL_COLOR, NEWLINE_COLOR, fig_ax, image_color, subplots, tile_color
+from .palette import EXTRA_COLOR, GLOBAL_COLOR, NEWLINE_COLOR, fig_ax, image_color, subplots, tile_color
 
 TEXT_COLOR = "#e3dcc2"  # text tokens (beige: not a token category of the palette)
 MARKER_COLOR = "#8c6d31"  # wrapper markers such as <img> / <|vision_start|> (olive)

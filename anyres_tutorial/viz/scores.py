@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from ._common import CHOSEN_COLOR, NEWLINE_COLOR, PAD_EDGE, PADDING, USEFUL, fig_ax, wh
+from .palette import CHOSEN_COLOR, NEWLINE_COLOR, PAD_EDGE, PADDING, USEFUL, fig_ax, wh
 
 __all__ = ["score_picture", "register_score_picture", "SCORE_PICTURES", "candidate_scores", "table_picture",
            "shown_candidates"]

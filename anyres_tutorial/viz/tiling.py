@@ -22,7 +22,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import ScaledTranslation
 
 from ..tiling.protocol import EMPTY, EXTRA, GLOBAL, NEWLINE, TILE0, encoder_order
-from ._common import (
+from .palette import (
     CONTENT_FILL,
     EXTRA_COLOR,
     GLOBAL_COLOR,
@@ -34,7 +34,7 @@ from ._common import (
     tile_colors,
     wh,
 )
-from ._preview import DISPLAY_SIDE, _fit, block_pixels, canvas_pixels, display_copy, view_pixels
+from .preview import DISPLAY_SIDE, block_pixels, canvas_pixels, display_copy, fit_image, view_pixels
 
 __all__ = ["grid_overlay", "tile_montage", "token_strip", "token_layout", "display_copy", "padded_views"]
 
@@ -123,7 +123,7 @@ def _overlay_padded_views(ax, plan, source, max_side: int) -> tuple[list, float,
         if source is None:
             ax.add_patch(Rectangle((cl, ct), cr - cl, cb - ct, facecolor=CONTENT_FILL, edgecolor="none"))
         else:
-            pixels = _fit(block_pixels(plan, source, block), ((cr - cl) * scale, (cb - ct) * scale))
+            pixels = fit_image(block_pixels(plan, source, block), ((cr - cl) * scale, (cb - ct) * scale))
             ax.imshow(np.asarray(pixels), extent=(cl, cr, cb, ct), interpolation="antialiased")
         shade_outside(ax, (x0, y0, x1, y1), (cl, ct, cr, cb), label="padding")
     return boxes, width, height

@@ -1,6 +1,6 @@
 """Pictures of training on packed sequences: loss weights, gradient differences, loss curves, step times.
 
-Used by `training_with_packed_sequences`. Colours come from the shared palette (:mod:`._common`): packed
+Used by `training_with_packed_sequences`. Colours come from the shared palette (:mod:`.palette`): packed
 images by :func:`image_color`, attention backends by :func:`backend_color`, padding in :data:`PADDING`.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import PACKED_COLOR, PADDING, backend_color, image_color, subplots
+from .palette import PACKED_COLOR, PADDING, backend_color, image_color, subplots
 
 _REDUCTION_COLORS = {"per_image": PACKED_COLOR, "per_token": "#d62728"}
 

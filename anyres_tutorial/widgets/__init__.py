@@ -18,7 +18,7 @@ Sizes are (width, height) everywhere.
 
 from __future__ import annotations
 
-from ._common import figure_png
+from .common import figure_png
 from .packing_explorer import PackingExplorer, packing_explorer
 from .tiling_explorer import TilingExplorer, tiling_explorer
 

@@ -8,8 +8,8 @@ import html
 import ipywidgets as W
 
 from .. import explore, tiling, viz
-from ..viz._common import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
-from ._common import (
+from ..viz.palette import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
+from .common import (
     USER_ERRORS,
     Explorer,
     error_html,

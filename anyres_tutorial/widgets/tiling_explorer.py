@@ -10,8 +10,8 @@ import ipywidgets as W
 
 from .. import explore, tiling, viz
 from ..images import ImageLoadError, load_image
-from ..viz._common import subplots, wh
-from ._common import (
+from ..viz.palette import subplots, wh
+from .common import (
     UPLOAD_LIMIT_MB,
     USER_ERRORS,
     Explorer,
@@ -62,7 +62,7 @@ class TilingExplorer(Explorer):
             raise ValueError(f"unknown data image {image!r}; choose one of {names}")
         compare = tuple(tiling.METHODS) if compare is None else tuple(compare)
         for m in (method, *compare):
-            explore._check_method(m)
+            tiling.get(m)  # an unknown name: ValueError naming the registered methods
         self._images: dict[str, Any] = {}  # name -> PIL image (data images loaded on first use, uploads)
         self._small: dict[tuple, Any] = {}  # (name, max side) -> display copy of the image (viz.display_copy)
         self._cache: dict[tuple, Any] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import fill_rgb
+from .palette import fill_rgb
 
 #: the longest side a picture's canvas is drawn at (pixels of the source copy); a 9-inch figure is 900 px
 DISPLAY_SIDE = 1600
@@ -49,7 +49,7 @@ def source_scale(plan, image) -> float:
     return f
 
 
-def _fit(image, size):
+def fit_image(image, size):
     """``image`` resized to ``size`` (w, h), at least 1×1 pixel."""
     from PIL import Image
 
@@ -66,7 +66,7 @@ def _paste_content(size, fill, content_box, picture, scale: float) -> np.ndarray
     rgb = tuple(int(round(255 * c)) for c in fill_rgb(fill))
     out = Image.new("RGB", (w, h), rgb)
     cl, ct, cr, cb = (v * scale for v in content_box)
-    out.paste(_fit(picture, (cr - cl, cb - ct)), (round(cl), round(ct)))
+    out.paste(fit_image(picture, (cr - cl, cb - ct)), (round(cl), round(ct)))
     return np.asarray(out)
 
 
@@ -87,9 +87,9 @@ def view_pixels(view, image, max_side: int = DISPLAY_SIDE) -> np.ndarray:
     if view.kind == "crop":  # shortest edge to the view, centre crop: the sides are cut off
         w, h = image.size
         s = max(gw / w, gh / h)
-        big = _fit(image, (w * s, h * s))
+        big = fit_image(image, (w * s, h * s))
         left, top = (big.width - gw) // 2, (big.height - gh) // 2
-        return np.asarray(_fit(big.crop((left, top, left + gw, top + gh)), (gw * scale, gh * scale)))
+        return np.asarray(fit_image(big.crop((left, top, left + gw, top + gh)), (gw * scale, gh * scale)))
     return _paste_content(view.size, view.fill, view.content_box, image, scale)
 
 
