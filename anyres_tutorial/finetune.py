@@ -22,7 +22,6 @@ NaViT token-dropping rates for each backend that can train on the device.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from .checks import check_choice, check_positive_int
 from .packing.batch import pack_images
 from .packing.dropping import drop_tokens
 from .packing.sizing import native_size
-from .training import make_head, packed_loss, pool, reduce_losses, trainable
+from .training import make_head, packed_loss, pool, reduce_losses, restored, sgd_step, trainable
 from .types import PATCH, Size
 
 CROP_CLASSES = ("chelsea", "coffee", "astronaut", "rocket", "camera", "hubble_deep_field")
@@ -136,16 +135,14 @@ def finetune(model, data, mode: str = "packed", *, max_len: int = 256, attention
     classes = 1 + max(s.label for batch in data for s in batch)
     head = make_head(max(classes, 2), seed=seed, dim=model.dim)
     tuned = [*model.blocks[-train_blocks:], model.norm]
-    saved = [copy.deepcopy(m.state_dict()) for m in tuned]
-    flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    model.requires_grad_(False)
-    for m in tuned:
-        m.requires_grad_(True)
-    optimizer = torch.optim.AdamW([{"params": list(head.parameters()), "lr": lr},
-                                   {"params": list(trainable(*tuned).values()), "lr": backbone_lr}])
     run = FinetuneRun(mode=mode, attention=attention)
-    steps = _progress(data, progress, f"{mode} batches")
-    try:
+    with restored(model):  # the model is left exactly as it was (weights and requires_grad)
+        model.requires_grad_(False)
+        for m in tuned:
+            m.requires_grad_(True)
+        optimizer = torch.optim.AdamW([{"params": list(head.parameters()), "lr": lr},
+                                       {"params": list(trainable(*tuned).values()), "lr": backbone_lr}])
+        steps = _progress(data, progress, f"{mode} batches")
         for samples in steps:
             t0 = time.perf_counter()
             batch = _batch_of(samples, mode, max_len)
@@ -163,11 +160,6 @@ def finetune(model, data, mode: str = "packed", *, max_len: int = 256, attention
             run.slots.append(batch.num_rows * batch.row_len)
             if hasattr(steps, "set_postfix"):
                 steps.set_postfix(loss=f"{run.losses[-1]:.3f}")
-    finally:
-        for m, state in zip(tuned, saved):
-            m.load_state_dict(state)
-        for n, p in model.named_parameters():
-            p.requires_grad_(flags[n])
     run.attention = model.last_attention
     return run
 
@@ -199,10 +191,9 @@ def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25
     params = trainable(model, head)
     if not params:
         raise ValueError("nothing requires grad: load_dinov2(trainable=True) or train the head")
-    start = {n: p.detach().clone() for n, p in params.items()}
     counts = [(im.shape[1] // PATCH) * (im.shape[2] // PATCH) for im in images]
     results, warm = [], set()
-    try:
+    with restored(model, head):
         for rate in rates:
             keep = drop_tokens(counts, rate, seed=seed) if rate > 0 else None
             batch = pack_images(images, PATCH, max_len=max_len, keep=keep, cls_token=True)
@@ -213,23 +204,13 @@ def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25
                 best = min(_timed_step(model, head, batch, targets, name, params, lr) for _ in range(repeats))
                 results.append(dict(backend=name, rate=float(rate), seconds=best, tokens=sum(batch.lengths),
                                     rows=batch.num_rows, images_per_s=len(images) / best))
-    finally:
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(start[n])
-                p.grad = None
     return results
 
 
 def _timed_step(model, head, batch, targets, attention, params, lr) -> float:
     t0 = time.perf_counter()
-    loss = packed_loss(model, head, batch, targets, "per_image", attention)
-    loss.backward()
-    with torch.no_grad():
-        for p in params.values():
-            if p.grad is not None:
-                p -= lr * p.grad
-                p.grad = None
+    packed_loss(model, head, batch, targets, "per_image", attention).backward()
+    sgd_step(params, lr)
     return time.perf_counter() - t0
 
 

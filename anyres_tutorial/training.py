@@ -18,12 +18,13 @@ split outputs then "need their loss computed per image". A packed batch
     image i): an image of 400 tokens weighs 4x one of 100 tokens (:func:`image_weights`).
 
 :func:`per_image_backward` is the reference (each image alone through the model, ``l_i / n`` back-propagated
-one image at a time) and :func:`compare_step` checks that one optimiser step on a packed batch equals that
+one image at a time) and :func:`compare_steps` checks that one optimiser step on a packed batch equals that
 reference, parameter by parameter, for any backend that can train on the device.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -150,11 +151,30 @@ class StepComparison:
 
     @property
     def max_grad_diff(self) -> float:
-        return max(self.grad_diff.values())
+        """The largest relative difference; NaN when any difference is NaN (never hidden behind a number)."""
+        return float(torch.tensor(list(self.grad_diff.values()), dtype=torch.float64).max())
 
 
-def _sgd_step(params: dict, lr: float) -> dict[str, torch.Tensor]:
-    """Gradients (copied), then one plain SGD step in place; returns the gradients."""
+@contextlib.contextmanager
+def restored(*modules: nn.Module):
+    """Inside the block the modules' parameters may change (values, ``requires_grad``, ``.grad``); on leaving
+    it every parameter is put back as it was. Used to run several training steps from the same start."""
+    params = [p for m in modules for p in m.parameters()]
+    values = [p.detach().clone() for p in params]
+    flags = [p.requires_grad for p in params]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, value, flag in zip(params, values, flags):
+                p.copy_(value)
+                p.grad = None
+                p.requires_grad_(flag)
+
+
+def sgd_step(params: dict[str, torch.Tensor], lr: float) -> dict[str, torch.Tensor]:
+    """One plain SGD step in place (``p -= lr * p.grad``, gradients cleared); returns the gradients it used
+    (copies; zeros for a parameter that got none)."""
     grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for n, p in params.items()}
     with torch.no_grad():
         for n, p in params.items():
@@ -167,7 +187,8 @@ def compare_steps(model, head, images, targets: torch.Tensor, runs, max_len: int
                   lr: float = 0.1, pool_how: str = "cls") -> list[StepComparison]:
     """One SGD step on the packed batch ``pack_images(images, 14, max_len, keep=keep, cls_token=True)`` (FFD
     rows) for every ``(attention, reduction)`` in ``runs``, each compared with the same step done image by
-    image (:func:`per_image_backward`, computed once); the model and head are restored after each.
+    image (:func:`per_image_backward`, computed once); every step starts from the same weights and the
+    model and head are left as they were.
 
     Both sides use the same kept tokens. With ``reduction="per_image"`` they must agree to float rounding;
     ``"per_token"`` shows how far the naive reduction is from per-image training.
@@ -175,42 +196,25 @@ def compare_steps(model, head, images, targets: torch.Tensor, runs, max_len: int
     params = trainable(model, head)
     if not params:
         raise ValueError("nothing to train: load_dinov2(trainable=True) or set requires_grad on the head")
-    start = {n: p.detach().clone() for n, p in params.items()}
-    _restore(params, start)
-    out = []
-    try:
+    with restored(model, head):
         ref_loss = per_image_backward(model, head, images, targets, keep, pool_how)
-        ref = _sgd_step(params, lr)
+        ref = sgd_step(params, lr)
         ref_weights = {n: p.detach().clone() for n, p in params.items()}
-        batch = pack_images(images, 14, max_len=max_len, keep=keep, cls_token=True)
-        for attention, reduction in runs:
-            _restore(params, start)
+    batch = pack_images(images, 14, max_len=max_len, keep=keep, cls_token=True)
+    out = []
+    for attention, reduction in runs:
+        with restored(model, head):
             loss = packed_loss(model, head, batch, targets, reduction, attention, pool_how)
             loss.backward()
-            grads = _sgd_step(params, lr)
-            weight_diff = max(float((p.detach() - ref_weights[n]).abs().max()) for n, p in params.items())
-            out.append(StepComparison(backend=model.last_attention, reduction=reduction,
-                                      grad_diff=relative_differences(grads, ref), weight_diff=weight_diff,
-                                      loss=float(loss.detach()), ref_loss=ref_loss, dropped=keep is not None))
-    finally:
-        _restore(params, start)
+            grads = sgd_step(params, lr)
+            weight_diff = float(torch.stack([(p.detach() - ref_weights[n]).abs().max()  # NaN stays NaN
+                                             for n, p in params.items()]).max())
+        out.append(StepComparison(backend=model.last_attention, reduction=reduction,
+                                  grad_diff=relative_differences(grads, ref), weight_diff=weight_diff,
+                                  loss=float(loss.detach()), ref_loss=ref_loss, dropped=keep is not None))
     return out
 
 
-def compare_step(model, head, images, targets: torch.Tensor, attention: str, max_len: int, keep=None,
-                 reduction: str = "per_image", lr: float = 0.1, pool_how: str = "cls") -> StepComparison:
-    """:func:`compare_steps` for one backend and one reduction."""
-    runs = [(attention, reduction)]
-    return compare_steps(model, head, images, targets, runs, max_len, keep, lr, pool_how)[0]
-
-
-def _restore(params: dict, values: dict) -> None:
-    with torch.no_grad():
-        for n, p in params.items():
-            p.copy_(values[n])
-            p.grad = None
-
-
-__all__ = ["POOLS", "REDUCTIONS", "StepComparison", "compare_step", "compare_steps", "image_losses",
-           "image_weights", "make_head", "packed_loss", "per_image_backward", "pool", "reduce_losses",
-           "relative_differences", "trainable"]
+__all__ = ["POOLS", "REDUCTIONS", "StepComparison", "compare_steps", "image_losses", "image_weights",
+           "make_head", "packed_loss", "per_image_backward", "pool", "reduce_losses", "relative_differences",
+           "restored", "sgd_step", "trainable"]
