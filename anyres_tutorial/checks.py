@@ -54,6 +54,36 @@ def check_number(name: str, value: Any, minimum: float | None = None, maximum: f
     return x
 
 
+def check_lengths(lengths: Any) -> list[int]:
+    """Sequence lengths (tokens per image, each >= 1, at least one) as a list of ints.
+
+    Accepts a sequence of ints (numpy / torch integer scalars too) or a 1-D integer array / tensor; a
+    string, a float or bool entry, an empty or nested sequence raise with the offending index named.
+    """
+    if hasattr(lengths, "ndim") and hasattr(lengths, "tolist"):  # a numpy array or torch tensor
+        if lengths.ndim != 1:
+            raise ValueError(f"lengths must be 1-D, got an array of shape {tuple(lengths.shape)}")
+        kind = getattr(lengths.dtype, "kind", None)  # numpy; torch dtypes have is_floating_point instead
+        if kind in ("f", "c", "b") or getattr(lengths.dtype, "is_floating_point", False) \
+                or getattr(lengths.dtype, "is_complex", False) or str(lengths.dtype) == "torch.bool":
+            raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+        lengths = lengths.tolist()
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
+        raise TypeError(f"lengths must be a sequence of integers, got {type(lengths).__name__}")
+    lengths = list(lengths)
+    if not lengths:
+        raise ValueError("lengths is empty: need at least one sequence")
+    out = []
+    for i, n in enumerate(lengths):
+        if hasattr(n, "item") and getattr(n, "ndim", 1) == 0:  # numpy / torch scalars
+            n = n.item()
+        n = check_int(f"lengths[{i}]", n)
+        if n <= 0:
+            raise ValueError(f"lengths[{i}] = {n}: every sequence needs a token (zero-size image?)")
+        out.append(n)
+    return out
+
+
 def _is_pair_like(value: Any) -> bool:
     return not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and hasattr(value, "__getitem__")
 

@@ -31,9 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import check_choice
+from .checks import check_choice, check_lengths
 from .packing.batch import PackedBatch, pack_images
-from .packing.masks import check_lengths
 
 REDUCTIONS = ("per_image", "per_token")
 POOLS = ("cls", "mean")

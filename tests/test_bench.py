@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from anyres_tutorial import bench, tiling
-from anyres_tutorial.bench import Config, runner, workload
-from anyres_tutorial.encoder import attention, vit
+from anyres_tutorial.bench import Config, runner, timing, workload
+from anyres_tutorial.encoder import arch, attention, attention_kernels, vit
 
 REQUIRED = ("config", "num_images", "tokens", "padding_tokens", "useful_tokens", "duplicated_tokens",
             "cls_tokens", "median_ms", "iqr_ms", "min_ms", "max_ms", "images_per_s", "tokens_per_s", "flops",
@@ -69,7 +69,7 @@ def test_cuda_requested_without_cuda_is_a_clear_error(capsys):
 
 def test_quick_run_covers_every_available_configuration(quick):
     _, data, _ = quick
-    single = [f"packed-{b}" for b in vit.available_attention("cpu")]
+    single = [f"packed-{b}" for b in attention.available("cpu")]
     expected = ["tiled"] + single + [f"{c}-rows{data['meta']['rows']}" for c in single]
     main = [r for r in data["results"] if r["sweep"] == "main"]
     assert sorted(r["config"] for r in main) == sorted(expected)
@@ -113,8 +113,8 @@ def test_quick_run_records_checks_unavailable_backends_and_metadata(quick):
         if c["config"] != "packed-loop" or c["sweep"] == "main":
             assert c["max_abs_diff"] <= c["tolerance"] <= 1e-2
     unavailable = {u["config"]: u["reason"] for u in data["unavailable"]}
-    for b in vit.BACKENDS:
-        if b not in vit.available_attention("cpu"):
+    for b in attention.BACKENDS:
+        if b not in attention.available("cpu"):
             assert f"packed-{b}" in unavailable and unavailable[f"packed-{b}"]
     if not torch.cuda.is_available():
         assert "CUDA" in unavailable["packed-varlen"]
@@ -201,22 +201,33 @@ def test_workload_is_seeded_and_prefix_stable():
 
 
 def test_dense_flops_count_the_masked_pairs():
-    assert bench.dense_executed_flops([50]) == vit.count_flops([50])
+    assert attention.executed_flops("dense_mask", [50]) == arch.count_flops([50])
     lengths = [10, 20, 30]
-    extra = 4 * vit.DIM * vit.DEPTH * (60 * 60 - (100 + 400 + 900))
-    assert bench.dense_executed_flops(lengths) == vit.count_flops(lengths) + extra
+    extra = 4 * arch.DIM * arch.DEPTH * (60 * 60 - (100 + 400 + 900))
+    assert attention.executed_flops("dense_mask", lengths) == arch.count_flops(lengths) + extra
+    # a row of 64 slots: 4 padding slots through every linear layer, and 64 x 64 pairs
+    slot = 2 * 3 * 14 * 14 * arch.DIM + arch.DEPTH * (8 * arch.DIM ** 2 + 4 * arch.DIM * arch.MLP_HIDDEN)
+    extra64 = 4 * arch.DIM * arch.DEPTH * (64 * 64 - (100 + 400 + 900))
+    want = arch.count_flops(lengths) + 4 * slot + extra64
+    assert attention.executed_flops("dense_mask", lengths, 64) == want
+    assert attention.executed_flops("loop", lengths, 64) == arch.count_flops(lengths)  # each image alone
 
 
 def test_failed_check_aborts_with_a_clear_message():
     s = bench.parse_settings(["--quick"])
     ref = [torch.zeros(5, 384), torch.ones(3, 384)]
-    ok = runner.check("packed-flex", [r.clone() for r in ref], ref, "packed-loop", s, "main")
+    ok = timing.check("packed-flex", [r.clone() for r in ref], ref, "packed-loop", s, "main")
     assert ok["passed"] and ok["max_abs_diff"] == 0
     bad = [ref[0], ref[1] + 1e-2]
     with pytest.raises(bench.BenchCheckError, match="packed-flex.*packed-loop.*nothing was timed"):
-        runner.check("packed-flex", bad, ref, "packed-loop", s, "main")
+        timing.check("packed-flex", bad, ref, "packed-loop", s, "main")
     with pytest.raises(bench.BenchCheckError, match="shape"):
-        runner.check("packed-flex", [ref[0][:4], ref[1]], ref, "packed-loop", s, "main")
+        timing.check("packed-flex", [ref[0][:4], ref[1]], ref, "packed-loop", s, "main")
+    nan = [ref[0], ref[1] * float("nan")]  # a NaN output never passes, whatever its place
+    with pytest.raises(bench.BenchCheckError, match="nan"):
+        timing.check("packed-flex", nan, ref, "packed-loop", s, "main")
+    with pytest.raises(bench.BenchCheckError, match="nan"):
+        timing.check("packed-flex", nan[::-1], ref[::-1], "packed-loop", s, "main")
 
 
 def test_load_results_refuses_other_json(tmp_path):
@@ -299,7 +310,8 @@ def fake_backend():
         return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
     attention.register("bench_test_fake", prepare=prepare, memory=_fake_memory, attends_all_pairs=True,
-                       color="#123456", description="test backend")
+                       pairs=lambda lengths, row_len=None: (row_len or sum(lengths)) ** 2,
+                       description="test backend")
     try:
         yield "bench_test_fake"
     finally:
@@ -330,28 +342,28 @@ def _packed(backend, lengths, max_len=None):
 
 def test_memory_flops_and_colours_come_from_the_backend(fake_backend):
     lengths = [10, 20, 30]
-    mem = runner.cpu_memory(_packed(fake_backend, lengths))
+    mem = workload.memory(_packed(fake_backend, lengths))
     assert mem["mask_bytes"] == 7 * 60
-    loop = runner.cpu_memory(_packed("loop", lengths))
-    dense = runner.cpu_memory(_packed("dense_mask", lengths))
+    loop = workload.memory(_packed("loop", lengths))
+    dense = workload.memory(_packed("dense_mask", lengths))
     assert loop["activation_bytes"] < dense["activation_bytes"], "loop holds one image at a time"
-    assert mem["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * vit.DIM * 10  # padded q, k, v
+    assert mem["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * arch.DIM * 10  # padded q, k, v
     assert dense["mask_bytes"] == 60 * 60
-    flex = runner.cpu_memory(_packed("flex", lengths))  # flex pads q, k, v to a bucketed length
-    assert flex["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * vit.DIM * (
-        attention.flex_padded_length(60) - 60)
+    flex = workload.memory(_packed("flex", lengths))  # flex pads q, k, v to a bucketed length
+    assert flex["activation_bytes"] == dense["activation_bytes"] + 4 * 3 * arch.DIM * (
+        attention_kernels.flex_padded_length(60) - 60)
     tiled = workload.Inputs(Config.tiled(), 1, lengths, {}, None)
-    assert runner.cpu_memory(tiled)["mask_bytes"] == 0
-    assert attention.executed_flops(fake_backend, lengths) == bench.dense_executed_flops(lengths)
+    assert workload.memory(tiled)["mask_bytes"] == 0
+    assert attention.executed_flops(fake_backend, lengths) == attention.executed_flops("dense_mask", lengths)
     # rows of 32 slots: [30] [20, 10] -> two 32 x 32 masks, padding slots 2 and 2 run the linear layers
     rows = _packed("dense_mask", lengths, 32)
-    assert runner.cpu_memory(rows)["mask_bytes"] == 2 * 32 * 32
-    assert runner.executed_flops(rows) == (attention.executed_flops("dense_mask", [30, 2])
-                                           + attention.executed_flops("dense_mask", [20, 10, 2]))
-    assert runner.executed_flops(_packed("loop", lengths, 32)) == vit.count_flops(lengths)
+    assert workload.memory(rows)["mask_bytes"] == 2 * 32 * 32
+    assert workload.executed_flops(rows) == (attention.executed_flops("dense_mask", [30], 32)
+                                             + attention.executed_flops("dense_mask", [20, 10], 32))
+    assert workload.executed_flops(_packed("loop", lengths, 32)) == arch.count_flops(lengths)
     from anyres_tutorial import viz
 
-    assert bench.config_color(f"packed-{fake_backend}") == "#123456"  # the backend's own colour
+    assert bench.config_color(f"packed-{fake_backend}") == viz.backend_color(fake_backend)  # the palette's
     packed = {viz.backend_color(b) for b in attention.BACKENDS}
     assert {bench.config_color(Config.packed(b)) for b in attention.BACKENDS} == packed
     assert len({bench.config_color(f"packed-{b}") for b in ("loop", "dense_mask", "flex", "varlen")}) == 4
@@ -365,23 +377,23 @@ def test_unavailable_and_skipped_backends_give_the_registrys_reason(fake_backend
     try:
         s = bench.parse_settings(["--quick", "--backends", f"bench_test_absent,{fake_backend}",
                                   "--dense-max-tokens", "50", "--rows", "0"])
-        configs, unavailable = runner.available_configs(s)
-        assert [c.name for c in configs] == ["packed-loop", f"packed-{fake_backend}"]
+        configs, unavailable = runner.configs(s)
+        assert [c.name for c in configs] == ["tiled", "packed-loop", f"packed-{fake_backend}"]
         assert unavailable[0]["config"] == "packed-bench_test_absent"
         assert "no such chip" in unavailable[0]["reason"]
-        r = runner._Runner(s, None, {}, None)
+        r = runner.Runner(s, None)
 
         def inp(backend, lengths, max_len=None):
             x = _packed(backend, lengths, max_len)
             x.counts["tokens"] = sum(lengths)
             return x
 
-        why = r._skip_reason(inp(fake_backend, [30, 30]))
+        why = r.skip_reason(inp(fake_backend, [30, 30]))
         assert why and "60 tokens" in why and "--dense-max-tokens 50" in why
-        assert r._skip_reason(inp(fake_backend, [20, 30])) is None
-        assert r._skip_reason(inp("loop", [300, 300])) is None
-        assert r._skip_reason(inp(fake_backend, [30, 30], 40)) is None  # rows of 40 slots: 40 keys each
-        assert "rows of 64 slots" in r._skip_reason(inp(fake_backend, [30, 30], 64))
+        assert r.skip_reason(inp(fake_backend, [20, 30])) is None
+        assert r.skip_reason(inp("loop", [300, 300])) is None
+        assert r.skip_reason(inp(fake_backend, [30, 30], 40)) is None  # rows of 40 slots: 40 keys each
+        assert "rows of 64 slots" in r.skip_reason(inp(fake_backend, [30, 30], 64))
     finally:
         attention.unregister("bench_test_absent")
 
@@ -389,14 +401,14 @@ def test_unavailable_and_skipped_backends_give_the_registrys_reason(fake_backend
 def test_any_registered_backend_runs_through_the_bench(fake_backend, tmp_path):
     from tqdm.auto import tqdm
 
-    assert fake_backend in vit.available_attention("cpu")
+    assert fake_backend in attention.available("cpu")
     s = bench.parse_settings(["--quick", "--repeats", "1", "--backends", fake_backend, "--rows", "0",
                               "--out", str(tmp_path / "x.json")])
     model = vit.load_dinov2()
-    r = runner._Runner(s, model, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
+    r = runner.Runner(s, model, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
     r.matmul = dict(flops_per_s=1e9)
     items = bench.make_workload(2)
-    configs, _ = runner.available_configs(s)
+    configs = [c for c in runner.configs(s)[0] if c.kind == "packed"]
     r.run_set("main", {}, items, [it.load() for it in items], configs)
     rec = {x["config"]: x for x in r.results}
     fake = rec[f"packed-{fake_backend}"]
@@ -407,8 +419,6 @@ def test_any_registered_backend_runs_through_the_bench(fake_backend, tmp_path):
 
 
 def test_training_step_names_round_trip():
-    from anyres_tutorial.bench import train
-
     for name in ("train-tiled", "train-tiled-ureader", "train-packed-loop", "train-packed-dense_mask",
                  "train-packed-sdpa_segments", "train-packed-flex", "train-packed-varlen"):
         c = Config.parse(name)
@@ -421,7 +431,7 @@ def test_training_step_names_round_trip():
             Config.parse(bad)
     assert bench.config_color("train-packed-dense_mask") == bench.config_color("packed-dense_mask")
     s = bench.parse_settings(["--quick", "--train", "--device", "cpu"])
-    configs, unavailable = train.train_configs(s)
+    configs, unavailable = runner.configs(s, train=True)
     names = [c.name for c in configs]
     assert names[0] == "train-tiled" and "train-packed-loop" in names
     assert {f"train-packed-{b}" for b in attention.available(s.device, s.dtype, backward=True)} <= set(names)
@@ -431,15 +441,13 @@ def test_training_step_names_round_trip():
 
 
 def test_gradient_check_fails_before_timing():
-    from anyres_tutorial.bench import train
-
     s = bench.parse_settings(["--quick", "--device", "cpu"])
     ref = {"w": torch.ones(3), "b": torch.zeros(2)}
-    ok = train.grad_check("train-packed-x", {"w": torch.ones(3), "b": torch.zeros(2)}, ref, "loop", s)
+    ok = timing.grad_check("train-packed-x", {"w": torch.ones(3), "b": torch.zeros(2)}, ref, "loop", s)
     assert ok["passed"] and ok["max_rel_grad_diff"] == 0.0
-    assert ok["tolerance"] == train.GRAD_TOLERANCE["float32"]
+    assert ok["tolerance"] == timing.GRAD_TOLERANCE["float32"]
     with pytest.raises(bench.BenchCheckError, match="gradient check failed before timing") as e:
-        train.grad_check("train-packed-x", {"w": torch.ones(3) * 1.01, "b": torch.zeros(2)}, ref, "loop", s)
+        timing.grad_check("train-packed-x", {"w": torch.ones(3) * 1.01, "b": torch.zeros(2)}, ref, "loop", s)
     assert e.value.record["worst_parameter"] == "w" and not e.value.record["passed"]
 
 

@@ -72,15 +72,19 @@ def test_rows_are_a_config_field():
     with pytest.raises(ValueError, match="rows"):
         Config("tiled", method="llava_next", max_len=64)
     s = bench.parse_settings(["--quick", "--rows", "96", "--backends", "loop,dense_mask"])
-    configs, _ = runner.available_configs(s)
-    assert [c.name for c in configs] == ["packed-loop", "packed-dense_mask", "packed-loop-rows96",
+    configs, _ = runner.configs(s)
+    assert [c.name for c in configs] == ["tiled", "packed-loop", "packed-dense_mask", "packed-loop-rows96",
                                          "packed-dense_mask-rows96"]
-    assert [c.name for c in runner.available_configs(bench.parse_settings(["--quick", "--rows", "0"]))[0]
+    assert [c.name for c in runner.configs(bench.parse_settings(["--quick", "--rows", "0"]))[0]
             if c.rows] == []
 
 
+def _packed_configs(s):
+    return [c for c in runner.configs(s)[0] if c.kind == "packed"]
+
+
 def _runner(s, model):
-    r = runner._Runner(s, model, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
+    r = runner.Runner(s, model, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
     r.matmul = dict(flops_per_s=1e9)
     return r
 
@@ -91,7 +95,7 @@ def rows_run(dinov2):
     s = bench.parse_settings(TINY + ["--rows", "40", "--backends", ",".join(backends)])
     r = _runner(s, dinov2)
     items = bench.make_workload(5)
-    configs, _ = runner.available_configs(s)
+    configs = _packed_configs(s)
     r.run_set("num_images", {"point": 5}, items, [it.load() for it in items], configs)
     return s, r, items, backends
 
@@ -130,7 +134,7 @@ def test_a_rows_config_that_is_wrong_fails_its_check(dinov2):
                                          "--on-check-failure", "skip"])
         r = _runner(s, dinov2)
         items = bench.make_workload(3)
-        configs = runner.available_configs(s)[0]
+        configs = _packed_configs(s)
         r.run_set("num_images", {"point": 3}, items, [it.load() for it in items], configs)
         failed = {c["config"] for c in r.checks if not c["passed"]}
         assert failed == {"packed-bench_rows_wrong", "packed-bench_rows_wrong-rows40"}
@@ -143,7 +147,7 @@ def test_an_image_longer_than_a_row_is_skipped_with_the_reason(dinov2):
     s = bench.parse_settings(TINY + ["--rows", "3", "--backends", "loop"])
     r = _runner(s, dinov2)
     items = bench.make_workload(2)
-    r.run_set("main", {}, items, [it.load() for it in items], runner.available_configs(s)[0])
+    r.run_set("main", {}, items, [it.load() for it in items], _packed_configs(s))
     (skip,) = r.skipped
     assert skip["config"] == "packed-loop-rows3" and "max_len=3" in skip["reason"]
 
@@ -169,7 +173,7 @@ def test_pipeline_timing_records_every_registered_method(dinov2):
     data = dict(meta=dict(device_name="cpu", dtype="float32", threads=1, scale=s.scale), pipeline=recs)
     fig = bench.plot_pipeline(data)
     assert len(fig.axes[0].patches) == len(pipeline.STAGES) * len(recs)
-    assert "pipeline" in "\n".join(bench.summary.pipeline_lines(data))
+    assert "pipeline" in "\n".join(bench.pipeline_lines(data))
 
 
 OLD = sorted((ROOT / "results").glob("cpu-2026-11-25*.json"))

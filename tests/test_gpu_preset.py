@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from anyres_tutorial import ROOT, bench
-from anyres_tutorial.bench import preset, runner
-from anyres_tutorial.encoder import attention
+from anyres_tutorial.bench import cli, runner
+from anyres_tutorial.encoder import attention, attention_kernels
 from anyres_tutorial.encoder import weights as W
 from anyres_tutorial.encoder.vit import load_dinov2
 
@@ -106,7 +106,7 @@ class _NoSignature:
 def test_varlen_caller_maps_the_arguments_for_every_signature(fn):
     q = k = v = torch.zeros(5, 2, 4)
     cu = torch.tensor([0, 2, 5], dtype=torch.int32)
-    got = attention.varlen_caller(fn)(q, k, v, cu, 3)
+    got = attention_kernels.varlen_caller(fn)(q, k, v, cu, 3)
     assert got["cu_q"] is cu and got["cu_k"] is cu and got["max_q"] == got["max_k"] == 3
     assert not got.get("causal") and got.get("window", (-1, -1)) == (-1, -1) and not got.get("p")
 
@@ -123,7 +123,7 @@ def test_varlen_backend_layout_with_a_fake_kernel_on_cpu(monkeypatch):
             out[a:b] = F.scaled_dot_product_attention(*t).transpose(0, 1)
         return out
 
-    monkeypatch.setattr(attention, "_varlen_call", lambda: attention.varlen_caller(fake))
+    monkeypatch.setattr(attention_kernels, "_varlen_call", lambda: attention_kernels.varlen_caller(fake))
     seg = torch.tensor([[0] * 5 + [1] * 3 + [2] * 7])  # (1, 15): one row, no padding
     q, k, v = torch.randn(3, 1, 6, 15, 8).unbind(0)  # (1, H, T, hd) each
     got = attention.get("varlen").prepare(seg)(q, k, v)
@@ -147,14 +147,10 @@ def test_preset_options_come_first_and_the_command_line_wins():
     assert d.out.parent.name == "somewhere"  # a folder gets the default file name
 
 
-def test_the_training_step_joins_the_preset_once_the_bench_has_it():
-    import argparse
-
-    assert preset.TRAIN_OPTION not in preset.expand(["--preset", "gpu"], argparse.ArgumentParser())
-    parser = bench.build_parser()  # the bench has the option now
-    assert preset.TRAIN_OPTION in parser._option_string_actions
-    assert preset.expand(["--preset", "gpu"], parser)[-3:] == [preset.TRAIN_OPTION, "--preset", "gpu"]
-    assert preset.expand(["--quick"], parser) == ["--quick"]
+def test_the_preset_times_training_steps_too():
+    assert "--train" in cli.GPU and "--train" in cli.GPU_DRY_RUN
+    assert cli.expand(["--preset", "gpu"])[-2:] == ["--preset", "gpu"]  # the command line comes last and wins
+    assert cli.expand(["--quick"]) == ["--quick"]
     assert bench.parse_settings(["--preset", "gpu", "--device", "cpu"]).train
     assert bench.parse_settings(["--preset", "gpu", "--device", "cpu", "--dry-run"]).train
     assert not bench.parse_settings(["--quick"]).train
@@ -174,7 +170,12 @@ def test_gpu_preset_without_a_gpu_says_so(capsys):
 
 
 def test_the_budget_estimate_fits_six_minutes():
-    e = bench.estimate()
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_estimate", ROOT / "tools" / "gpu_estimate.py")
+    gpu_estimate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_estimate)
+    e = gpu_estimate.estimate()
     assert e["points"] >= 40 and e["skipped"] >= 1  # the dense mask beyond the memory limit
     assert 1e15 < e["executed_flops"] < 1e16 and len(e["flex_buckets"]) >= 5
     assert e["total_s"] < 360, e  # an estimate under stated assumptions, not a measurement
@@ -184,11 +185,11 @@ def test_the_time_budget_stops_new_points(tmp_path):
     from tqdm.auto import tqdm
 
     s = bench.parse_settings(["--quick", "--time-budget-s", "1e-9", "--out", str(tmp_path / "x.json")])
-    r = runner._Runner(s, None, {}, tqdm(disable=True))
+    r = runner.Runner(s, None, {}, tqdm(disable=True))
     assert r.out_of_time("resolution", {"point": 64}, 3)
     assert r.skipped[0]["sweep"] == "resolution" and "--time-budget-s" in r.skipped[0]["reason"]
     s.time_budget_s = None
-    assert not runner._Runner(s, None, {}, tqdm(disable=True)).out_of_time("main", {}, 1)
+    assert not runner.Runner(s, None, {}, tqdm(disable=True)).out_of_time("main", {}, 1)
 
 
 BLOCKING_PYTHON = textwrap.dedent("""
@@ -265,7 +266,8 @@ def test_dry_run_summary_and_label_read_back(dry_run):
     out, data, _ = dry_run
     assert bench.describe(data).startswith(f"measured on {data['meta']['device_name']} (cpu")
     assert "dry run of preset gpu" in bench.describe(data)
-    assert [p.name for p in bench.result_plots(out)] == sorted(os.path.basename(p) for p in data["plots"])
+    plots = sorted(p.name for p in out.parent.glob(f"{out.stem}-*.png"))  # written next to the JSON
+    assert plots == sorted(os.path.basename(p) for p in data["plots"])
     table = bench.summary_table(data)
     assert "packed-loop" in table and "matmul 128^3" in table
 
@@ -301,10 +303,10 @@ def test_a_failed_check_aborts_or_is_recorded_and_not_timed(wrong_backend, dinov
 
     s = bench.parse_settings(["--quick", "--scale", "0.0834", "--repeats", "1", "--backends", wrong_backend,
                               "--on-check-failure", mode, "--rows", "0", "--out", str(tmp_path / "x.json")])
-    r = runner._Runner(s, dinov2, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
+    r = runner.Runner(s, dinov2, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
     r.matmul = dict(flops_per_s=1e9)
     items = bench.make_workload(2)
-    configs, _ = runner.available_configs(s)
+    configs = [c for c in r.configs()[0] if c.kind == "packed"]
     go = lambda: r.run_set("num_images", {"point": 2}, items, [it.load() for it in items], configs)  # noqa: E731
     if mode == "abort":
         with pytest.raises(bench.BenchCheckError, match=wrong_backend):

@@ -1,8 +1,6 @@
-"""The ``nested`` backend (torch.nested jagged tensors + SDPA) and a backend with a ``token_chunk``
-(``sdpa_chunked``: token-wise layers in chunks, registered here as tools/packed_speed.py does) on the real
-DINOv2 weights: equal to ``loop`` for a list of images and for PackedBatch rows with
-padding and token dropping; their availability is probed, not assumed; chunking changes no number beyond float
-rounding and never runs under autograd."""
+"""The ``nested`` backend (torch.nested jagged tensors + SDPA) on the real DINOv2 weights: equal to ``loop``
+for a list of images and for PackedBatch rows with padding and token dropping; its availability is probed, not
+assumed."""
 
 from __future__ import annotations
 
@@ -15,16 +13,9 @@ from anyres_tutorial.data import load_data_image
 from anyres_tutorial.encoder import attention, attention_kernels, vit
 
 TOL = 1e-4
-NEW = ("nested", "sdpa_chunked")
+NEW = ("nested",)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sdpa_chunked():
-    """``sdpa_segments`` with its token-wise layers 16 tokens at a time: chunks that cut through images."""
-    b = attention.register("sdpa_chunked", prepare=attention.get("sdpa_segments").prepare, token_chunk=16,
-                           description="sdpa_segments in 16-token chunks (test)")
-    yield b
-    attention.unregister("sdpa_chunked")
 SIZES = {"chelsea": (56, 42), "coffee": (28, 70), "astronaut": (70, 56), "camera": (14, 14)}  # (w, h)
 
 
@@ -53,11 +44,7 @@ def test_registered_after_the_built_in_ones_without_auto_rank():
         b = attention.get(name)
         assert b.auto_rank is None and not b.attends_all_pairs and b.prepare is not None
         assert name in attention.available("cpu") and name in attention.available("cpu", backward=True)
-        assert attention.resolve("auto", "cpu") != name
-    assert attention.get("sdpa_chunked").token_chunk == 16
-    assert all(attention.get(b).token_chunk is None for b in names[:6])
     assert attention.get("nested").memory([3, 4, 5]) == {"mask_bytes": 8 * 4, "padded_tokens": 0}
-    assert attention.get("sdpa_chunked").memory([3, 4]) == {"mask_bytes": 0, "padded_tokens": 0}
 
 
 @pytest.mark.parametrize("drop", [False, True], ids=["all-tokens", "dropping"])
@@ -116,40 +103,3 @@ def test_nested_reason_comes_from_running_torch(monkeypatch):
     if not torch.cuda.is_available():
         assert "CUDA" in attention.get("nested").unavailable(torch.device("cuda"), torch.float32)
         assert "CUDA" in attention.get("nested").backward_unavailable(torch.device("cuda"))
-
-
-def test_chunked_blocks_change_no_number_and_leave_the_input_alone(dinov2, images):
-    """Chunks that cut through images (7 tokens) give the whole-sequence result (up to float rounding: a
-    7-row matrix product takes another GEMM kernel); x is not modified."""
-    seqs = [dinov2.embed(img[None])[0] for img in images]
-    lengths = [s.shape[0] for s in seqs]
-    x = torch.cat(seqs)[None]  # (1, T, D)
-    before = x.clone()
-    attend = attention.get("sdpa_segments").prepare(P.segment_ids(lengths)[None])
-    with torch.no_grad():
-        whole = dinov2._run(x, attend)
-        chunked = dinov2._run(x, attend, chunk=7)
-    assert torch.equal(x, before)
-    assert 0 < (whole - chunked).abs().max().item() <= TOL  # 0 would mean chunking never ran
-
-
-def test_chunked_backend_trains_through_the_whole_sequence_path(images):
-    """Under autograd sdpa_chunked takes the plain path (no in-place update): gradients flow and equal
-    sdpa_segments' gradients."""
-    model = vit.load_dinov2(trainable=True)
-    grads = {}
-    for name in ("sdpa_segments", "sdpa_chunked"):
-        model.zero_grad()
-        out = model.forward_packed(images[:2], attention=name)
-        assert model.last_attention == name and out[0].grad_fn is not None
-        sum(o.pow(2).mean() for o in out).backward()
-        grads[name] = model.blocks[0].attn.qkv.weight.grad.clone()
-    assert torch.allclose(grads["sdpa_chunked"], grads["sdpa_segments"], rtol=1e-5, atol=1e-7)
-
-
-def test_token_chunk_is_checked():
-    with pytest.raises(ValueError, match="token_chunk"):
-        attention.register("bad_chunk_test", prepare=None, token_chunk=0)
-    with pytest.raises(TypeError, match="token_chunk"):
-        attention.register("bad_chunk_test", prepare=None, token_chunk="64")
-    assert "bad_chunk_test" not in attention.BACKENDS

@@ -293,12 +293,15 @@ def test_flex_attention_on_packed_batch_equals_per_image():
         start += n
 
 
-def test_block_mask_needs_row_when_several_rows():
+def test_block_mask_of_every_row_or_of_one():
     b = P.pack_images(_images([(14, 28), (28, 28)]), 14, max_len=4)
     assert b.num_rows == 2
-    with pytest.raises(ValueError, match="row="):
-        b.block_mask(compile=False)
-    assert b.block_mask(block_size=4, row=1, compile=False).seq_lengths == (4, 4)
+    every = b.block_mask(block_size=4, compile=False)
+    assert every.kv_num_blocks.shape[0] == 2 and every.seq_lengths == (4, 4)  # batch B = 2 rows
+    one = b.block_mask(block_size=4, row=1, compile=False)
+    assert one.kv_num_blocks.shape[0] == 1 and torch.equal(one.kv_num_blocks[0], every.kv_num_blocks[1])
+    with pytest.raises(ValueError, match="row"):
+        b.block_mask(row=2, compile=False)
 
 
 def test_build_batch_bad_input():

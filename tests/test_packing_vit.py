@@ -57,9 +57,9 @@ def _reference(model, img, keep=None):
 
 
 def _backend(name):
-    from anyres_tutorial.encoder.vit import available_attention
+    from anyres_tutorial.encoder.attention import available
 
-    if name not in available_attention("cpu"):
+    if name not in available("cpu"):
         pytest.skip(f"attention backend {name!r} not available on this machine")
     return name
 

@@ -159,7 +159,7 @@ def test_score_picture_registry(halves):
         with pytest.raises(ValueError, match="already"):
             viz.register_score_picture("halves_split", viz.table_picture)
     finally:
-        del viz.SCORE_PICTURES["halves_split"]
+        viz.SCORE_PICTURES.unregister("halves_split")
     assert viz.score_picture(tiling.plan("llava_mini", (900, 500))) is None  # kind "none": no picture
 
 
@@ -198,9 +198,10 @@ def test_the_tiling_explorer_shows_it(halves):
 def test_the_benchmark_times_it(halves):
     """The bench's tiled path: ``--tiling-methods halves`` is accepted, its batch is prepared with the plan's
     accounting, checked against each tile alone and timed."""
+    from anyres_tutorial.bench.config import Config
+
     from anyres_tutorial import bench
     from anyres_tutorial.bench import workload
-    from anyres_tutorial.bench.config import Config
 
     s = bench.parse_settings(["--quick", "--tiling-methods", "halves", "--no-sweeps"])
     assert "halves" in s.tiling_methods

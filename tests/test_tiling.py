@@ -24,7 +24,8 @@ def formula_total(plan):
 
 # ------------------------------------------------------------------ API shape
 def test_methods_and_options():
-    assert tiling.METHODS == ("template", "llava_next", "ureader", "deepseek_vl2", "internvl", "llava_mini")
+    want = ("template", "llava_next", "ureader", "deepseek_vl2", "internvl", "llava_mini")
+    assert tiling.METHODS.names() == want
     assert set(tiling.method_options("llava_next")) == {"candidates", "unpad", "variant"}
     assert set(tiling.method_options("ureader")) == {"anchors", "score"}
     assert set(tiling.method_options("deepseek_vl2")) >= {"candidates", "images_in_prompt"}

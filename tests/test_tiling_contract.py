@@ -56,7 +56,7 @@ def test_methods_is_a_live_view_and_plan_checks_the_method_name():
             tiling.plan("alias_of_llava_next", (800, 600))
     finally:
         tiling.unregister("alias_of_llava_next")
-    assert tiling.METHODS == before
+    assert tuple(tiling.METHODS) == before
 
 
 # ------------------------------------------------------------------ typed sizes and grids

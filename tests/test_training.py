@@ -72,7 +72,7 @@ def test_a_backend_that_cannot_train_says_which_can(model, dinov2, images):
     with pytest.raises(ValueError, match="cannot run backward") as e:
         model.forward_packed(images, attention="flex")  # checked before anything is compiled
     assert "dense_mask" in str(e.value) and "sdpa_segments" in str(e.value)
-    assert vit.resolve_attention("flex", "cpu") == "flex"  # without gradients it still runs
+    assert attention.resolve("flex", "cpu") == "flex"  # without gradients it still runs
     name = "no_backward_test"
     attention.register(name, prepare=attention.get("dense_mask").prepare,
                        backward_unavailable=lambda device: "this test says so")
@@ -112,7 +112,7 @@ def test_packed_rows_forward_equals_each_image_alone(dinov2, images, keep, drop)
     assert batch.num_rows > 1 and bool(batch.padding.any())
     with torch.no_grad():
         ref = dinov2.forward_packed(images, attention="loop", keep=k)
-        for name in vit.available_attention("cpu"):
+        for name in attention.available("cpu"):
             out = dinov2.forward_packed(batch, attention=name)
             assert dinov2.last_attention == name
             assert [o.shape for o in out] == [r.shape for r in ref], name

@@ -11,7 +11,9 @@ from PIL import Image
 
 from anyres_tutorial import DATA_DIR
 from anyres_tutorial.encoder import vit as V
-from anyres_tutorial.encoder.vit import available_attention, count_flops, normalize, resolve_attention
+from anyres_tutorial.encoder.arch import count_flops
+from anyres_tutorial.encoder.attention import available, resolve
+from anyres_tutorial.encoder.vit import normalize
 from anyres_tutorial.features import pca_rgb
 
 TOL = 1e-4
@@ -132,7 +134,7 @@ PACKED_SETS = [  # (width, height); kept small: the CPU forward is the slow part
 
 
 def _packed_backends():
-    return [b for b in available_attention("cpu") if b != "loop"]
+    return [b for b in available("cpu") if b != "loop"]
 
 
 @pytest.mark.slow
@@ -196,7 +198,7 @@ def test_kept_tokens_keep_their_positions(dinov2):
     assert torch.equal(seen["x"][0], torch.cat([tokens[:1], tokens[1:][keep]]))
 
 
-@pytest.mark.skipif("flex" not in available_attention("cpu"), reason="no C++ compiler for torch.compile")
+@pytest.mark.skipif("flex" not in available("cpu"), reason="no C++ compiler for torch.compile")
 @pytest.mark.slow
 def test_flex_does_not_recompile_for_new_lengths_in_one_bucket(dinov2):
     from torch._dynamo.utils import counters
@@ -223,7 +225,7 @@ def test_flex_padded_length_buckets():
 
 def test_flex_across_length_buckets_matches_loop(dinov2):
     """Regression: with dynamic shapes, torch 2.13's CPU flex kernel failed to compile on a second length."""
-    if "flex" not in available_attention("cpu"):
+    if "flex" not in available("cpu"):
         pytest.skip("flex attention is not available here")
     with torch.no_grad():
         for seed, sizes in enumerate(([(168, 112), (308, 56), (56, 266), (56, 42)], [(126, 84), (238, 42)],
@@ -240,18 +242,17 @@ def test_flex_across_length_buckets_matches_loop(dinov2):
 
 
 def test_backend_resolution():
-    avail = available_attention("cpu")
+    avail = available("cpu")
     assert avail[:2] == ["loop", "dense_mask"] and "varlen" not in avail
-    best = resolve_attention("auto", "cpu")
-    assert best == ("flex" if "flex" in avail else "dense_mask")
-    assert resolve_attention("dense_mask", "cpu") == "dense_mask"
+    assert resolve("auto", "cpu") in avail and resolve("auto", "cpu") != "loop"  # a packed kernel
+    assert resolve("dense_mask", "cpu") == "dense_mask"
     with pytest.raises(ValueError, match="available"):
-        resolve_attention("varlen", "cpu")
+        resolve("varlen", "cpu")
     with pytest.raises(ValueError, match="unknown attention backend"):
-        resolve_attention("flash", "cpu")
+        resolve("flash", "cpu")
     if torch.cuda.is_available():  # pragma: no cover - CPU machine here
         with pytest.raises(ValueError, match="float16"):
-            resolve_attention("varlen", "cuda", torch.float32)
+            resolve("varlen", "cuda", torch.float32)
 
 
 def test_auto_reports_its_choice(dinov2):
@@ -259,7 +260,8 @@ def test_auto_reports_its_choice(dinov2):
         dinov2.forward_packed(_rand_images([(14, 14), (28, 14)], 0), attention="dense_mask")
         assert dinov2.last_attention == "dense_mask"
         dinov2.forward_packed(_rand_images([(14, 14), (28, 14)], 0), attention="auto")
-    assert dinov2.last_attention == resolve_attention("auto", "cpu")
+    rows = [[1 + 1, 1 + 2]]  # one row: the two images' CLS + patches
+    assert dinov2.last_attention == resolve("auto", "cpu", rows=rows)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -405,7 +407,7 @@ def test_flops_match_torch_flop_counter(dinov2):
     for size in [(224, 224), (70, 28)]:
         x = torch.zeros(1, 3, size[1], size[0])
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            dinov2._run(dinov2.embed(x), explicit_attention)
+            dinov2.run_blocks(dinov2.embed(x), explicit_attention)
         assert dinov2.flops([V.num_tokens(size)]) == counter.get_total_flops()
 
 

@@ -82,19 +82,22 @@ def test_backend_colours_differ_from_token_colours(name):
     assert len(set(fixed)) == 4
 
 
-def test_no_method_names_in_pictures_explorer_and_widgets():
-    """viz, explore and widgets talk to methods only through the registry: no method name as a string
-    (a score-table kind that happens to share a method's name, such as "template", is a kind, not a name)."""
+def test_no_method_or_backend_names_in_pictures_explorers_widgets_and_the_benchmark():
+    """viz, explore, widgets and bench talk to tiling methods and attention backends only through their
+    registries: no method or backend name as a string (a score-table kind that happens to share a method's
+    name, such as "template", is a kind, not a name)."""
+    from anyres_tutorial.encoder import attention
+
     kinds = {tiling.score_table(tiling.plan(m, (800, 600))).kind for m in tiling.METHODS}
-    names = [m for m in tiling.METHODS if m not in kinds]
+    names = [m for m in tiling.METHODS if m not in kinds] + list(attention.BACKENDS)
     root = Path(anyres_tutorial.__file__).parent
     files = [*sorted((root / "viz").glob("*.py")), root / "explore.py",
-             *sorted((root / "widgets").glob("*.py"))]
+             *sorted((root / "widgets").glob("*.py")), *sorted((root / "bench").glob("*.py"))]
     for f in files:
         text = f.read_text(encoding="utf-8")
         for m in names:
-            assert not re.search(rf"""["']{m}["']""", text), f"{f.name} names the method {m!r}"
-        assert not re.search(r"""\.method\s*(==|!=|in)\s""", text), f"{f.name} branches on a method name"
+            assert not re.search(rf"""["'](packed-|tiled-)?{m}["']""", text), f"{f.name} names {m!r}"
+        assert not re.search(r"""\.(method|backend)\s*(==|!=|in)\s""", text), f"{f.name} branches on a name"
 
 
 def test_totals_colours_are_no_image_tile_or_category_colour():

@@ -1,5 +1,9 @@
-"""The command line of ``python -m anyres_tutorial.bench``: arguments, the resolved :class:`Settings` and
-``main``. Taught in `timing`.
+"""The command line of ``python -m anyres_tutorial.bench``: the options, the named presets and the resolved
+:class:`Settings`. Taught in `timing`.
+
+``--preset gpu`` is THE GPU comparison, one command for one H100 or H200 (bf16, full resolution; its time
+budget is worked out in ``tools/gpu_estimate.py``); ``--preset gpu --device cpu --dry-run`` runs the same code
+paths at tiny sizes on a CPU. Options given after a preset still win (:func:`expand`).
 """
 
 from __future__ import annotations
@@ -7,15 +11,42 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .. import tiling
 from ..encoder import attention
-from .config import REFERENCE_BACKEND
-from .preset import PRESETS, expand
+
+GPU = ["--device", "cuda", "--dtype", "bfloat16", "--scale", "1", "--num-images", "16", "--repeats", "10",
+       "--warmup", "3", "--sweep-images", "1,4,16,64", "--budgets", "256,1024,2048,4096",
+       "--small-budget", "256", "--dense-max-tokens", "70000", "--max-mask-gib", "2", "--matmul-n", "8192",
+       "--plan-sizes", "2000", "--time-budget-s", "300", "--on-check-failure", "skip", "--rows", "4096",
+       "--pipeline-images", "16", "--train"]
+#: The dry run: tiles of 28 px, 4 images, budgets of 4 and 12 tokens (one flex bucket), a 128 x 128 matmul, a
+#: 16 KiB mask limit (so that the memory skip happens), 1 warm-up and 1 timed run, 1 thread (2 threads of a
+#: shared 2-core machine ran its tiny matmuls 8x slower).
+GPU_DRY_RUN = ["--device", "auto", "--dtype", "auto", "--scale", "0.0834", "--num-images", "4", "--repeats",
+               "1", "--warmup", "1", "--sweep-images", "1,2", "--budgets", "4,12", "--small-budget", "4",
+               "--dense-max-tokens", "70000", "--max-mask-gib", "0.000015", "--matmul-n", "128",
+               "--plan-sizes", "20", "--time-budget-s", "600", "--threads", "1", "--on-check-failure", "skip",
+               "--rows", "256", "--pipeline-images", "2", "--train"]
+#: preset name -> (options, options of its dry run)
+PRESETS = {"gpu": (GPU, GPU_DRY_RUN)}
+
+
+def expand(argv: list[str]) -> list[str]:
+    """``argv`` with the options of its ``--preset`` (and ``--dry-run``) put in front, so that options given
+    on the command line still win; unchanged without a preset."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    pre.add_argument("--dry-run", action="store_true")
+    known, _ = pre.parse_known_args(argv)
+    if known.preset is None:
+        return list(argv)
+    full, dry = PRESETS[known.preset]
+    return list(dry if known.dry_run else full) + list(argv)
 
 
 def _int_list(text: str) -> list[int]:
@@ -89,12 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small sizes and few repeats (tests, notebook default)")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="a named set of the options below, sized for one machine (gpu: one H100/H200 in "
-                   "<= 6 minutes, see anyres_tutorial.bench.preset); options given after it still win")
+                   "<= 6 minutes, see tools/gpu_estimate.py); options given after it still win")
     p.add_argument("--dry-run", action="store_true",
                    help="with --preset: the preset's every code path at tiny sizes (a CPU check that the "
                    "preset still runs)")
     p.add_argument("--weights", type=Path, default=None,
-                   help="exported weights file or folder (python -m anyres_tutorial.encoder.weights export); "
+                   help="exported weights file or folder (python -m anyres_tutorial.encoder.weights "
+                   "export); "
                    "default: $ANYRES_WEIGHTS, else the offline cache")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path, or a folder (no suffix) for the default name (default "
@@ -153,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", action="store_true",
                    help="also time one training step (forward + per-image loss + backward + SGD step) on "
                    "the main set: train-tiled and train-packed-<backend> for every backend that can run "
-                   "backward here, each with its gradients checked against loop first (see bench.train)")
+                   "backward here, each with its gradients checked against the reference first")
+    p.add_argument("--save-costs", action="store_true",
+                   help="store the cost model fitted to this run's packed timings as the one 'auto' uses "
+                   "on this kind of device (anyres_tutorial/encoder/costs.json)")
     p.add_argument("--matmul-n", type=_pos_int, default=None,
                    help="side of the square yardstick matmul (default CUDA 8192, CPU 2048)")
     p.add_argument("--plan-sizes", type=_pos_int, default=None,
@@ -187,7 +222,6 @@ class Settings:
     plan_sizes: int
     plots: bool
     progress: bool
-    extra: dict = field(default_factory=dict)
     preset: str | None = None
     dry_run: bool = False
     weights: Path | None = None  # exported weights (None: $ANYRES_WEIGHTS, else the offline cache)
@@ -198,6 +232,7 @@ class Settings:
     train: bool = False  # also time training steps (train-* configurations)
     rows: int = 0  # max_len of the packed-<backend>-rows<max_len> configurations (0: none)
     pipeline_images: int = 0  # images of the pipeline timing (0: none)
+    save_costs: bool = False  # store the fitted cost model for 'auto'
 
 
 def _device_dtype(args, parser) -> tuple[torch.device, torch.dtype]:
@@ -219,8 +254,8 @@ def _backends(args, parser) -> list[str]:
     if bad or not backends:
         parser.error(f"--backends: unknown backend(s) {bad or backends}; registered: "
                      f"{', '.join(attention.BACKENDS)}")
-    if REFERENCE_BACKEND not in backends:
-        backends.insert(0, REFERENCE_BACKEND)  # the reference of every check
+    if attention.REFERENCE not in backends:
+        backends.insert(0, attention.REFERENCE)  # the reference of every check
     return backends
 
 
@@ -294,13 +329,13 @@ def resolve_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         preset=args.preset, dry_run=args.dry_run, weights=args.weights,
         max_mask_bytes=None if args.max_mask_gib is None else int(args.max_mask_gib * 2**30),
         time_budget_s=args.time_budget_s, matmul_n=v["matmul_n"], on_check_failure=args.on_check_failure,
-        train=args.train, rows=v["rows"], pipeline_images=v["pipeline_images"],
+        train=args.train, rows=v["rows"], pipeline_images=v["pipeline_images"], save_costs=args.save_costs,
     )
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
     """``argv`` (command-line style; None = ``sys.argv[1:]``) -> :class:`Settings`. A ``--preset`` puts its
-    options before ``argv`` (see :func:`anyres_tutorial.bench.preset.expand`)."""
+    options before ``argv`` (:func:`expand`)."""
     parser = build_parser()
-    argv = expand(sys.argv[1:] if argv is None else list(argv), parser)
+    argv = expand(sys.argv[1:] if argv is None else list(argv))
     return resolve_settings(parser.parse_args(argv), parser)

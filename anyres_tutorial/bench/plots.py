@@ -13,8 +13,7 @@ import numpy as np
 
 from .. import tiling
 from ..encoder import attention
-from .config import Config
-from .workload import tile_px, tiled_token_counts
+from .workload import Config, tile_px, tiled_token_counts
 
 #: The reference tiling's colour; other tiling methods take TILED_PALETTE by ``tiling.METHODS`` order.
 TILED_COLOR = "#7f7f7f"

@@ -1,18 +1,17 @@
-"""The stopwatch of the benchmark: timed runs, their statistics, the same-run matmul yardstick, planning
-throughput and the machine's description. Taught in `timing`.
+"""The stopwatch and the checks of the benchmark: interleaved timed runs and their statistics, the same-run
+matmul yardstick, planning throughput, the machine's description, and every configuration's output compared
+with its reference before it is timed. Taught in `timing`.
 
-CUDA events on GPU; ``time.perf_counter`` around one run on CPU with the run's thread count (:func:`clock`).
-Runs longer than ``LONG_RUN_S`` are timed twice only.
-
-:func:`interleaved` times several configurations of ONE input set in rounds (A B C A B C ...): a busy moment
-of a shared machine then hits every configuration alike instead of all repetitions of one. Its warm-ups (and
-the check run before them, which also compiles flex) all happen before the first timed round.
+CUDA events on GPU; ``time.perf_counter`` around exactly one run on CPU (:func:`clock`). :func:`interleaved`
+times the configurations of one input set in rounds (A B C A B C ...), after every warm-up, so a busy moment
+of a shared machine hits them alike; a run longer than :data:`LONG_RUN_S` is timed twice only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import os
 import platform
 import socket
@@ -24,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import tiling
+from .. import tiling, training
 from .cli import Settings
 from .workload import synthetic_sizes
+
+TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (5e-2, 2e-2)}  # (atol, rtol * max|ref|)
 
 LONG_RUN_S = 10.0
 
@@ -35,33 +36,6 @@ def sync(dev: torch.device) -> None:
     """Wait for the device's queued work (CUDA); nothing on CPU."""
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-
-
-def _cuda_times(fn, s: Settings) -> list[float]:
-    times: list[float] = []
-    for _ in range(s.repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize(s.device)
-        times.append(a.elapsed_time(b) / 1e3)
-        if times[-1] > LONG_RUN_S and len(times) >= 2:
-            break
-    return times
-
-
-def time_runs(fn, s: Settings) -> list[float]:
-    """Seconds per run for ``s.repeats`` consecutive runs (fewer when one run is longer than LONG_RUN_S)."""
-    if s.device.type == "cuda":
-        return _cuda_times(fn, s)
-    once = clock(fn, s)
-    times: list[float] = []
-    for _ in range(s.repeats):
-        times.append(once())
-        if times[-1] > LONG_RUN_S and len(times) >= 2:
-            break
-    return times
 
 
 def clock(fn, s: Settings, peak: dict | None = None):
@@ -141,11 +115,9 @@ def matmul(s: Settings) -> dict:
     n = s.matmul_n
     a = torch.randn(n, n, device=s.device, dtype=s.dtype)
     b = torch.randn(n, n, device=s.device, dtype=s.dtype)
-    fn = lambda: torch.mm(a, b)
-    for _ in range(2):
-        fn()
-    sync(s.device)
-    st = stats(time_runs(fn, dataclasses.replace(s, repeats=max(5, s.repeats))), "consecutive")
+    times = interleaved({"matmul": lambda: torch.mm(a, b)}, dataclasses.replace(s, repeats=max(5, s.repeats)),
+                        warmup={"matmul": 2})["matmul"]
+    st = stats(times, "consecutive")
     flops = 2 * n ** 3
     return dict(n=n, dtype=dtype_name(s.dtype), flops=flops, **st,
                 flops_per_s=flops / (st["median_ms"] / 1e3))
@@ -245,3 +217,66 @@ def weights_meta(model) -> dict:
         except Exception:  # not a safetensors file: the origin alone
             pass
     return m
+
+
+# ----------------------------------------------------------------------------------------------------------
+# checks before timing
+
+
+class BenchCheckError(RuntimeError):
+    """A configuration's output differs from its reference beyond the tolerance (raised before timing);
+    ``record`` is the failed check's record when there is one."""
+
+    def __init__(self, message: str, record: dict | None = None):
+        super().__init__(message)
+        self.record = record
+
+
+def check(name: str, outs, refs, ref_name: str, s: Settings, where: str) -> dict:
+    """Compare the outputs of configuration ``name`` with its reference's within the dtype's tolerance
+    (fp32: 1e-4 + 1e-4 max|ref|; bf16: 5e-2 + 2e-2 max|ref|); the check record, or
+    :class:`BenchCheckError`."""
+    if len(outs) != len(refs):
+        raise BenchCheckError(f"{name}: {len(outs)} outputs for {len(refs)} reference outputs")
+    atol, rtol = TOLERANCE.get(dtype_name(s.dtype), TOLERANCE["float32"])
+    diff = mag = 0.0
+    for o, r in zip(outs, refs):
+        if tuple(o.shape) != tuple(r.shape):
+            raise BenchCheckError(f"{name}: output shape {tuple(o.shape)} differs from reference "
+                                  f"{tuple(r.shape)}")
+        d = (o.float() - r.float()).abs().max().item()  # a NaN or inf output makes d NaN or inf
+        if not math.isfinite(d):
+            diff = float("nan")
+            break
+        diff, mag = max(diff, d), max(mag, r.float().abs().max().item())
+    tol = atol + rtol * mag
+    ok = math.isfinite(diff) and diff <= tol
+    rec = dict(config=name, sweep=where, reference=ref_name, max_abs_diff=diff, max_abs_ref=mag,
+               tolerance=tol, passed=bool(ok))
+    if not ok:
+        raise BenchCheckError(
+            f"correctness check failed before timing: {name} ({where}) differs from {ref_name} by max abs "
+            f"{diff:.3g} > tolerance {tol:.3g} ({s.dtype}); nothing was timed. Fix the backend first.", rec)
+    return rec
+
+
+GRAD_TOLERANCE = {dtype: atol for dtype, (atol, _) in TOLERANCE.items()}  # max relative gradient difference
+
+
+def grad_check(name: str, grads: dict, ref: dict, ref_name: str, s: Settings) -> dict:
+    """A step's parameter gradients against the reference step's: the largest relative difference per tensor
+    within :data:`GRAD_TOLERANCE`; the check record, or :class:`BenchCheckError`."""
+    tol = GRAD_TOLERANCE.get(dtype_name(s.dtype), GRAD_TOLERANCE["float32"])
+    rel = training.relative_differences(grads, ref)
+    worst = max(rel, key=lambda n: math.inf if math.isnan(rel[n]) else rel[n])
+    abs_diff = float(torch.stack([(g - ref[n]).abs().max() for n, g in grads.items()]).max())
+    ok = math.isfinite(rel[worst]) and rel[worst] <= tol
+    rec = dict(config=name, sweep="train", reference=ref_name, check="gradients",
+               max_rel_grad_diff=rel[worst], worst_parameter=worst, max_abs_diff=abs_diff, max_abs_ref=None,
+               tolerance=tol, parameters=len(rel), passed=bool(ok))
+    if not ok:
+        raise BenchCheckError(
+            f"gradient check failed before timing: {name} differs from {ref_name} by a relative gradient "
+            f"difference of {rel[worst]:.3g} ({worst}) > tolerance {tol:.3g} ({s.dtype}); nothing was timed.",
+            rec)
+    return rec

@@ -1,6 +1,6 @@
 """The shape of DINOv2 ViT-S/14 and what one forward costs: the numbers the model (``vit``), the attention
 backends (``attention``), the weight converters (``weights``) and the benchmark share. Taught in
-`patches_tokens_real_vit` (tokens) and `timing` (FLOPs); ``vit`` re-exports every name."""
+`patches_tokens_real_vit` (tokens) and `timing` (FLOPs)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,9 @@ def count_flops(lengths, *, dim: int = DIM, depth: int = DEPTH, mlp_hidden: int 
         block = 2 * L * dim * 3 * dim + 4 * L * L * dim + 2 * L * dim * dim + 4 * L * dim * mlp_hidden
         total += patch + depth * block
     return total
+
+
+#: FLOPs of one (query, key) pair in every block: q·k and weights·v over all heads (2·D each), 12 blocks.
+PAIR_FLOPS = 4 * DIM * DEPTH
+#: FLOPs of one slot through the patch embedding and every linear layer (qkv, proj, MLP) of the 12 blocks.
+SLOT_FLOPS = 2 * 3 * PATCH * PATCH * DIM + DEPTH * (2 * DIM * 3 * DIM + 2 * DIM * DIM + 4 * DIM * MLP_HIDDEN)

@@ -1,22 +1,17 @@
-"""The kernels behind the attention backends of :mod:`anyres_tutorial.encoder.attention` (registered there).
+"""The kernels behind the attention backends of :mod:`.attention` (registered there).
 
-Taught in `navit_packing` and timed in `timing`. Every ``*_prepare(seg)`` takes the segment ids (B, N) of a
-packed batch (image index per token, -1 for padding) and returns ``attend(q, k, v)``: (B, H, N, hd) ->
-(B, H, N, hd) with attention inside each image only and padding slots finite (zero or attending to
-themselves).
-
-- :func:`dense_prepare`: SDPA with a boolean (B, 1, N, N) block-diagonal mask;
-- :func:`flex_prepare`: FlexAttention with a ``BlockMask``, compiled per padded length;
-- :func:`segments_prepare`: plain SDPA on each image's slice of q, k, v, written into one output buffer;
-- :func:`nested_prepare`: ONE SDPA call on nested jagged tensors (``torch.nested``, ``layout=torch.jagged``):
-  q, k, v of all images as a (n_images, H, j, hd) tensor whose length ``j`` differs per image;
-- :func:`flat_attend`: the layout plumbing shared by kernels that take the real tokens as (T, H, hd) with
-  offsets (``nested`` here, ``varlen`` in :mod:`anyres_tutorial.encoder.attention`).
+Taught in `navit_packing`, timed in `timing`. Every ``*_prepare(seg)`` takes the segment ids (B, N) of packed
+rows (image index per slot, -1 at padding) and returns ``attend(q, k, v)``: (B, H, N, hd) -> (B, H, N, hd),
+attention inside each image only, padding slots finite. The masks come from
+:mod:`anyres_tutorial.packing.masks`. ``*_unavailable`` say why a kernel cannot run on a device (or None),
+``*_memory(lengths)`` what its mask costs for one packed row, ``*_pairs(lengths, row_len)`` how many
+(query, key) pairs it computes for one row.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import shutil
@@ -26,8 +21,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..packing.masks import check_lengths, flex_block_mask
-from ..packing.masks import dense_mask as _dense_mask
+from ..checks import check_lengths
+from ..packing.masks import cu_seqlens, dense_mask, flex_block_mask, segment_runs
 from ..packing.memory import mask_memory
 
 FLEX_BLOCK = 128  # FlexAttention tile size; packed sequences are padded to a multiple of it
@@ -38,14 +33,24 @@ FLEX_MIN_LEN = 256  # a single-tile sequence would make torch.compile specialise
 # shared plumbing
 
 
-def run_lengths(seg: torch.Tensor) -> list[int]:
-    """Token counts of the images of every row of ``seg`` (B, N), row by row, padding left out."""
-    lengths = []
-    for row in seg:
-        ids, counts = torch.unique_consecutive(row[row >= 0], return_counts=True)
-        assert ids.unique().numel() == ids.numel(), "each image's tokens must be contiguous in its row"
-        lengths += counts.tolist()
-    return lengths
+def always_none(*_args) -> None:
+    """The default of every ``unavailable`` / ``backward_unavailable``: runs (and trains) everywhere."""
+    return None
+
+
+def no_mask_memory(lengths) -> dict:
+    check_lengths(lengths)
+    return {"mask_bytes": 0, "padded_tokens": 0}
+
+
+def block_diagonal_pairs(lengths, row_len: int | None = None) -> int:
+    """(query, key) pairs of exact block-diagonal attention: Σ L_i² (padding slots attend nothing)."""
+    return sum(n * n for n in check_lengths(lengths))
+
+
+def _lengths(seg: torch.Tensor) -> list[int]:
+    """Token counts of the images of every row of ``seg``, row by row."""
+    return [e - s for row in segment_runs(seg) for s, e in row]
 
 
 def flat_attend(seg: torch.Tensor, kernel: Callable) -> Callable:
@@ -69,20 +74,12 @@ def flat_attend(seg: torch.Tensor, kernel: Callable) -> Callable:
     return attend_rows
 
 
-def no_mask_memory(lengths) -> dict:
-    check_lengths(lengths)
-    return {"mask_bytes": 0, "padded_tokens": 0}
-
-
 # ----------------------------------------------------------------------------------------------------------
 # dense_mask
 
 
 def dense_prepare(seg: torch.Tensor):
-    mask = torch.stack([_dense_mask(s) for s in seg])  # (B, N, N) bool, True = may attend
-    if bool((seg < 0).any()):  # a padding slot attends to itself only: SDPA gives NaN for an empty row
-        mask = mask | torch.diag_embed(seg < 0)
-    mask = mask[:, None]  # (B, 1, N, N)
+    mask = dense_mask(seg, padding_attends_self=bool((seg < 0).any()))[:, None]  # (B, 1, N, N) bool
 
     def attend(q, k, v):  # (B, H, N, hd) -> (B, H, N, hd)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -92,6 +89,12 @@ def dense_prepare(seg: torch.Tensor):
 
 def dense_memory(lengths) -> dict:
     return {"mask_bytes": mask_memory(lengths)["dense_bool"], "padded_tokens": 0}
+
+
+def dense_pairs(lengths, row_len: int | None = None) -> int:
+    """Every query meets every key of its row: row_len² (default: no padding)."""
+    n = sum(check_lengths(lengths))
+    return (n if row_len is None else max(n, int(row_len))) ** 2
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -109,9 +112,8 @@ def flex_unavailable(device: torch.device, dtype: torch.dtype) -> str | None:
     except ImportError:
         return f"torch {torch.__version__} has no torch.nn.attention.flex_attention"
     if device.type == "cpu":
-        if not _has_cpp_compiler():
-            return "torch.compile on CPU needs a C++ compiler (g++/clang++) in PATH"
-        return None
+        return None if _has_cpp_compiler() else \
+            "torch.compile on CPU needs a C++ compiler (g++/clang++) in PATH"
     if device.type == "cuda":
         try:
             import triton  # noqa: F401
@@ -121,13 +123,16 @@ def flex_unavailable(device: torch.device, dtype: torch.dtype) -> str | None:
     return f"flex attention is not supported on {device.type}"
 
 
-def flex_padded_length(n: int) -> int:
-    """Length the ``flex`` backend pads q, k, v of an ``n``-token packed sequence to.
+def flex_backward_unavailable(device: torch.device) -> str | None:
+    if device.type == "cpu":
+        return f"FlexAttention does not support backward on CPU (torch {torch.__version__})"
+    return None
 
-    A multiple of ``max(128, 2**(bit_length(n - 1) - 3))`` and at least 256: a handful of buckets per doubling
-    of ``n``, so a compiled kernel is reused by many lengths. Padding tokens have segment id -1: their query
-    blocks are empty in the ``BlockMask`` (skipped) and their keys are masked out.
-    """
+
+def flex_padded_length(n: int) -> int:
+    """Length the ``flex`` backend pads q, k, v of an ``n``-slot row to: a multiple of ``max(128,
+    2**(bit_length(n - 1) - 3))`` and at least 256, so a handful of compiled shapes serve each doubling of n.
+    Padding slots have segment id -1: their query blocks are empty in the ``BlockMask`` and cost nothing."""
     n = max(int(n), FLEX_MIN_LEN)
     step = max(FLEX_BLOCK, 2 ** ((n - 1).bit_length() - 3))
     return -(-n // step) * step
@@ -138,24 +143,17 @@ def _compiled_flex_attention():
     import torch._dynamo.config as dynamo_config
     from torch.nn.attention.flex_attention import flex_attention
 
-    # One compiled kernel per padded length (see flex_padded_length); allow enough of them before dynamo
-    # would fall back to eager (which materialises the N x N scores).
+    # One compiled kernel per padded length (see flex_padded_length), static shapes (torch 2.13's
+    # dynamic-shape CPU kernel fails on a second length); allow enough of them before dynamo falls back to
+    # eager, which materialises the N x N scores.
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 128)
     return torch.compile(flex_attention, dynamic=False)
 
 
-def flex_backward_unavailable(device: torch.device) -> str | None:
-    if device.type == "cpu":
-        return f"FlexAttention does not support backward on CPU (torch {torch.__version__})"
-    return None
-
-
 def flex_prepare(seg: torch.Tensor):
     T = seg.shape[1]
-    # pad q, k, v (not x) to a bucketed length: few distinct shapes to compile, no wasted MLP work
-    total = flex_padded_length(T)
-    padded = F.pad(seg, (0, total - T), value=-1)  # (B, total)
-    block_mask = flex_block_mask(padded[0] if seg.shape[0] == 1 else padded, FLEX_BLOCK)  # batch B
+    total = flex_padded_length(T)  # pad q, k, v (not x): few shapes to compile, no wasted MLP work
+    block_mask = flex_block_mask(F.pad(seg, (0, total - T), value=-1), FLEX_BLOCK)  # batch B
     flex = _compiled_flex_attention()
 
     def attend(q, k, v):  # (B, H, T, hd) -> pad to (B, H, total, hd) -> attend -> (B, H, T, hd)
@@ -172,20 +170,31 @@ def flex_memory(lengths) -> dict:
     return {"mask_bytes": mm["block_mask"] + mm["block_segment_ids"], "padded_tokens": total - n}
 
 
+def flex_pairs(lengths, row_len: int | None = None) -> int:
+    """Pairs FlexAttention computes for one row: every non-empty 128 x 128 tile in full (a tile that holds
+    a segment boundary is computed whole and masked), so a little more than Σ L_i²."""
+    lengths = check_lengths(lengths)
+    n = sum(lengths)
+    total = flex_padded_length(n if row_len is None else max(n, int(row_len)))
+    bounds, start = [], 0
+    for length in lengths:
+        bounds.append((start, start + length))
+        start += length
+    tiles, first = 0, 0
+    for q0 in range(0, min(n, total), FLEX_BLOCK):  # query tiles that hold real tokens
+        q1 = min(q0 + FLEX_BLOCK, n)
+        while bounds[first][1] <= q0:
+            first += 1
+        last = first
+        while last + 1 < len(bounds) and bounds[last + 1][0] < q1:
+            last += 1
+        k0, k1 = bounds[first][0], bounds[last][1]  # keys of the images in this query tile
+        tiles += -(-k1 // FLEX_BLOCK) - k0 // FLEX_BLOCK
+    return tiles * FLEX_BLOCK * FLEX_BLOCK
+
+
 # ----------------------------------------------------------------------------------------------------------
 # sdpa_segments
-
-
-def segment_runs(seg: torch.Tensor) -> list[list[tuple[int, int]]]:
-    """Per row of ``seg`` (B, N): the (start, end) slot range of every image, padding left out."""
-    runs = []
-    for row in seg:
-        ids, counts = torch.unique_consecutive(row, return_counts=True)
-        real = ids[ids >= 0]
-        assert real.unique().numel() == real.numel(), "each image's tokens must be contiguous in its row"
-        ends = counts.cumsum(0).tolist()
-        runs.append([(s, e) for s, e, i in zip([0] + ends[:-1], ends, ids.tolist()) if i >= 0])
-    return runs
 
 
 def segments_prepare(seg: torch.Tensor):
@@ -240,7 +249,7 @@ def _nested_sdpa(offsets: torch.Tensor, lengths: list[int], q, k, v) -> torch.Te
 
 
 def nested_prepare(seg: torch.Tensor):
-    lengths = run_lengths(seg)
+    lengths = _lengths(seg)
     offsets = torch.tensor([0] + lengths, device=seg.device).cumsum(0)  # (n + 1,) int64
     return flat_attend(seg, functools.partial(_nested_sdpa, offsets, lengths))
 
@@ -277,3 +286,62 @@ def nested_backward_unavailable(device: torch.device) -> str | None:
 def nested_memory(lengths) -> dict:
     """The jagged offsets (int64, one per image plus one) are the whole mask."""
     return {"mask_bytes": 8 * (len(check_lengths(lengths)) + 1), "padded_tokens": 0}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# varlen (FlashAttention with cu_seqlens)
+
+
+def varlen_unavailable(device: torch.device, dtype: torch.dtype) -> str | None:
+    """None if varlen_attn (FlashAttention) can run on ``device`` with ``dtype``, else why not."""
+    if device.type != "cuda":
+        return "varlen attention needs a CUDA device"
+    try:
+        import torch.nn.attention.varlen  # noqa: F401
+    except ImportError:
+        return f"torch {torch.__version__} has no torch.nn.attention.varlen"
+    if not torch.cuda.is_available():
+        return "CUDA is not available"
+    if dtype not in (torch.float16, torch.bfloat16):
+        return f"varlen (FlashAttention) needs float16/bfloat16, the model is {dtype}: " \
+               "load_dinov2(dtype=torch.bfloat16)"
+    if torch.cuda.get_device_capability(device) < (8, 0):
+        return "FlashAttention needs a GPU of compute capability >= 8.0"
+    return None
+
+
+VARLEN_KEYWORDS = ("cu_seq_q", "cu_seq_k", "max_q", "max_k")
+
+
+def varlen_caller(varlen_attn) -> Callable:
+    """``call(q, k, v, cu, max_len)`` for one ``varlen_attn`` function (the same cu_seqlens and max length
+    for queries and keys, no causal mask). Its signature changed across torch versions (2.10 takes
+    ``max_k`` and what follows positionally, 2.12+ makes what follows ``max_k`` keyword-only); both accept
+    the names of ``VARLEN_KEYWORDS`` by keyword, so they are passed by keyword when the signature has them,
+    positionally otherwise."""
+    try:
+        params = inspect.signature(varlen_attn).parameters
+        by_keyword = all(n in params for n in VARLEN_KEYWORDS)
+    except (TypeError, ValueError):  # no introspectable signature
+        by_keyword = False
+    if by_keyword:
+        return lambda q, k, v, cu, max_len: varlen_attn(q, k, v, cu_seq_q=cu, cu_seq_k=cu, max_q=max_len,
+                                                        max_k=max_len)
+    return lambda q, k, v, cu, max_len: varlen_attn(q, k, v, cu, cu, max_len, max_len)
+
+
+@functools.cache
+def _varlen_call():
+    from torch.nn.attention.varlen import varlen_attn
+
+    return varlen_caller(varlen_attn)
+
+
+def varlen_prepare(seg: torch.Tensor):
+    cu, max_len = cu_seqlens(_lengths(seg), device=seg.device)  # over all rows, padding squeezed out
+    call = _varlen_call()
+    return flat_attend(seg, lambda q, k, v: call(q, k, v, cu, max_len))  # (T, H, hd) -> (T, H, hd)
+
+
+def varlen_memory(lengths) -> dict:
+    return {"mask_bytes": mask_memory(lengths)["cu_seqlens"], "padded_tokens": 0}

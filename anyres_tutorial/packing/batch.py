@@ -88,26 +88,18 @@ class PackedBatch:
 
     # ----- masks (all built by anyres_tutorial.packing.masks from segment ids) ---------------------------
     def dense_mask(self, padding_attends_self: bool = False) -> torch.Tensor:
-        """(B, L, L) bool block-diagonal mask, True = may attend; padding rows and columns all False.
-
-        ``F.scaled_dot_product_attention`` turns an all-False row into NaN, and in the next layer that NaN
-        leaks into real tokens through ``0 * NaN``; ``padding_attends_self=True`` lets each padding slot
-        attend to itself only (real tokens still never see padding), which keeps SDPA finite on padded rows.
-        """
-        m = torch.stack([masks.dense_mask(self.segment_ids[b]) for b in range(self.num_rows)])  # (B, L, L)
-        if padding_attends_self:
-            m = m | torch.diag_embed(self.padding)
-        return m
+        """(B, L, L) bool block-diagonal mask, True = may attend (:func:`~.masks.dense_mask`; see there for
+        ``padding_attends_self``)."""
+        return masks.dense_mask(self.segment_ids, padding_attends_self)
 
     def block_mask(self, block_size: int = 128, row: int | None = None, compile: bool = True):
-        """FlexAttention ``BlockMask`` of one row (``row``; may be omitted when the batch has one row), built
-        from a ``mask_mod`` on the segment ids without materialising L x L (``compile=False``: eager builder,
-        fine for small L)."""
-        if row is None:
-            if self.num_rows != 1:
-                raise ValueError(f"the batch has {self.num_rows} rows: pass row=0..{self.num_rows - 1}")
-            row = 0
-        return masks.flex_block_mask(self.segment_ids[row], block_size=block_size, compile=compile)
+        """FlexAttention ``BlockMask`` of every row (batch B), or of row ``row`` only (batch 1), built from a
+        ``mask_mod`` on the segment ids without materialising L x L (``compile=False``: eager builder, fine
+        for small L)."""
+        seg = self.segment_ids
+        if row is not None:
+            seg = seg[check_int("row", row, 0, self.num_rows - 1)]
+        return masks.flex_block_mask(seg, block_size=block_size, compile=compile)
 
     def cu_seqlens(self) -> tuple[torch.Tensor, int]:
         """``(cu_seqlens int32 (num_images + 1,), max_seqlen)`` for varlen kernels over :meth:`flat` — the

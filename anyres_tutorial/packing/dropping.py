@@ -18,8 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..checks import check_number
-from .masks import check_lengths
+from ..checks import check_lengths, check_number
 
 
 def num_kept(n: int, rate: float) -> int:

@@ -1,26 +1,20 @@
-"""Block-diagonal attention masks for packed sequences, in the three forms the attention backends want.
+"""Block-diagonal attention for packed sequences: segment ids, and the three mask forms built from them.
 
-Taught in `navit_packing` and timed in `timing`; the attention backends of
-:mod:`anyres_tutorial.encoder.attention` use them in ``forward_packed``.
+Taught in `navit_packing`; the attention backends (:mod:`anyres_tutorial.encoder.attention`) build their masks
+here and nowhere else.
 
-When several images are packed into one token sequence, a token may only attend to tokens of its own image.
-The same rule "query and key belong to the same image" can be handed to an attention kernel in three ways:
+A token may only attend to tokens of its own image. Everything starts from the per-token image index,
+:func:`segment_ids` (``-1`` marks padding), and :func:`segment_runs` reads the images back out of it. The same
+rule can then be handed to a kernel in three forms:
 
-- :func:`dense_mask` -- an explicit ``(N, N)`` boolean matrix (True = may attend) for
-  ``F.scaled_dot_product_attention``. Simple, but memory grows as N².
-- :func:`flex_block_mask` -- a FlexAttention ``BlockMask``: the rule is a tiny function (``mask_mod``) of the
-  query and key indices, and ``create_block_mask`` records which ``block_size x block_size`` tiles of the
-  attention matrix are empty (skipped), full, or partial. Built under ``torch.compile`` so the N×N matrix is
-  never materialised.
-- :func:`cu_seqlens` -- just the cumulative lengths ``[0, L0, L0+L1, ...]``: the varlen / FlashAttention
-  interface, which needs no mask at all.
+- :func:`dense_mask`: an explicit ``(N, N)`` boolean matrix for ``F.scaled_dot_product_attention``; memory N².
+- :func:`flex_block_mask`: a FlexAttention ``BlockMask``, built from a ``mask_mod`` on the segment ids; it
+  records which ``block_size x block_size`` tiles are empty (skipped), full or partial, without an N x N
+  matrix.
+- :func:`cu_seqlens`: the cumulative lengths ``[0, L0, L0+L1, ...]`` of varlen / FlashAttention kernels.
 
-All three start from the per-token image index, :func:`segment_ids` (``-1`` marks padding).
-
-Example (lengths 3, 5, 2)::
-
-    segment_ids([3, 5, 2])      -> [0 0 0 1 1 1 1 1 2 2]
-    cu_seqlens([3, 5, 2])       -> (tensor([0, 3, 8, 10], dtype=int32), 5)
+Example (lengths 3, 5, 2): ``segment_ids([3, 5, 2])`` is ``[0 0 0 1 1 1 1 1 2 2]`` and ``cu_seqlens([3, 5,
+2])`` is ``(tensor([0, 3, 8, 10], dtype=int32), 5)``.
 """
 
 from __future__ import annotations
@@ -29,35 +23,9 @@ import functools
 
 import torch
 
-from ..checks import check_int, check_positive_int
+from ..checks import check_int, check_lengths, check_positive_int
 
-
-def check_lengths(lengths) -> list[int]:
-    """Positive integer lengths, at least one, as a list of ints (ValueError / TypeError otherwise).
-
-    Accepts a sequence of ints (numpy / torch scalars too) or a 1-D integer tensor. Shared by the mask
-    builders here and by :func:`anyres_tutorial.packing.pack`.
-    """
-    if isinstance(lengths, torch.Tensor):
-        if lengths.ndim != 1:
-            raise ValueError(f"lengths must be 1-D, got a tensor of shape {tuple(lengths.shape)}")
-        if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
-            raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
-        lengths = lengths.tolist()
-    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
-        raise TypeError(f"lengths must be a sequence of integers, got {type(lengths).__name__}")
-    lengths = list(lengths)
-    if len(lengths) == 0:
-        raise ValueError("lengths is empty: need at least one sequence")
-    out = []
-    for i, n in enumerate(lengths):
-        if hasattr(n, "item") and getattr(n, "ndim", 1) == 0:  # numpy / torch scalars
-            n = n.item()
-        n = check_int(f"lengths[{i}]", n)
-        if n <= 0:
-            raise ValueError(f"lengths[{i}] = {n}: every sequence needs a token (zero-size image?)")
-        out.append(n)
-    return out
+INT32_MAX = 2**31 - 1
 
 
 def segment_ids(lengths, total: int | None = None, device=None) -> torch.Tensor:
@@ -68,9 +36,7 @@ def segment_ids(lengths, total: int | None = None, device=None) -> torch.Tensor:
     """
     lengths = check_lengths(lengths)
     n = sum(lengths)
-    if total is None:
-        total = n
-    total = check_int("total", total)
+    total = n if total is None else check_int("total", total)
     if total < n:
         raise ValueError(f"total={total} is smaller than sum(lengths)={n}")
     ids = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))  # (n,)
@@ -78,43 +44,55 @@ def segment_ids(lengths, total: int | None = None, device=None) -> torch.Tensor:
     return torch.cat([ids, pad]).to(device)  # (total,)
 
 
-def _check_seg(seg, rows: bool = False) -> torch.Tensor:
+def _check_seg(seg) -> torch.Tensor:
     if not isinstance(seg, torch.Tensor):
         raise TypeError(f"seg must be a LongTensor from segment_ids(), got {type(seg).__name__}")
-    if seg.ndim not in ((1, 2) if rows else (1,)) or seg.numel() == 0:
-        what = "1-D (N,) or 2-D (B, N)" if rows else "1-D"
-        raise ValueError(f"seg must be a non-empty {what} tensor, got shape {tuple(seg.shape)}")
+    if seg.ndim not in (1, 2) or seg.numel() == 0:
+        raise ValueError(f"seg must be a non-empty (N,) or (B, N) tensor, got shape {tuple(seg.shape)}")
     if seg.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"seg must be an integer tensor (int64), got {seg.dtype}")
     return seg
 
 
-def dense_mask(seg: torch.Tensor) -> torch.Tensor:
-    """Boolean ``(N, N)`` block-diagonal mask: True where query i may attend to key j.
+def segment_runs(seg: torch.Tensor) -> list[list[tuple[int, int]]]:
+    """Per row of ``seg`` (B, N) or (N,): the ``(start, end)`` slot range of every image, padding left out.
+    Each image must sit in one contiguous run (ValueError otherwise)."""
+    seg = _check_seg(seg)
+    runs = []
+    for row in seg.reshape(-1, seg.shape[-1]):
+        ids, counts = torch.unique_consecutive(row, return_counts=True)
+        real = ids[ids >= 0]
+        if real.unique().numel() != real.numel():
+            raise ValueError("each image's tokens must be contiguous in its row")
+        ends = counts.cumsum(0).tolist()
+        runs.append([(s, e) for s, e, i in zip([0] + ends[:-1], ends, ids.tolist()) if i >= 0])
+    return runs
 
-    True iff ``seg[i] == seg[j] >= 0``; padding rows and columns (``seg == -1``) are all False. Note that
-    ``F.scaled_dot_product_attention`` returns NaN for a row with no True entry, so do not feed padding rows
-    to SDPA (``forward_packed`` never pads for this backend).
+
+def dense_mask(seg: torch.Tensor, padding_attends_self: bool = False) -> torch.Tensor:
+    """Boolean block-diagonal mask: True where query i may attend to key j, i.e. ``seg[i] == seg[j] >= 0``.
+
+    ``seg`` (N,) gives (N, N); ``seg`` (B, N) gives (B, N, N), one mask per packed row. Padding rows and
+    columns are all False, and ``F.scaled_dot_product_attention`` turns an all-False row into NaN, which leaks
+    into real tokens in the next layer through ``0 * NaN``: ``padding_attends_self=True`` lets each padding
+    slot attend to itself only (real tokens still never see padding), which keeps SDPA finite on padded rows.
     """
     seg = _check_seg(seg)
-    return (seg[:, None] == seg[None, :]) & (seg[:, None] >= 0)  # (N, N)
+    mask = (seg[..., :, None] == seg[..., None, :]) & (seg[..., :, None] >= 0)  # (..., N, N)
+    if padding_attends_self:
+        mask = mask | torch.diag_embed(seg < 0)
+    return mask
 
 
 def same_segment_mask_mod(seg: torch.Tensor):
-    """The FlexAttention ``mask_mod`` for a packed sequence: ``(b, h, q_idx, kv_idx) -> bool``.
+    """The FlexAttention ``mask_mod`` for packed rows ``seg`` (B, N): ``(b, h, q_idx, kv_idx) -> bool``.
 
-    It reads only ``seg[q_idx]`` and ``seg[kv_idx]``, so FlexAttention can evaluate it per tile. ``seg``
-    (B, N): one packed row per batch index ``b`` (``seg[b, q_idx]``, ``seg[b, kv_idx]``).
+    It reads only ``seg[b, q_idx]`` and ``seg[b, kv_idx]``, so FlexAttention can evaluate it per tile.
     """
-    seg = _check_seg(seg, rows=True)
-    if seg.ndim == 2:
-        def row_mask_mod(b, h, q_idx, kv_idx):
-            return (seg[b, q_idx] == seg[b, kv_idx]) & (seg[b, q_idx] >= 0)
-
-        return row_mask_mod
+    seg = _check_seg(seg).reshape(-1, seg.shape[-1])  # (B, N)
 
     def mask_mod(b, h, q_idx, kv_idx):
-        return (seg[q_idx] == seg[kv_idx]) & (seg[q_idx] >= 0)
+        return (seg[b, q_idx] == seg[b, kv_idx]) & (seg[b, q_idx] >= 0)
 
     return mask_mod
 
@@ -128,34 +106,34 @@ def _compiled_create_block_mask():
 
 
 def flex_block_mask(seg: torch.Tensor, block_size: int = 128, compile: bool = True):
-    """FlexAttention ``BlockMask`` for the block-diagonal rule, without building the N×N matrix.
+    """FlexAttention ``BlockMask`` of the block-diagonal rule for packed rows ``seg`` (B, N) (or one row (N,),
+    batch 1), without building an N x N matrix.
 
-    ``create_block_mask`` evaluates :func:`same_segment_mask_mod` and keeps, per ``block_size`` tile,
-    whether it is empty / partial / full. Eager ``create_block_mask`` does materialise the dense mask
-    internally, so by default it runs under ``torch.compile`` (compiled once per process, dynamic shapes),
-    which fuses the mask evaluation into the block reduction. ``compile=False`` uses the eager builder
-    (fine for small N, tests). Pad the sequence to a multiple of ``block_size`` (padding ``seg == -1``) so
-    that new lengths rarely need a new compiled kernel. ``seg`` (B, N) gives a mask with batch ``B``: one
-    packed row each (``model.forward_packed(PackedBatch)``).
+    ``create_block_mask`` evaluates :func:`same_segment_mask_mod` and keeps, per ``block_size`` tile, whether
+    it is empty / partial / full. Eager ``create_block_mask`` materialises the dense mask internally, so by
+    default it runs compiled (once per process, dynamic shapes); ``compile=False`` uses the eager builder
+    (small N).
     """
     from torch.nn.attention.flex_attention import create_block_mask
 
-    seg = _check_seg(seg, rows=True)
+    seg = _check_seg(seg).reshape(-1, seg.shape[-1])  # (B, N)
     block_size = check_positive_int("block_size", block_size)
     n = seg.shape[-1]
-    batch = seg.shape[0] if seg.ndim == 2 else None
     builder = _compiled_create_block_mask() if compile else create_block_mask
-    mask_mod = same_segment_mask_mod(seg)
-    return builder(mask_mod, batch, None, n, n, device=seg.device, BLOCK_SIZE=block_size)
+    return builder(same_segment_mask_mod(seg), seg.shape[0], None, n, n, device=seg.device,
+                   BLOCK_SIZE=block_size)
 
 
 def cu_seqlens(lengths, device=None) -> tuple[torch.Tensor, int]:
     """Cumulative sequence boundaries for varlen attention: ``(IntTensor int32 (B+1,), max_seqlen)``.
 
     ``cu_seqlens([3, 5, 2]) == (tensor([0, 3, 8, 10], dtype=torch.int32), 5)``: image i owns tokens
-    ``cu[i]:cu[i+1]``.
+    ``cu[i]:cu[i+1]``. More than 2**31 - 1 tokens in all cannot be addressed in int32 (ValueError).
     """
     lengths = check_lengths(lengths)
+    if sum(lengths) > INT32_MAX:
+        raise ValueError(f"{sum(lengths)} tokens do not fit the int32 offsets of cu_seqlens "
+                         f"(at most {INT32_MAX})")
     cu = torch.zeros(len(lengths) + 1, dtype=torch.int32)
     cu[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.int64), 0).to(torch.int32)
     return cu.to(device), max(lengths)

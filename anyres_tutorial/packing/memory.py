@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ..checks import check_int, check_positive_int
-from .masks import check_lengths
+from ..checks import check_int, check_lengths, check_positive_int
 
 
 def mask_memory(lengths, total: int | None = None, block_size: int = 128) -> dict:

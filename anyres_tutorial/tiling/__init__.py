@@ -20,10 +20,10 @@ and the benchmark then know it. Sizes are (width, height) and grids (rows, cols)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..registry import Registry
 from . import deepseek_vl2, internvl, llava_mini, llava_next, template, ureader
 from .base import (
     MAX_ASPECT,
@@ -38,37 +38,13 @@ from .base import (
 )
 from .protocol import ScoreTable, TilingMethod, TokenBlock, check_method
 
-_REGISTRY: dict[str, Any] = {}
-
 #: The tiling method the benchmark and the comparison use as their reference (its budget sizes the packing).
 DEFAULT_METHOD = "llava_next"
 
-
-class _MethodNames(Sequence):
-    """A live, read-only view of the registered method names, in registration order (compares equal to the
-    tuple of the same names)."""
-
-    def __getitem__(self, i):
-        return tuple(_REGISTRY)[i]
-
-    def __len__(self) -> int:
-        return len(_REGISTRY)
-
-    def __contains__(self, name) -> bool:
-        return name in _REGISTRY
-
-    def __eq__(self, other) -> bool:
-        return tuple(self) == (tuple(other) if isinstance(other, (Sequence, _MethodNames)) else other)
-
-    def __hash__(self):
-        return hash(tuple(self))
-
-    def __repr__(self) -> str:
-        return repr(tuple(self))
-
-
-#: The registered tiling methods' names (a live view: ``register`` adds to it).
-METHODS = _MethodNames()
+#: The registered tiling methods (``names()``, ``get``, ``in``, iteration over the names, in tutorial order).
+METHODS = Registry("tiling method")
+get = METHODS.get
+unregister = METHODS.unregister
 
 
 def register(name: str, method: Any, *, replace: bool = False) -> Any:
@@ -76,26 +52,8 @@ def register(name: str, method: Any, *, replace: bool = False) -> Any:
 
     TypeError names any missing attribute; registering a taken name needs ``replace=True``. Returns the
     method, so ``register`` can decorate a class instance."""
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"a tiling method name must be an identifier-like string, got {name!r}")
     check_method(name, method)
-    if name in _REGISTRY and not replace:
-        raise ValueError(f"tiling method {name!r} is already registered (pass replace=True to replace it)")
-    _REGISTRY[name] = method
-    return method
-
-
-def unregister(name: str) -> None:
-    """Remove a registered method (tests use it to clean up after themselves)."""
-    get(name)
-    del _REGISTRY[name]
-
-
-def get(method: Any) -> Any:
-    """The method object registered under ``method``; ValueError naming the registered ones otherwise."""
-    if not isinstance(method, str) or method not in _REGISTRY:
-        raise ValueError(f"unknown tiling method {method!r}; choose one of {tuple(METHODS)}")
-    return _REGISTRY[method]
+    return METHODS.register(name, method, replace=replace)
 
 
 def method_options(method: str) -> dict:

@@ -21,7 +21,7 @@ import zlib
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import to_hex, to_rgb
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 # ----------------------------------------------------------------------------------------------------------
@@ -95,25 +95,24 @@ def image_color(k: int):
     return _spread(24)[(k - len(_TAB20)) % 24]
 
 
-#: Colours for attention backends that bring none of their own (or one a token category already uses),
-#: picked by a stable hash of the backend's name.
-_BACKEND_EXTRA = ("#e7ba52", "#637939", "#843c39", "#7b4173", "#3182bd", "#6b6ecf", "#8ca252", "#bd9e39")
+#: Attention backends' colours, by registration order (the built-in ones: loop, dense_mask, flex, varlen,
+#: sdpa_segments, nested), so a backend has one colour in every figure.
+BACKEND_PALETTE = ("#17becf", "#8c564b", "#bcbd22", "#393b79", "#637939", "#e7969c", "#e7ba52", "#843c39",
+                   "#7b4173", "#3182bd", "#6b6ecf", "#8ca252", "#bd9e39", "#ad494a")
 
 
 def backend_color(name: str) -> str:
-    """Colour of an attention backend in the benchmark's plots (`timing`): the backend's own ``color`` (its
-    registry entry) unless that is a token-category colour, else one picked
-    from ``name``'s hash (stable across runs). Never a token-category colour (:data:`TOKEN_COLORS`)."""
+    """Colour of an attention backend (`timing`, `training_with_packed_sequences`): the registry's order
+    picks it
+    from :data:`BACKEND_PALETTE`; a name this checkout does not register (a recorded result) gets one picked
+    by its hash (stable across runs). Never a token-category colour (:data:`TOKEN_COLORS`)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"backend name must be a non-empty string, got {name!r}")
     from ..encoder import attention
 
-    # a recorded result may name a backend this session has not registered: it still gets a stable colour
-    color = attention.get(name).color if name in attention.BACKENDS else None
-    taken = {to_hex(c) for c in TOKEN_COLORS.values()}
-    if color and to_hex(color) not in taken:
-        return color
-    return _BACKEND_EXTRA[zlib.crc32(name.encode()) % len(_BACKEND_EXTRA)]
+    names = attention.BACKENDS.names()
+    k = names.index(name) if name in names else zlib.crc32(name.encode())
+    return BACKEND_PALETTE[k % len(BACKEND_PALETTE)]
 
 
 def fill_rgb(fill) -> tuple:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from ..registry import Registry
 from .palette import CHOSEN_COLOR, NEWLINE_COLOR, PAD_EDGE, PADDING, USEFUL, fig_ax, wh
 
 __all__ = ["score_picture", "register_score_picture", "SCORE_PICTURES", "candidate_scores", "table_picture",
@@ -232,24 +233,19 @@ def _anchor_picture(plan) -> Figure:
 
 
 #: Score-table kind -> picture of a plan (``None``: the kind has no picture).
-SCORE_PICTURES: dict[str, Callable | None] = {
-    "resolution": candidate_scores,
-    "aspect": candidate_scores,
-    "template": _template_picture,
-    "anchors": _anchor_picture,
-    "none": None,
-}
+#: Score-table kind -> ``picture(plan) -> Figure`` (None: no picture for that kind).
+SCORE_PICTURES = Registry("score table kind")
+for _kind, _picture in (("resolution", candidate_scores), ("aspect", candidate_scores),
+                        ("template", _template_picture), ("anchors", _anchor_picture), ("none", None)):
+    SCORE_PICTURES.register(_kind, _picture)
+del _kind, _picture
 
 
 def register_score_picture(kind: str, picture: Callable | None, *, replace: bool = False) -> None:
     """Draw score tables of ``kind`` with ``picture(plan) -> Figure`` (None: no picture for that kind)."""
-    if not isinstance(kind, str) or not kind:
-        raise ValueError(f"kind must be a non-empty string, got {kind!r}")
     if picture is not None and not callable(picture):
         raise TypeError(f"picture must be callable (plan -> Figure) or None, got {type(picture).__name__}")
-    if kind in SCORE_PICTURES and not replace:
-        raise ValueError(f"score kind {kind!r} already has a picture (pass replace=True to replace it)")
-    SCORE_PICTURES[kind] = picture
+    SCORE_PICTURES.register(kind, picture, replace=replace)
 
 
 def score_picture(plan) -> Figure | None:
@@ -260,7 +256,7 @@ def score_picture(plan) -> Figure | None:
 
     table = tiling.score_table(plan)
     if table.kind in SCORE_PICTURES:
-        picture = SCORE_PICTURES[table.kind]
+        picture = SCORE_PICTURES.get(table.kind)
         return None if picture is None else picture(plan)
     if not table.rows:
         return None
