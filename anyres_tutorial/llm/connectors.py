@@ -378,9 +378,9 @@ class LlavaMiniConnector(nn.Module):
             x = layer(x)  # (S, D), causal
         s, t, c2 = x.shape[0], text.shape[0], comp.shape[0]
         visual, fused_text = x[s - t - c2: s - t], x[s - t:]  # (C*C, D), (T, D)
+        _note(trace, "LLM visual tokens = outputs at the C² positions (C², D)", visual)
         if t:
-            _note(trace, "fused text = last T outputs (T, D)", fused_text)
-        _note(trace, "LLM visual tokens = outputs before the text (C², D)", visual)
+            _note(trace, "fused text = outputs at the T text positions (T, D)", fused_text)
         return visual, fused_text
 
     def forward(self, feats: torch.Tensor, plan, text: torch.Tensor | None = None,

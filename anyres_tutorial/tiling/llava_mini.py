@@ -89,9 +89,9 @@ def plan(image_size: tuple, opts: dict):
     canvas = (n * bw, n * bh)
     n_images = len(boxes) + len(views)
     dropped = w * h - canvas[0] * canvas[1]
-    source = (f"the {n}x{n} blocks stitched into one map; the full image only feeds the pre-fusion" if views
+    source = (f"the {n}x{n} blocks stitched; the full image only feeds the pre-fusion" if views
               else "the one encoder image")
-    formula = f"{c}x{c} compressed tokens = {c * c} (the resampler compresses {source})"
+    formula = f"{c}x{c} compressed tokens = {c * c} (one resampler over {source})"
     return make_plan(
         method="llava_mini", image_size=image_size, options=opts, tile_size=TILE, grid=(n, n),
         canvas_size=canvas, resize_size=canvas, content_box=(0, 0) + canvas, fill=fill, tile_boxes=boxes,
