@@ -57,8 +57,10 @@ def _side(plan) -> int:
 
 
 def _check_features(feats: torch.Tensor, n: int, per: int, name: str) -> None:
-    assert feats.dim() == 3, f"{name}: features must be (N, patches, D), got {tuple(feats.shape)}"
-    assert feats.shape[:2] == (n, per), f"{name}: expected ({n}, {per}, D) features, got {tuple(feats.shape)}"
+    if not isinstance(feats, torch.Tensor) or feats.dim() != 3 or feats.shape[:2] != (n, per):
+        got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
+        raise ValueError(f"{name}: expected ({n}, {per}, D) features (encoder images, patches, width), "
+                         f"got {got}")
 
 
 class MLP2xGELU(nn.Module):
@@ -73,11 +75,18 @@ class MLP2xGELU(nn.Module):
         return self.net(x)
 
 
+def _check_patches(patches, rows: int, cols: int) -> None:
+    if not isinstance(patches, torch.Tensor) or patches.dim() != 2 or patches.shape[0] != rows * cols:
+        got = tuple(patches.shape) if isinstance(patches, torch.Tensor) else type(patches).__name__
+        raise ValueError(f"expected ({rows * cols}, Dv) packed patches for a {rows}x{cols} grid, got {got}")
+
+
 def stitch(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """(rows*cols, s*s, D) tile features in row-major tile order -> one (rows*s, cols*s, D) map."""
     n, per, d = x.shape
     s = int(round(per ** 0.5))
-    assert n == rows * cols and s * s == per, f"cannot stitch {tuple(x.shape)} into {rows}x{cols} tiles"
+    if n != rows * cols or s * s != per:
+        raise ValueError(f"cannot stitch {tuple(x.shape)} into {rows}x{cols} tiles of square patch grids")
     return x.view(rows, cols, s, s, d).permute(0, 2, 1, 3, 4).reshape(rows * s, cols * s, d)
 
 
@@ -248,9 +257,15 @@ def pixel_shuffle(x: torch.Tensor, scale: float = 0.5, ps_version: str = "v2") -
     "results in a transposed image"): the same tokens reach the LLM column by column, (N, W*scale, H*scale,
     C/scale^2). Shapes of square tiles do not change; the order does, and trained weights expect theirs."""
     check_choice("ps_version", ps_version, PS_VERSIONS)
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"pixel_shuffle needs (N, H, W, C) features, got {got}")
+    k = round(1 / scale) if isinstance(scale, (int, float)) and scale > 0 else 0
+    if k < 1 or abs(k * scale - 1) > 1e-9:
+        raise ValueError(f"scale must be 1/k for a whole k (0.5 in InternVL), got {scale!r}")
     n, h, w, c = x.shape
-    k = int(round(1 / scale))
-    assert h % k == 0 and w % k == 0, f"pixel_shuffle({scale}) needs sides divisible by {k}, got {h}x{w}"
+    if h % k or w % k:
+        raise ValueError(f"pixel_shuffle({scale}) needs sides divisible by {k}, got {h}x{w}")
     x = x.view(n, h // k, k, w // k, k, c).permute(0, 1, 3, 2, 4, 5)  # (N, H/k, W/k, k, k, C)
     x = x.reshape(n, h // k, w // k, k * k * c)  # (N, H/k, W/k, k*k*C)
     return x.transpose(1, 2) if ps_version == "v1" else x  # v1: (N, W/k, H/k, k*k*C)
@@ -311,8 +326,8 @@ class DecoderLayer(nn.Module):
         s, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(s, 3, self.heads, d // self.heads).permute(1, 2, 0, 3)
         q, k = rope(q), rope(k)  # (H, S, d/H): positions 0..S-1, so the order of the tokens matters
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (H, S, d/H), each token sees its past
-        x = x + self.out(a.transpose(0, 1).reshape(s, d))
+        a = F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True)[0]  # (H, S, d/H)
+        x = x + self.out(a.transpose(0, 1).reshape(s, d))  # each token saw its past only
         return x + self.mlp(self.norm2(x))
 
 
@@ -347,7 +362,8 @@ class LlavaMiniConnector(nn.Module):
         """The N*N blocks as one map, row-major over the whole map: ((N*24)^2, Dv) (N = 1: the image)."""
         n = plan.grid.rows
         c2 = self.queries.shape[0]
-        assert c2 == plan.num_tokens, f"built for {c2} queries but the plan has {plan.num_tokens} tokens"
+        if c2 != plan.num_tokens:
+            raise ValueError(f"built for {c2} queries but the plan has {plan.num_tokens} tokens")
         _check_features(feats, plan.num_images, _side(plan) ** 2, "LlavaMiniConnector")
         return stitch(feats[: n * n], n, n).reshape(-1, feats.shape[-1])  # ((N*24)^2, Dv)
 
@@ -408,14 +424,15 @@ class Qwen2VLPatchMerger(nn.Module):
     def block_order(self, patches: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
         """Row-major (rows*cols, Dv) -> the processor's order: 2x2 blocks row-major, each block row-major."""
         m = self.merge
-        assert rows % m == 0 and cols % m == 0, f"the patch grid {rows}x{cols} must be divisible by {m}"
+        if rows % m or cols % m:
+            raise ValueError(f"the patch grid {rows}x{cols} must be divisible by {m}")
         d = patches.shape[-1]
         x = patches.view(rows // m, m, cols // m, m, d).permute(0, 2, 1, 3, 4)  # (R, C, m, m, Dv)
         return x.reshape(-1, d)
 
     def forward(self, patches: torch.Tensor, grid, trace: list | None = None) -> torch.Tensor:
         rows, cols = grid
-        assert patches.shape[0] == rows * cols, f"{patches.shape[0]} patches for a {rows}x{cols} grid"
+        _check_patches(patches, rows, cols)
         _note(trace, "packed ViT patches (h·w, Dv)", patches)
         x = self.ln_q(self.block_order(patches, rows, cols))  # (h*w, Dv), 2x2 blocks contiguous
         x = x.view(-1, x.shape[-1] * self.merge ** 2)  # (h*w/4, 4*Dv)
@@ -441,7 +458,7 @@ class PixtralConnector(nn.Module):
 
     def forward(self, patches: torch.Tensor, grid, trace: list | None = None) -> torch.Tensor:
         rows, cols = grid
-        assert patches.shape[0] == rows * cols, f"{patches.shape[0]} patches for a {rows}x{cols} grid"
+        _check_patches(patches, rows, cols)
         _note(trace, "packed ViT patches (h·w, Dv)", patches)
         x = self.proj(patches).view(rows, cols, -1)  # (rows, cols, D)
         _note(trace, "projector (h, w, D)", x)
@@ -457,6 +474,7 @@ def encoder_features(plan, dim: int = VISION_DIM, cls: bool = False, seed: int =
     """Random stand-ins for the encoder's patch features of ``plan``: (num_images, g*g [+1 CLS], dim), in
     the encoder's order (``protocol.encoder_order``). Random, because the connectors here are untrained."""
     g = _side(plan)
+    check_int("dim", dim, 1, MAX_DIM)
     assert len(encoder_order(plan)) == plan.num_images, "one feature block per encoder image"
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(plan.num_images, g * g + int(cls), dim, generator=gen)  # (N, g*g [+1], dim)

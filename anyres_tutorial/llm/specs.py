@@ -83,11 +83,14 @@ def _check_run(method: str, rows: int, width: int) -> None:
 
 
 def _build(cls, method: str, vision_dim, llm_dim, seed, kwargs: dict) -> torch.nn.Module:
-    """``cls(vision_dim, llm_dim, **kwargs)`` with random weights of seed ``seed``, after checking (on the
-    meta device, nothing allocated) that its weights stay under MAX_PARAMETERS."""
+    """``cls(vision_dim, llm_dim, **kwargs)`` with random weights of seed ``seed``. Wider than 1024, it is
+    first built on the meta device (nothing allocated) to check that its weights stay under MAX_PARAMETERS
+    (the first meta build imports parts of torch, a second or two, so small widths skip it)."""
     check_int("seed", seed, 0, 2 ** 63 - 1)
-    with torch.device("meta"):
-        n = sum(p.numel() for p in cls(vision_dim, llm_dim, **kwargs).parameters())
+    n = 0
+    if isinstance(vision_dim, int) and isinstance(llm_dim, int) and max(vision_dim, llm_dim) > 1024:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in cls(vision_dim, llm_dim, **kwargs).parameters())
     if n > MAX_PARAMETERS:
         raise ValueError(f"{method}: a connector with vision_dim={vision_dim}, llm_dim={llm_dim} has {n:,} "
                          f"weights, more than the supported {MAX_PARAMETERS:,}; choose smaller widths")
@@ -266,6 +269,8 @@ def register(name: str, spec: Any, *, replace: bool = False) -> Any:
     """Add the LLM-side description of method ``name`` (a :class:`TilingSpec` or :class:`PackingSpec`)."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"a method name must be an identifier-like string, got {name!r}")
+    if not isinstance(replace, bool):
+        raise TypeError(f"replace must be True or False, got {replace!r}")
     if not isinstance(spec, (TilingSpec, PackingSpec)):
         raise TypeError(f"spec must be a TilingSpec or PackingSpec, got {type(spec).__name__}")
     if name in _REGISTRY and not replace:
