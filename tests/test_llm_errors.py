@@ -66,7 +66,8 @@ def test_method_names_must_be_strings():
     _refused(ValueError, "unknown method 'nope'", llm.get, "nope")
     _refused(ValueError, "identifier-like string, got 5", llm.register, 5, llm.GENERIC)
     _refused(ValueError, "no LLM-side description named 'nope'; registered:", llm.unregister, "nope")
-    _refused(TypeError, "replace must be True or False, got 'yes'", llm.register, "x", llm.GENERIC, replace="yes")
+    _refused(TypeError, "replace must be True or False, got 'yes'", llm.register, "x", llm.GENERIC,
+             replace="yes")
 
 
 def test_positions_need_a_laid_out_prompt():
