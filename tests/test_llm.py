@@ -66,7 +66,7 @@ def test_pixel_shuffle_and_patch_merger_group_2x2_neighbourhoods():
     merger = C.Qwen2VLPatchMerger(1, 4)
     blocks = merger.block_order(torch.arange(16.0).view(16, 1), 4, 4).view(-1, 4)
     assert blocks[1].tolist() == [2, 3, 6, 7]
-    with pytest.raises(AssertionError, match="divisible"):
+    with pytest.raises(ValueError, match="divisible"):
         merger.block_order(torch.zeros(15, 1), 3, 5)
 
 
@@ -82,8 +82,18 @@ def test_llava_mini_prefusion_returns_fused_text_and_c2_tokens():
 def test_connector_rejects_features_of_the_wrong_shape():
     p = tiling.plan("internvl", (800, 600))
     m = llm.connector("internvl", (800, 600), **DIMS)
-    with pytest.raises(AssertionError, match="expected"):
+    with pytest.raises(ValueError, match=r"expected \(13, 1024, D\) features"):
         m(torch.zeros(p.num_images, 100, 8), p)
+    with pytest.raises(ValueError, match="expected"):
+        m("features", p)
+    with pytest.raises(ValueError, match=r"expected \(16, Dv\) packed patches for a 4x4 grid"):
+        C.Qwen2VLPatchMerger(8, 16)(torch.zeros(15, 8), (4, 4))
+    with pytest.raises(ValueError, match="scale must be 1/k"):
+        C.pixel_shuffle(torch.zeros(1, 6, 6, 2), 0.3)
+    with pytest.raises(ValueError, match=r"needs \(N, H, W, C\) features"):
+        C.pixel_shuffle(torch.zeros(6, 6, 2))
+    with pytest.raises(ValueError, match="dim must be >= 1"):
+        C.encoder_features(p, dim=-1)
 
 
 def _renamed(module, name):

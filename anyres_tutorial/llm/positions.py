@@ -16,14 +16,22 @@ import numpy as np
 from .prompt import Prompt
 
 
+def _check_prompt(p) -> Prompt:
+    if not isinstance(p, Prompt):
+        raise TypeError(f"p must be a Prompt from llm.layout(method, image_sizes, text), "
+                        f"got {type(p).__name__}")
+    return p
+
+
 def positions_1d(p: Prompt) -> np.ndarray:
     """(L,) positions 0..L-1."""
-    return np.arange(p.num_tokens)
+    return np.arange(_check_prompt(p).num_tokens)
 
 
 def mrope(p: Prompt) -> np.ndarray:
     """(3, L) M-RoPE ids (t, h, w). Every image segment must carry its LLM ``grid`` (Qwen2-VL layouts do);
     ValueError otherwise."""
+    _check_prompt(p)
     out = np.zeros((3, p.num_tokens), dtype=np.int64)
     i = cur = 0
     for s in p.segments:

@@ -4,7 +4,7 @@
     from anyres_tutorial.llm import prompt
     p = prompt.layout("llava_next", [(800, 600), (1000, 400)],
                       "USER: <image> <image> What differs between the two pictures? ASSISTANT:")
-    p.num_tokens, p.image_tokens(0), p.counts()          # 4394, 2340, {'text': 8, 'image': ..., ...}
+    p.num_tokens, p.image_tokens(0), p.counts()  # 4388, 2340, {'text': 8, 'image': 4320, 'newline': 60}
 
 Every ``<image>`` placeholder of ``text`` expands into the image's segments (see ``specs.Segment``):
 ``kind == "text"`` for words, ``"marker"`` for wrapper tokens the plan does not count (InternVL's
@@ -19,10 +19,12 @@ chat-template tokens, so real text counts are larger; the image counts are exact
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections import Counter
 from dataclasses import dataclass
 
+from ..checks import check_int
 from . import specs as M
 from .specs import Segment
 
@@ -52,12 +54,19 @@ class Prompt:
         """Length of the LLM input."""
         return sum(s.count for s in self.segments)
 
+    def _image(self, i) -> int:
+        if not self.image_sizes:
+            raise ValueError("this prompt has no images")
+        return check_int("image", i, 0, len(self.image_sizes) - 1)
+
     def image_tokens(self, i: int) -> int:
         """Counted tokens of image ``i`` (every kind except text and markers)."""
+        i = self._image(i)
         return sum(s.count for s in self.segments if s.image == i and s.kind not in UNCOUNTED)
 
     def counts(self, image: int | None = None) -> dict:
         """Tokens per kind (of one image, or of the whole prompt)."""
+        image = None if image is None else self._image(image)
         c: Counter = Counter()
         for s in self.segments:
             if image is None or s.image == image:
@@ -69,7 +78,10 @@ class Prompt:
         return [s.kind for s in self.segments for _ in range(s.count)]
 
     def table(self, limit: int | None = 24) -> str:
-        """One line per segment; with more than ``limit`` segments the middle ones are elided."""
+        """One line per segment; with more than ``limit`` (None: no limit, else >= 2) segments the middle ones
+        are elided."""
+        if limit is not None:
+            limit = check_int("limit", limit, 2)
         lines = [f"{'#':>3s} {'kind':9s} {'count':>6s}  image  view/token"]
         keep = range(len(self.segments))
         if limit is not None and len(self.segments) > limit:
@@ -87,11 +99,18 @@ def layout(method: str, image_sizes, text: str, **options) -> Prompt:
     """The LLM input of ``text`` (with one ``<image>`` per image) for ``method``, images of ``image_sizes``
     ((width, height) each). ``options`` go to ``tiling.plan`` (or to the packing rule); options that depend
     on the number of images (DeepSeek-VL2's ``images_in_prompt``) are set from the prompt. ValueError when
-    the placeholders and the images do not match in number."""
+    the placeholders and the images do not match in number, or when an option the prompt sets is passed."""
     from ..checks import check_size
 
     spec = M.get(method)
-    sizes = tuple(check_size(s, max_aspect=None) for s in image_sizes)
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string with one {IMAGE_PLACEHOLDER} per image, "
+                        f"got {type(text).__name__}")
+    if isinstance(image_sizes, (str, bytes)) or not hasattr(image_sizes, "__len__") or (
+            len(image_sizes) == 2 and all(isinstance(v, numbers.Integral) for v in image_sizes)):
+        raise TypeError(f"image_sizes must be a sequence of (width, height) pairs, one per "
+                        f"{IMAGE_PLACEHOLDER} (for one image: [(800, 600)]), got {image_sizes!r}")
+    sizes = tuple(check_size(s, f"image_sizes[{i}]", max_aspect=None) for i, s in enumerate(image_sizes))
     pieces = re.split(f"({re.escape(IMAGE_PLACEHOLDER)})", text)
     n_ph = pieces.count(IMAGE_PLACEHOLDER)
     if n_ph != len(sizes):
@@ -116,7 +135,13 @@ def layout(method: str, image_sizes, text: str, **options) -> Prompt:
 
 
 def conversation(n_images: int = 2, question: str = "What differs between these pictures?") -> str:
-    """A one-turn chat prompt with ``n_images`` placeholders (a generic "USER: ... ASSISTANT:" template)."""
+    """A one-turn chat prompt with ``n_images`` (>= 0) placeholders (a generic "USER: ... ASSISTANT:"
+    template)."""
+    n_images = check_int("n_images", n_images, 0, 10_000)
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a string, got {type(question).__name__}")
+    if IMAGE_PLACEHOLDER in question:
+        raise ValueError(f"question must not contain {IMAGE_PLACEHOLDER}; pass the image count as n_images")
     return " ".join(["USER:"] + [IMAGE_PLACEHOLDER] * n_images + [question, "ASSISTANT:"])
 
 

@@ -29,6 +29,21 @@ from ..checks import (  # noqa: F401  (re-exported: the methods import their che
 from ..types import PATCH, Grid, Size
 from .protocol import ScoreTable
 
+#: Most tiles one grid may have (64 x 64, UReader's largest anchor) and most LLM tokens one image may take:
+#: checked when options are resolved, before any plan is built.
+MAX_TILES = 4096
+MAX_TOKENS = 2 ** 22
+
+
+def check_canvas_list(name: str, value, tile: int) -> tuple:
+    """Candidate canvases (W, H), multiples of ``tile``, each of at most MAX_TILES tiles."""
+    pairs = check_pair_list(name, value, multiple_of=tile)
+    for w, h in pairs:
+        if (w // tile) * (h // tile) > MAX_TILES:
+            raise ValueError(f"{name}: the canvas {w}x{h} holds {(w // tile) * (h // tile):,} tiles of "
+                             f"{tile} px, more than the supported {MAX_TILES}")
+    return pairs
+
 # ----------------------------------------------------------------------------------------------------------
 # the plan
 
@@ -343,6 +358,7 @@ def pad_paste(image, canvas_size: tuple, resize_size: tuple, offset: tuple, fill
 __all__ = [
     "MAX_ASPECT", "MAX_SIDE", "Plan", "GlobalView", "check_size", "check_int", "check_pair", "check_choice",
     "check_rgb", "check_pair_list", "grid_boxes", "content_in_tiles", "make_plan", "select_best_resolution",
-    "to_rgb_image", "pil_to_tensor", "pad_paste", "EncoderTokens",
+    "to_rgb_image", "pil_to_tensor", "pad_paste", "EncoderTokens", "MAX_TILES", "MAX_TOKENS",
+    "check_canvas_list",
     "patch_coverage", "content_patches", "resolution_table",
 ]

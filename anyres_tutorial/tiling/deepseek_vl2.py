@@ -34,8 +34,8 @@ import numpy as np
 from ..types import PATCH
 from .base import (
     GlobalView,
+    check_canvas_list,
     check_int,
-    check_pair_list,
     grid_boxes,
     make_plan,
     pad_paste,
@@ -67,7 +67,7 @@ def resolve(opts: dict) -> dict:
             raise ValueError(f"candidates must be 'default' or a sequence of (W, H) pairs, got {c!r}")
         c = CANDIDATES
     else:
-        c = check_pair_list("candidates", c, multiple_of=TILE)
+        c = check_canvas_list("candidates", c, TILE)
     n = check_int("images_in_prompt", opts["images_in_prompt"], 1, 1000)
     return {"candidates": c, "images_in_prompt": n}
 

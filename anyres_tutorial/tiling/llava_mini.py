@@ -18,7 +18,9 @@ Steps (tile t = 336, CLIP ViT-L/14-336):
    336 x 336; ``view="crop"``: the CLIP processor alone (shortest side -> 336 with
    ``int(336 * long / short)``, BICUBIC, centre crop 336 with ``(long - 336) // 2``), which cuts off the sides
    of non-square blocks.
-3. Tokens the LLM receives for the image: C*C compressed tokens. The defaults here
+3. Tokens the LLM receives for the image: C*C compressed tokens - one compressor over the stitched blocks
+   (the full image is never compressed: it only feeds the pre-fusion layers), taken from the pre-fusion
+   layers' *output* (see ``llm.connectors.LlavaMiniConnector``). The defaults here
    (``resolution_ratio`` 2, ``compressor_size`` C = 1) pair the high-resolution split with LLaVA-Mini's one
    token. The paper's LLaVA-Mini is 336 px with C = 1 (1 token); its LLaVA-Mini-HD is the 2 x 2 split with
    C = 8 (64 tokens); the training script's argument defaults are 2 and 2.
@@ -36,10 +38,11 @@ checked offline, hence the ``view`` option.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..types import PATCH
 from .base import GlobalView, check_choice, check_int, make_plan
-from .protocol import ScoreTable, no_search
-from .protocol import uniform_layout as token_layout  # noqa: F401  (C*C compressed tokens)
+from .protocol import GLOBAL, ScoreTable, TokenBlock, no_search
 
 TITLE = "LLaVA-Mini split + compression"
 TILE = 336
@@ -86,8 +89,9 @@ def plan(image_size: tuple, opts: dict):
     canvas = (n * bw, n * bh)
     n_images = len(boxes) + len(views)
     dropped = w * h - canvas[0] * canvas[1]
-    formula = (f"{c}x{c} compressed tokens = {c * c} (the {n_images} encoder images: {n}x{n} blocks"
-               f"{' + 1 full image' if views else ''}, are compressed by the resampler)")
+    source = (f"the {n}x{n} blocks stitched; the full image only feeds the pre-fusion" if views
+              else "the one encoder image")
+    formula = f"{c}x{c} compressed tokens = {c * c} (one resampler over {source})"
     return make_plan(
         method="llava_mini", image_size=image_size, options=opts, tile_size=TILE, grid=(n, n),
         canvas_size=canvas, resize_size=canvas, content_box=(0, 0) + canvas, fill=fill, tile_boxes=boxes,
@@ -126,6 +130,15 @@ def render(plan, image):
     tiles = [_view(image.crop(b), plan.details["view"], fill) for b in plan.tile_boxes]
     views = [_view(image, v.kind, fill) for v in plan.global_views]
     return canvas, tiles, views
+
+
+def token_layout(plan) -> list[TokenBlock]:
+    """One C x C block: the compressor's queries read the N x N blocks stitched into one map (the whole
+    image when N = 1); the full image appended for N > 1 gets no tokens of its own (it feeds the pre-fusion
+    only)."""
+    c, n = plan.options["compressor_size"], plan.options["resolution_ratio"]
+    source = "the whole image" if n == 1 else f"the {n}×{n} blocks stitched"
+    return [TokenBlock(f"{c}×{c} compressed ({source})", np.full((c, c), GLOBAL))]
 
 
 def score_table(plan) -> ScoreTable:

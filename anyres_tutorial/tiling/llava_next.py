@@ -49,8 +49,8 @@ import numpy as np
 from ..types import PATCH
 from .base import (
     GlobalView,
+    check_canvas_list,
     check_choice,
-    check_pair_list,
     grid_boxes,
     make_plan,
     pad_paste,
@@ -82,7 +82,7 @@ def resolve(opts: dict) -> dict:
     if isinstance(cands, str):
         cands = CANDIDATE_SETS[check_choice("candidates", cands, tuple(CANDIDATE_SETS))]
     else:
-        cands = check_pair_list("candidates", cands, multiple_of=TILE)
+        cands = check_canvas_list("candidates", cands, TILE)
     unpad = check_choice("unpad", opts["unpad"], ("original", "hf"))
     variant = check_choice("variant", opts["variant"], VARIANTS)
     if variant == "hf":

@@ -14,7 +14,8 @@ Recipe, with tile t = 384 and templates 1:1, 1:2, 2:1, 2:2 (written cols:rows, i
 
 Example: 500x800 (W x H) -> template 1:2 -> canvas 384x768 (image 384x614 inside) -> 2 tiles + 1 thumbnail.
 Tokens: every encoder image gives (t // patch_size)**2 tokens (no compression, no newline tokens).
-Resampling: PIL BICUBIC.
+Resampling: PIL BICUBIC. Limits (``resolve``, before any plan): at most ``base.MAX_TILES`` tiles per template
+and ``base.MAX_TOKENS`` tokens per image for the largest template.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import math
 
 from .base import (
+    MAX_TILES,
+    MAX_TOKENS,
     GlobalView,
     check_choice,
     check_int,
@@ -61,13 +64,23 @@ CONTROLS = {
 
 def resolve(opts: dict) -> dict:
     t = check_int("tile_size", opts["tile_size"], 14, 4096)
+    templates = check_pair_list("templates", opts["templates"], max_len=64)
+    for c, r in templates:
+        if c * r > MAX_TILES:
+            raise ValueError(f"templates: {c}:{r} has {c * r:,} tiles, more than the supported {MAX_TILES}")
+    patch = check_int("patch_size", opts["patch_size"], 1, t)
+    most = (max(c * r for c, r in templates) + 1) * (t // patch) ** 2  # largest template + thumbnail
+    if most > MAX_TOKENS:
+        raise ValueError(f"template tiling with tile_size={t}, patch_size={patch} and these templates can "
+                         f"give {most:,} tokens per image, more than the supported {MAX_TOKENS:,}; choose a "
+                         f"larger patch_size, a smaller tile_size or smaller templates")
     return {
         "tile_size": t,
-        "templates": check_pair_list("templates", opts["templates"], max_len=64),
+        "templates": templates,
         "fill": check_rgb("fill", opts["fill"]),
         "thumbnail": check_choice("thumbnail", opts["thumbnail"], ("pad", "squash")),
         "global_position": check_choice("global_position", opts["global_position"], ("before", "after")),
-        "patch_size": check_int("patch_size", opts["patch_size"], 1, t),
+        "patch_size": patch,
     }
 
 

@@ -21,7 +21,8 @@ Then a *distorting* resize to (nw*224, nh*224) (torchvision ``F.resize`` on a PI
 BICUBIC), row-major 224 crops, and the global view: the whole image squashed to 224 x 224 (BICUBIC), placed
 *first*. Every crop carries its (row, col) for UReader's 2-D crop position embedding; the global view gets
 (anchor_max, anchor_max) with anchor_max = the largest nh or nw among the anchors
-(``details["crop_positions"]``).
+(``details["crop_positions"]``); the model's position tables have 15 rows, so its connector
+(``llm.connectors.UReaderAbstractor``) takes anchors whose sides are at most 14.
 Tokens: each image becomes 65 visual tokens after mPLUG-Owl's visual abstractor (64 queries + 1).
 
 Anchor sets: ``anchors="release"`` (default, the 48 anchors of the release config, all with nh*nw <= 20),
