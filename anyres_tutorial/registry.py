@@ -22,8 +22,8 @@ class Registry:
     def register(self, name: str, entry: Any, *, replace: bool = False) -> Any:
         """Add ``entry`` under ``name`` and return it; a taken name raises unless ``replace=True``."""
         if not isinstance(name, str) or not name.isidentifier() or name in self.also:
-            raise ValueError(f"a {self.kind} name is an identifier-like string other than {self.also}, "
-                             f"got {name!r}")
+            other = f" other than {', '.join(map(repr, self.also))}" if self.also else ""
+            raise ValueError(f"a {self.kind} name must be an identifier-like string{other}, got {name!r}")
         if name in self._entries and not replace:
             raise ValueError(f"{self.kind} {name!r} is already registered (pass replace=True to replace it)")
         self._entries[name] = entry

@@ -65,7 +65,7 @@ def test_method_names_must_be_strings():
     _refused(TypeError, "method must be a string", llm.get, 5)
     _refused(ValueError, "unknown method 'nope'", llm.get, "nope")
     _refused(ValueError, "identifier-like string, got 5", llm.register, 5, llm.GENERIC)
-    _refused(ValueError, "no LLM-side description named 'nope'; registered:", llm.unregister, "nope")
+    _refused(ValueError, "unknown LLM-side description 'nope'; choose one of", llm.unregister, "nope")
     _refused(TypeError, "replace must be True or False, got 'yes'", llm.register, "x", llm.GENERIC,
              replace="yes")
 

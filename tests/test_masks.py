@@ -64,9 +64,11 @@ def test_dense_mask_bad_input():
     with pytest.raises(TypeError):
         dense_mask([0, 0, 1])
     with pytest.raises(ValueError):
-        dense_mask(torch.zeros(2, 2, dtype=torch.long))
+        dense_mask(torch.zeros(2, 2, 2, dtype=torch.long))  # rows (B, N) at most
     with pytest.raises(TypeError):
         dense_mask(torch.zeros(3))
+    rows = torch.tensor([[0, 0, 1, -1], [0, 1, 1, 1]])
+    assert torch.equal(dense_mask(rows), torch.stack([dense_mask(r) for r in rows]))  # one mask per row
 
 
 @pytest.mark.parametrize("lengths, total", [([3, 5, 2], 10), ([1, 130, 7, 40], 256), ([200], 256)])

@@ -198,10 +198,9 @@ def test_the_tiling_explorer_shows_it(halves):
 def test_the_benchmark_times_it(halves):
     """The bench's tiled path: ``--tiling-methods halves`` is accepted, its batch is prepared with the plan's
     accounting, checked against each tile alone and timed."""
-    from anyres_tutorial.bench.config import Config
-
     from anyres_tutorial import bench
     from anyres_tutorial.bench import workload
+    from anyres_tutorial.bench.workload import Config
 
     s = bench.parse_settings(["--quick", "--tiling-methods", "halves", "--no-sweeps"])
     assert "halves" in s.tiling_methods

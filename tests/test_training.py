@@ -16,7 +16,8 @@ from anyres_tutorial.data import load_data_image
 from anyres_tutorial.encoder import attention, vit
 
 TOL = 1e-4
-GRAD_TOL, WEIGHT_TOL = 1e-4, 1e-5
+# float rounding only: relative gradient difference, and the updated weights (lr 0.1: |g| up to ~2 x 1e-4)
+GRAD_TOL, WEIGHT_TOL = 1e-4, 2e-5
 SIZES = {"chelsea": (56, 42), "coffee": (28, 70), "astronaut": (70, 56), "rocket": (42, 42),
          "camera": (14, 14)}  # (width, height)
 MAX_LEN = 32  # lengths with CLS 13, 11, 21, 10, 2: FFD gives two rows with padding
@@ -197,7 +198,7 @@ def test_sdpa_segments_and_varlen_rows_keep_images_apart():
     assert torch.isfinite(dense).all()  # padding attends to itself: no NaN
     real = (seg >= 0)[:, None, :, None].expand_as(out)
     assert torch.allclose(dense[real], out[real], atol=1e-5)
-    with pytest.raises(AssertionError, match="contiguous"):
+    with pytest.raises(ValueError, match="contiguous"):
         attention.get("sdpa_segments").prepare(torch.tensor([[0, 1, 0]]))
 
 

@@ -30,10 +30,11 @@ def config_color(config) -> str:
     c = Config.parse(config) if isinstance(config, str) else config
     if c.kind == "packed":
         return backend_color(c.backend)
-    if c.method == tiling.DEFAULT_METHOD:
+    if c == Config.tiled(train=c.train):  # the reference tiling
         return TILED_COLOR
-    methods = [m for m in tiling.METHODS if m != tiling.DEFAULT_METHOD]
-    i = methods.index(c.method) if c.method in methods else len(methods)
+    others = [Config.tiled(m, c.train) for m in tiling.METHODS]
+    others.remove(Config.tiled(train=c.train))
+    i = others.index(c) if c in others else len(others)
     return TILED_PALETTE[i % len(TILED_PALETTE)]
 
 

@@ -32,6 +32,7 @@ import torch
 from .. import tiling
 from ..checks import check_choice, check_int, check_size
 from ..packing.sizing import native_size_details
+from ..registry import Registry
 from ..tiling.protocol import EMPTY, EXTRA, GLOBAL, NEWLINE, TILE0
 from ..types import Grid
 from . import connectors as C
@@ -259,39 +260,28 @@ class PackingSpec:
             return module(patches, patch_grid, trace=trace)
 
 
-_REGISTRY: dict[str, Any] = {}
-
 #: The description a tiling method without its own entry gets (its token layout, no connector).
 GENERIC = TilingSpec(title="generic: the method's token layout, no connector")
+#: The LLM-side descriptions by method name (tiling methods without one get :data:`GENERIC`).
+SPECS = Registry("LLM-side description")
+unregister = SPECS.unregister
 
 
 def register(name: str, spec: Any, *, replace: bool = False) -> Any:
     """Add the LLM-side description of method ``name`` (a :class:`TilingSpec` or :class:`PackingSpec`)."""
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"a method name must be an identifier-like string, got {name!r}")
     if not isinstance(replace, bool):
         raise TypeError(f"replace must be True or False, got {replace!r}")
     if not isinstance(spec, (TilingSpec, PackingSpec)):
         raise TypeError(f"spec must be a TilingSpec or PackingSpec, got {type(spec).__name__}")
-    if name in _REGISTRY and not replace:
-        raise ValueError(f"{name!r} already has an LLM-side description (pass replace=True)")
-    _REGISTRY[name] = spec
-    return spec
-
-
-def unregister(name: str) -> None:
-    """Remove an entry (tests use it to clean up)."""
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"no LLM-side description named {name!r}; registered: {tuple(_REGISTRY)}")
-    _REGISTRY.pop(name)
+    return SPECS.register(name, spec, replace=replace)
 
 
 def get(method: str) -> Any:
     """The LLM-side description of ``method``; :data:`GENERIC` for a tiling method without one."""
     if not isinstance(method, str):
         raise TypeError(f"method must be a string, one of {methods()}, got {method!r}")
-    if method in _REGISTRY:
-        return _REGISTRY[method]
+    if method in SPECS:
+        return SPECS.get(method)
     if method in tiling.METHODS:
         return GENERIC
     raise ValueError(f"unknown method {method!r}; choose one of {methods()}")
@@ -299,7 +289,7 @@ def get(method: str) -> Any:
 
 def methods() -> tuple:
     """Every method a prompt can be laid out for: the tiling methods, then the native-resolution models."""
-    return tuple(tiling.METHODS) + tuple(m for m in _REGISTRY if m not in tiling.METHODS)
+    return tuple(tiling.METHODS) + tuple(m for m in SPECS if m not in tiling.METHODS)
 
 
 def connector(method: str, image_size=None, vision_dim: int = C.VISION_DIM, llm_dim: int = C.LLM_DIM,

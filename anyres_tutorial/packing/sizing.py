@@ -90,6 +90,8 @@ def qwen2_vl_size(image_size, factor: int = 28, min_pixels: int = 56 * 56,
     factor = check_positive_int("factor", factor)
     min_pixels = check_positive_int("min_pixels", min_pixels)
     max_pixels = check_positive_int("max_pixels", max_pixels)
+    if min_pixels > max_pixels:
+        raise ValueError(f"min_pixels ({min_pixels:,}) must be <= max_pixels ({max_pixels:,})")
     if max(h, w) / min(h, w) > 200:
         raise ValueError(f"absolute aspect ratio must be smaller than 200, got {max(h, w) / min(h, w)}")
     h_round = round(h / factor) * factor
