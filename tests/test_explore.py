@@ -127,7 +127,7 @@ def test_tiling_summary_bad_input():
 
 
 @settings(max_examples=25, deadline=None)
-@given(w=st.integers(16, 4000), h=st.integers(16, 4000), method=st.sampled_from(tiling.METHODS))
+@given(w=st.integers(16, 4000), h=st.integers(16, 4000), method=st.sampled_from(tiling.METHODS.names()))
 def test_tiling_summary_properties(w, h, method):
     if max(w, h) > tiling.MAX_ASPECT * min(w, h):
         return
