@@ -6,33 +6,9 @@ Taught in notebook `setup_and_why_resolution`; every other notebook loads its pi
     img = load_image(open("x.jpg", "rb"))         # binary file object (read from its current position)
     img = load_image(raw_bytes)                   # bytes / bytearray / memoryview
 
-What ``load_image`` does, in order:
-
-1. Reads only the header and checks it (nothing is decoded yet): the file is not empty, is one of the
-   ``ALLOWED_FORMATS``, has no zero side, has at most ``max_pixels`` pixels (so a decompression bomb never
-   allocates its pixels) and an aspect ratio (long side / short side) of at most ``max_aspect``.
-2. Decodes the pixels of the first frame (animated GIF / PNG / WebP and multi-page TIFF: frame 0 only).
-   A truncated or corrupt file fails here; ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is never set. (If *you*
-   set it to True elsewhere, PIL pads truncated files with grey and this check cannot see it.)
-3. Applies the EXIF orientation tag (``ImageOps.exif_transpose``), so the image is upright as viewers show it.
-4. Converts to mode ``"RGB"`` (8 bits per channel):
-
-   - transparency (RGBA, LA, PA, RGBa, La, P or L/RGB with a ``transparency`` key) is composited onto
-     ``background`` (default white ``(255, 255, 255)``);
-   - ``I;16`` / ``I;16B`` / ``I;16L`` / ``I;16N`` (16-bit) are scaled to 8 bits with rounding,
-     ``v * 255 / 65535`` (PIL's own ``convert("L")`` clips everything above 255 to white instead);
-   - ``I`` (32-bit int) and ``F`` (32-bit float) are mapped by their value range: values in [0, 255] are kept,
-     values in [0, 65535] are scaled like 16-bit, ``F`` values in [0, 1] are scaled by 255; anything else
-     (negative, larger, NaN) is refused rather than guessed;
-   - CMYK, YCbCr, HSV, RGBX, L, 1 and P go through PIL's ``convert("RGB")``. ICC profiles are ignored.
-     Other modes (e.g. LAB, whose PIL conversion gives wrong colours) are refused.
-
-Limits (keyword arguments, defaults are module constants):
-
-- ``DEFAULT_MAX_PIXELS = 50_000_000`` (about 150 MB once decoded as RGB; an 8000x6000 camera photo fits).
-  PIL's own hard limit, ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (about 179 million pixels), applies on top.
-- ``DEFAULT_MAX_ASPECT = checks.MAX_ASPECT`` (100, the one aspect limit of the whole package, which every
-  tiling method applies too): a 1:100 strip (the data set's 20x2000 ``strip.png``) loads, 1:101 is refused.
+:func:`load_image` checks the header before it decodes anything (format, size, pixel and aspect limits), then
+decodes the first frame, applies the EXIF orientation and converts every supported pixel mode to 8-bit RGB
+(its docstring lists the steps and the rules); :func:`image_info` reads the header only.
 
 Every refusal is an ``ImageLoadError`` (a ``ValueError``) whose message names the source (the path,
 ``<bytes>`` or ``<file object ...>``) and the reason; ``err.source`` and ``err.reason`` hold both parts.
@@ -307,9 +283,39 @@ def load_image(
     """Load ``source`` (path, binary file object or bytes) as an upright 8-bit RGB ``PIL.Image``.
 
     ``background`` is the (R, G, B) colour transparent pixels are composited onto. ``max_pixels`` and
-    ``max_aspect`` are the limits described in the module docstring (None disables one of ours; PIL's own
-    hard pixel limit still applies). Raises ``ImageLoadError`` (a ``ValueError``) naming the source and the
-    reason, or ``TypeError`` for a source of the wrong type. Taught in notebook `setup_and_why_resolution`.
+    ``max_aspect`` are the limits below (None disables one of ours; PIL's own hard pixel limit still applies).
+    Raises ``ImageLoadError`` (a ``ValueError``) naming the source and the reason, or ``TypeError`` for a
+    source of the wrong type. Taught in notebook `setup_and_why_resolution`.
+
+    What it does, in order:
+
+    1. Reads only the header and checks it (nothing is decoded yet): the file is not empty, is one of the
+       ``ALLOWED_FORMATS``, has no zero side, has at most ``max_pixels`` pixels (so a decompression bomb never
+       allocates its pixels) and an aspect ratio (long side / short side) of at most ``max_aspect``.
+    2. Decodes the pixels of the first frame (animated GIF / PNG / WebP and multi-page TIFF: frame 0 only).
+       A truncated or corrupt file fails here; ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is never set. (If *you*
+       set it to True elsewhere, PIL pads truncated files with grey and this check cannot see it.)
+    3. Applies the EXIF orientation tag (``ImageOps.exif_transpose``), so the image is upright as viewers show
+       it.
+    4. Converts to mode ``"RGB"`` (8 bits per channel):
+
+       - transparency (RGBA, LA, PA, RGBa, La, P or L/RGB with a ``transparency`` key) is composited onto
+         ``background`` (default white ``(255, 255, 255)``);
+       - ``I;16`` / ``I;16B`` / ``I;16L`` / ``I;16N`` (16-bit) are scaled to 8 bits with rounding,
+         ``v * 255 / 65535`` (PIL's own ``convert("L")`` clips everything above 255 to white instead);
+       - ``I`` (32-bit int) and ``F`` (32-bit float) are mapped by their value range: values in [0, 255] are
+         kept, values in [0, 65535] are scaled like 16-bit, ``F`` values in [0, 1] are scaled by 255; anything
+         else (negative, larger, NaN) is refused rather than guessed;
+       - CMYK, YCbCr, HSV, RGBX, L, 1 and P go through PIL's ``convert("RGB")``. ICC profiles are ignored.
+         Other modes (e.g. LAB, whose PIL conversion gives wrong colours) are refused.
+
+    Limits (keyword arguments, defaults are module constants):
+
+    - ``DEFAULT_MAX_PIXELS = 50_000_000`` (about 150 MB once decoded as RGB; an 8000x6000 camera photo fits).
+      PIL's own hard limit, ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (about 179 million pixels), applies on top.
+    - ``DEFAULT_MAX_ASPECT = checks.MAX_ASPECT`` (100, the one aspect limit of the whole package, which every
+      tiling method applies too): a 1:100 strip (the data set's 20x2000 ``strip.png``) loads, 1:101 is
+      refused.
     """
     bg = _validate_args(background, max_pixels, max_aspect)
     name = _describe(source)

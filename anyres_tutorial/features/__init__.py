@@ -1,30 +1,23 @@
 """Real-feature experiments: encode an image tiled vs whole, count tokens, compress to a few tokens.
 
-The compute behind the feature pictures (``viz.features``); every function is pure (no plotting).
+The compute behind the feature pictures (``viz.features``); every function is pure (no plotting). By notebook:
 
-- :func:`roundtrip_resize`, :func:`psnr`: what a fixed low input resolution destroys
-  (`setup_and_why_resolution`)
-- :func:`tokens_for_side`: the quadratic token cost of resolution (`setup_and_why_resolution`,
-  `patches_tokens_real_vit`)
-- :func:`position_similarity`: cosine map of one position embedding (`patches_tokens_real_vit`)
-- :func:`encode_native`, :func:`encode_tiled`: the same image encoded whole vs tile by tile
-  (`tiling_vs_packing`, `llava_mini`)
-- :func:`seam_contrast`, :func:`seams_at_image_borders`, :func:`edge_map`: how visible tile borders are
-  (`tiling_vs_packing`)
-- :func:`token_budget`, :func:`format_token_table`: useful / padding / duplicated tokens per method
-  (`tiling_vs_packing`)
-- :func:`equal_budget`, :func:`format_equal_budget`, :func:`fit_native_grid`: each tiling method next to
-  packing at the same encoder tokens and at the same LLM tokens; scale and effective resolution
-  (`tiling_vs_packing`)
-- :func:`print_sizes`, :func:`legibility`, :func:`format_legibility`, :func:`small_print_box`,
-  :func:`encoder_crops`: the small print's x-height in encoder patches, and what the encoder gets of a
-  small-print region (`tiling_vs_packing`)
-- :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor
-  (`llava_mini`)
+- `setup_and_why_resolution`: what a fixed low input resolution destroys (:func:`roundtrip_resize`,
+  :func:`psnr`) and the quadratic token cost of resolution (:func:`tokens_for_side`, also in
+  `patches_tokens_real_vit`, which shows :func:`position_similarity`: cosine map of one position embedding);
+- `tiling_vs_packing`: the same image encoded whole vs tile by tile (:func:`encode_native`,
+  :func:`encode_tiled`, also in `llava_mini`); how visible tile borders are (:func:`seam_contrast`,
+  :func:`seams_at_image_borders`, :func:`edge_map`); useful / padding / duplicated tokens per method
+  (:func:`token_budget`, :func:`format_token_table`); each tiling method next to packing at the same encoder
+  tokens and at the same LLM tokens, scale and effective resolution (:func:`equal_budget`,
+  :func:`format_equal_budget`, :func:`fit_native_grid`); the small print's x-height in encoder patches and
+  what the encoder gets of a small-print region (:func:`print_sizes`, :func:`legibility`,
+  :func:`format_legibility`, :func:`small_print_box`, :func:`encoder_crops`);
+- `llava_mini`: :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor
 
-PCA-RGB pictures use :func:`pca_rgb` (one PCA fitted jointly on a list of maps). Feature maps are
-:class:`FeatureMap` objects holding a ``(rows, cols, D)`` grid of patch features. Sizes are
-``(width, height)`` unless a name says otherwise; boxes are ``(x0, y0, x1, y1)``.
+PCA-RGB pictures use :func:`pca_rgb` (one PCA fitted jointly on a list of maps); :class:`FeatureMap` holds a
+``(rows, cols, D)`` grid of patch features. Sizes are ``(width, height)`` unless a name says otherwise; boxes
+are ``(x0, y0, x1, y1)``.
 """
 
 from __future__ import annotations

@@ -44,6 +44,48 @@ def _kmeans(x: torch.Tensor, k: int, iters: int = 20) -> torch.Tensor:
     return cent
 
 
+def _check_pool_args(features, num_queries, queries, cls, temperature, valid):
+    """:func:`attention_pool`'s argument checks, in its order -> (grid (rows, cols, D), number of queries Q,
+    valid mask (rows, cols) bool, the CLS query (1, D) or None, temperature)."""
+    g = as_grid(features)
+    rows, cols, d = g.shape
+    q_n = check_positive_int("num_queries", num_queries)
+    if q_n > rows * cols:
+        raise ValueError(f"num_queries={q_n} exceeds the {rows * cols} patches")
+    ok = torch.ones(rows, cols, dtype=torch.bool) if valid is None else torch.as_tensor(valid).bool()
+    if ok.shape != (rows, cols):
+        raise ValueError(f"valid has shape {tuple(ok.shape)}, expected {(rows, cols)}")
+    if not bool(ok.any()):
+        raise ValueError("valid masks out every patch")
+    cls_q = None
+    if queries == "grid":
+        c = math.isqrt(q_n)
+        if c * c != q_n:
+            raise ValueError(f"queries='grid' needs a square num_queries (C x C), got {q_n}")
+        if c > min(rows, cols):
+            raise ValueError(f"a {c}x{c} query grid does not fit a {rows}x{cols} map")
+    elif queries == "kmeans":
+        if q_n > int(ok.sum()):
+            raise ValueError(f"num_queries={q_n} exceeds the {int(ok.sum())} valid patches")
+    elif queries == "mean":
+        if q_n != 1:
+            raise ValueError("queries='mean' gives exactly one query; use num_queries=1")
+    elif queries == "cls":
+        if cls is None:
+            raise ValueError("queries='cls' needs the CLS token: pass cls=feature_map.cls[0]")
+        if q_n != 1:
+            raise ValueError("queries='cls' gives exactly one query; use num_queries=1")
+        cls_q = torch.as_tensor(cls, dtype=torch.float32).reshape(1, -1)
+        if cls_q.shape[1] != d:
+            raise ValueError(f"cls has {cls_q.shape[1]} channels, features have {d}")
+    else:
+        raise ValueError(f"unknown queries {queries!r}; choose 'grid', 'kmeans', 'mean' or 'cls'")
+    t = math.sqrt(d) if temperature is None else float(temperature)
+    if not t > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    return g, q_n, ok, cls_q, t
+
+
 def attention_pool(features, num_queries: int = 1, queries: str = "grid", cls=None,
                    temperature: float | None = None, valid=None) -> PoolResult:
     """Compress a (rows, cols, D) patch map into ``num_queries`` tokens by one cross-attention step:
@@ -68,49 +110,21 @@ def attention_pool(features, num_queries: int = 1, queries: str = "grid", cls=No
     patches, padding included, as LLaVA-Mini's code does (its compressor gets the stitched sub-image features
     with no mask). Taught in `llava_mini`.
     """
-    g = as_grid(features)
+    g, q_n, ok, cls_q, t = _check_pool_args(features, num_queries, queries, cls, temperature, valid)
     rows, cols, d = g.shape
-    q_n = check_positive_int("num_queries", num_queries)
-    flat = g.reshape(-1, d)  # (N, D)
-    if q_n > flat.shape[0]:
-        raise ValueError(f"num_queries={q_n} exceeds the {flat.shape[0]} patches")
-    ok = torch.ones(rows, cols, dtype=torch.bool) if valid is None else torch.as_tensor(valid).bool()
-    if ok.shape != (rows, cols):
-        raise ValueError(f"valid has shape {tuple(ok.shape)}, expected {(rows, cols)}")
-    if not bool(ok.any()):
-        raise ValueError("valid masks out every patch")
-    okf = ok.reshape(-1)  # (N,)
-    if queries == "grid":
+    flat, okf = g.reshape(-1, d), ok.reshape(-1)  # (N, D), (N,)
+    if queries == "grid":  # the mean valid feature of each cell of a C x C split
         c = math.isqrt(q_n)
-        if c * c != q_n:
-            raise ValueError(f"queries='grid' needs a square num_queries (C x C), got {q_n}")
-        if c > min(rows, cols):
-            raise ValueError(f"a {c}x{c} query grid does not fit a {rows}x{cols} map")
         m = ok.float()[None, None]  # (1, 1, rows, cols): mean over the valid patches of each cell
         num = F.adaptive_avg_pool2d((g.permute(2, 0, 1)[None] * m), (c, c))[0]  # (D, c, c)
         den = F.adaptive_avg_pool2d(m, (c, c))[0].clamp_min(1e-12)  # (1, c, c)
         q = (num / den).permute(1, 2, 0).reshape(q_n, d)
     elif queries == "kmeans":
-        if q_n > int(okf.sum()):
-            raise ValueError(f"num_queries={q_n} exceeds the {int(okf.sum())} valid patches")
         q = _kmeans(flat[okf], q_n)
     elif queries == "mean":
-        if q_n != 1:
-            raise ValueError("queries='mean' gives exactly one query; use num_queries=1")
         q = flat[okf].mean(0, keepdim=True)
-    elif queries == "cls":
-        if cls is None:
-            raise ValueError("queries='cls' needs the CLS token: pass cls=feature_map.cls[0]")
-        if q_n != 1:
-            raise ValueError("queries='cls' gives exactly one query; use num_queries=1")
-        q = torch.as_tensor(cls, dtype=torch.float32).reshape(1, -1)
-        if q.shape[1] != d:
-            raise ValueError(f"cls has {q.shape[1]} channels, features have {d}")
-    else:
-        raise ValueError(f"unknown queries {queries!r}; choose 'grid', 'kmeans', 'mean' or 'cls'")
-    t = math.sqrt(d) if temperature is None else float(temperature)
-    if not t > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    else:  # "cls"
+        q = cls_q
     logits = (q @ flat.T / t).masked_fill(~okf[None], float("-inf"))  # (Q, N); invalid patches get 0 weight
     w = torch.softmax(logits, dim=-1)  # (Q, N)
     pooled = w @ flat  # (Q, D)

@@ -225,12 +225,10 @@ def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch
 
     image = check_pil(image)
     p = check_positive_int("patch_size", patch_size)
+    tiled = apply(plan, image)  # tiles: t x t PIL images in plan.tile_positions order
+    _check_stitchable(plan, tiled.tiles, image.size)
     tw = th = int(plan.tile_size)  # square t x t tiles
     gw = gh = max(1, tw // p)  # patches per tile side
-    tiled = apply(plan, image)  # tiles: t x t PIL images in plan.tile_positions order
-    if not tiled.tiles:
-        raise ValueError(f"plan {plan.method!r} has no tiles for image size {image.size} (global view only)")
-    positions = list(plan.tile_positions)  # (row, col) per tile
     rows, cols = plan.grid
     crops = [_to_model_input(t, (gw * p, gh * p)) for t in tiled.tiles]  # each (3, gh*p, gw*p)
     feats = []
@@ -239,14 +237,8 @@ def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch
     out = torch.cat(feats)  # (T, 1 + gh*gw, D)
     d = out.shape[-1]
     grid = torch.zeros(rows * gh, cols * gw, d)
-    filled = torch.zeros(rows * gh, cols * gw, dtype=torch.bool)
-    for (r, c), tok in zip(positions, out):
-        if not (0 <= r < rows and 0 <= c < cols):
-            raise ValueError(f"tile position {(r, c)} outside the plan's {rows}x{cols} grid")
+    for (r, c), tok in zip(plan.tile_positions, out):  # stitch: tile (r, c) -> its block of the map
         grid[r * gh:(r + 1) * gh, c * gw:(c + 1) * gw] = tok[1:].reshape(gh, gw, d)
-        filled[r * gh:(r + 1) * gh, c * gw:(c + 1) * gw] = True
-    if not bool(filled.all()):
-        raise ValueError("the plan's tiles do not cover its grid; cannot stitch a feature map")
     padding = _padding_mask(plan, gw)  # (rows * g, cols * g)
     # Tile boxes in original-image pixels: canvas box -> image via the content box and the resize.
     cx0, cy0, cx1, cy1 = plan.content_box
@@ -267,6 +259,21 @@ def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch
                       tile_rows=[r * gh for r in range(1, rows)], tile_cols=[c * gw for c in range(1, cols)],
                       padding=padding, tile_boxes_image=boxes_img, global_cls=global_cls,
                       global_features=global_feats)
+
+
+def _check_stitchable(plan, tiles: list, image_size) -> None:
+    """:func:`encode_tiled`'s checks of the plan: it has tiles, each at a (row, col) inside its grid, and
+    together they cover the grid (so the stitched feature map has no hole)."""
+    if not tiles:
+        raise ValueError(f"plan {plan.method!r} has no tiles for image size {image_size} (global view only)")
+    rows, cols = plan.grid
+    filled = torch.zeros(rows, cols, dtype=torch.bool)
+    for (r, c), _ in zip(plan.tile_positions, tiles):
+        if not (0 <= r < rows and 0 <= c < cols):
+            raise ValueError(f"tile position {(r, c)} outside the plan's {rows}x{cols} grid")
+        filled[r, c] = True
+    if not bool(filled.all()):
+        raise ValueError("the plan's tiles do not cover its grid; cannot stitch a feature map")
 
 
 def _padding_mask(plan, g: int) -> torch.Tensor:

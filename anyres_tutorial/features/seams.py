@@ -34,6 +34,27 @@ def edge_map(features) -> torch.Tensor:
     return out
 
 
+def _check_seam_args(features, tile_rows, tile_cols, valid):
+    """:func:`seam_contrast`'s argument checks -> (grid (rows, cols, D), valid mask (rows, cols) bool,
+    tile_rows, tile_cols as lists of border positions inside the map)."""
+    if valid is None and isinstance(features, FeatureMap):
+        valid = features.valid
+    g = as_grid(features)
+    rows, cols = g.shape[:2]
+    ok = torch.ones(rows, cols, dtype=torch.bool) if valid is None else torch.as_tensor(valid).bool()
+    if ok.shape != (rows, cols):
+        raise ValueError(f"valid has shape {tuple(ok.shape)}, expected {(rows, cols)}")
+    tile_cols = list(tile_cols)
+    for c in tile_cols:
+        if not 0 < c < cols:
+            raise ValueError(f"tile border column {c} outside 1..{cols - 1}")
+    tile_rows = list(tile_rows)
+    for r in tile_rows:
+        if not 0 < r < rows:
+            raise ValueError(f"tile border row {r} outside 1..{rows - 1}")
+    return g, ok, tile_rows, tile_cols
+
+
 def seam_contrast(features, tile_rows=(), tile_cols=(), valid=None) -> dict:
     """How much more the features jump across the given tile borders than between other neighbours.
 
@@ -43,25 +64,15 @@ def seam_contrast(features, tile_rows=(), tile_cols=(), valid=None) -> dict:
     dict(border=mean cosine distance across borders, interior=mean over all other adjacent pairs,
     ratio=border / interior). A tiled encoding has ratio > 1 (seams); a native encoding evaluated at the same
     relative positions has ratio ~ 1. Taught in `tiling_vs_packing`."""
-    if valid is None and isinstance(features, FeatureMap):
-        valid = features.valid
-    g = as_grid(features)
-    rows, cols = g.shape[:2]
-    h, v = neighbour_dissimilarity(g)
-    ok = torch.ones(rows, cols, dtype=torch.bool) if valid is None else torch.as_tensor(valid).bool()
-    if ok.shape != (rows, cols):
-        raise ValueError(f"valid has shape {tuple(ok.shape)}, expected {(rows, cols)}")
-    h_ok = ok[:, :-1] & ok[:, 1:]  # (rows, cols - 1)
+    g, ok, tile_rows, tile_cols = _check_seam_args(features, tile_rows, tile_cols, valid)
+    h, v = neighbour_dissimilarity(g)  # (rows, cols - 1), (rows - 1, cols)
+    h_ok = ok[:, :-1] & ok[:, 1:]  # (rows, cols - 1): both patches valid
     v_ok = ok[:-1] & ok[1:]  # (rows - 1, cols)
     h_border = torch.zeros_like(h_ok)
     v_border = torch.zeros_like(v_ok)
     for c in tile_cols:
-        if not 0 < c < cols:
-            raise ValueError(f"tile border column {c} outside 1..{cols - 1}")
-        h_border[:, c - 1] = True
+        h_border[:, c - 1] = True  # the pair (c - 1, c) straddles the border
     for r in tile_rows:
-        if not 0 < r < rows:
-            raise ValueError(f"tile border row {r} outside 1..{rows - 1}")
         v_border[r - 1, :] = True
     border = torch.cat([h[h_border & h_ok], v[v_border & v_ok]])
     interior = torch.cat([h[~h_border & h_ok], v[~v_border & v_ok]])

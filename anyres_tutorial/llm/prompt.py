@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ..checks import check_int
+from ..checks import check_int, check_size
 from . import specs as M
 from .specs import Segment
 
@@ -95,14 +95,9 @@ class Prompt:
         return "\n".join(lines)
 
 
-def layout(method: str, image_sizes, text: str, **options) -> Prompt:
-    """The LLM input of ``text`` (with one ``<image>`` per image) for ``method``, images of ``image_sizes``
-    ((width, height) each). ``options`` go to ``tiling.plan`` (or to the packing rule); options that depend
-    on the number of images (DeepSeek-VL2's ``images_in_prompt``) are set from the prompt. ValueError when
-    the placeholders and the images do not match in number, or when an option the prompt sets is passed."""
-    from ..checks import check_size
-
-    spec = M.get(method)
+def _check_layout_args(text, image_sizes) -> tuple[tuple, list[str]]:
+    """:func:`layout`'s checks of ``text`` and ``image_sizes`` -> (sizes as ``Size``, ``text`` split into
+    pieces with every ``<image>`` placeholder a piece of its own, one placeholder per size)."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a string with one {IMAGE_PLACEHOLDER} per image, "
                         f"got {type(text).__name__}")
@@ -116,6 +111,16 @@ def layout(method: str, image_sizes, text: str, **options) -> Prompt:
     if n_ph != len(sizes):
         raise ValueError(f"the text has {n_ph} {IMAGE_PLACEHOLDER} placeholder(s) but {len(sizes)} image "
                          f"size(s) were given")
+    return sizes, pieces
+
+
+def layout(method: str, image_sizes, text: str, **options) -> Prompt:
+    """The LLM input of ``text`` (with one ``<image>`` per image) for ``method``, images of ``image_sizes``
+    ((width, height) each). ``options`` go to ``tiling.plan`` (or to the packing rule); options that depend
+    on the number of images (DeepSeek-VL2's ``images_in_prompt``) are set from the prompt. ValueError when
+    the placeholders and the images do not match in number, or when an option the prompt sets is passed."""
+    spec = M.get(method)
+    sizes, pieces = _check_layout_args(text, image_sizes)  # pieces: text split around the placeholders
     segments: list[Segment] = []
     k = 0
     for piece in pieces:

@@ -2,21 +2,8 @@
 
 Taught in `navit_packing`; `positions`, `tiling_vs_packing` and `timing` use it.
 
-:class:`PackedBatch` holds, for ``B`` rows of ``L`` slots:
-
-- ``tokens``       (B, L, D) patch pixels (D = 3*p*p) or token embeddings; zeros at padding
-- ``segment_ids``  (B, L) which image of *its row* a slot belongs to (0, 1, ...), -1 for padding
-- ``image_ids``    (B, L) index of the image in the original list, -1 for padding
-- ``positions``    (B, L, 2) (row, col) of the patch *inside its own image*: restarts at (0, 0) per image
-- ``frac``         (B, L, 2) fractional (row / rows, col / cols) coordinates
-- ``patch_index``  (B, L) raster index of the patch in its image (differs from the slot when tokens were
-  dropped), -1 for padding and for CLS slots
-- ``rows``, ``lengths``, ``grids`` and ``keep``: the row assignment from :func:`~.packer.pack`, sequence
-  length per image (kept patches, plus 1 with a CLS token), patch ``Grid(rows, cols)`` per image and the
-  kept indices (token dropping, validated by :func:`~.dropping.check_keep`) if any.
-- ``cls``          whether every image's segment starts with a CLS token (``build_batch(cls_token=...)``), as
-  in the ViT's packed forward: ``[CLS_a, a's patches, CLS_b, b's patches, ..., padding]``.
-
+:class:`PackedBatch` holds, for ``B`` rows of ``L`` slots, the tokens and the bookkeeping to undo the packing
+(segment ids, image ids, positions inside each image, the row assignment; its docstring lists every field).
 The three attention-mask forms all come from ``segment_ids`` through :mod:`anyres_tutorial.packing.masks`:
 :meth:`PackedBatch.dense_mask`, :meth:`PackedBatch.block_mask` and :meth:`PackedBatch.cu_seqlens`.
 """
@@ -37,7 +24,23 @@ from .patchify import check_grid, grid_coords, patchify, unpatchify
 
 @dataclass
 class PackedBatch:
-    """Packed tokens of several images plus the bookkeeping to build masks and split results back."""
+    """Packed tokens of several images plus the bookkeeping to build masks and split results back.
+
+    For ``B`` rows of ``L`` slots:
+
+    - ``tokens``       (B, L, D) patch pixels (D = 3*p*p) or token embeddings; zeros at padding
+    - ``segment_ids``  (B, L) which image of *its row* a slot belongs to (0, 1, ...), -1 for padding
+    - ``image_ids``    (B, L) index of the image in the original list, -1 for padding
+    - ``positions``    (B, L, 2) (row, col) of the patch *inside its own image*: restarts at (0, 0) per image
+    - ``frac``         (B, L, 2) fractional (row / rows, col / cols) coordinates
+    - ``patch_index``  (B, L) raster index of the patch in its image (differs from the slot when tokens were
+      dropped), -1 for padding and for CLS slots
+    - ``rows``, ``lengths``, ``grids`` and ``keep``: the row assignment from :func:`~.packer.pack`, sequence
+      length per image (kept patches, plus 1 with a CLS token), patch ``Grid(rows, cols)`` per image and the
+      kept indices (token dropping, validated by :func:`~.dropping.check_keep`) if any.
+    - ``cls``          whether every image's segment starts with a CLS token (``build_batch(cls_token=...)``),
+      as in the ViT's packed forward: ``[CLS_a, a's patches, CLS_b, b's patches, ..., padding]``.
+    """
 
     tokens: torch.Tensor  # (B, L, D)
     segment_ids: torch.Tensor  # (B, L) long, -1 = padding

@@ -6,20 +6,11 @@ Reference code: deepseek-ai/DeepSeek-VL2 ``deepseek_vl2/models/processing_deepse
 (``select_best_resolution``, ``DeepseekVLV2Processor.tokenize_with_images``) and
 ``deepseek_vl2/models/modeling_deepseek_vl_v2.py`` (2-D tile tag, ``global_view_pos="head"``).
 
-Steps (tile t = 384, SigLIP-SO400M/14 -> 27 x 27 features, 2x2 pixel-unshuffle -> 14 x 14 tokens per view):
-
-1. Candidate canvases (m*384, n*384) with m*n <= 9: 23 canvases, in the order of the released
-   ``candidate_resolutions``; the *same* ``select_best_resolution`` as LLaVA-NeXT (shared in base.py).
-2. Only if the prompt holds at most two images (``cropping = len(images) <= 2``); with more images
-   (option ``images_in_prompt``) the canvas is a single 384 x 384 tile.
-3. Local view: ``PIL.ImageOps.pad`` onto the canvas with the mean colour ``int(0.5*255)`` = (127, 127, 127):
-   aspect-preserving BICUBIC resize (the non-binding side is ``round``-ed, Python's half-to-even) and a
-   centred paste at ``round(diff * 0.5)``; then row-major 384 crops.
-4. Global view: ``ImageOps.pad`` of the whole image to 384 x 384 (same colour), placed *first* ("head").
-5. Tokens: h = w = ceil((384 // 14) / 2) = 14. Global 14 x (14 + 1) (a newline per row), 1 view separator,
-   local (rows*14) x (cols*14 + 1): ``210 + 1 + 14*rows*(14*cols + 1)``.
-
-Geometry follows the installed Pillow's ``ImageOps.pad`` (``contain`` + rounded centring; Pillow >= 9.5).
+Steps (tile t = 384, SigLIP-SO400M/14 -> 27 x 27 features, 2x2 pixel-unshuffle -> 14 x 14 tokens per view),
+each described where it is computed: 1.-2. choose the canvas among 23 candidates, or a single tile when the
+prompt holds more than two images (:func:`plan`); 3.-4. ``ImageOps.pad`` the image onto the canvas, cut it
+into crops, and pad it whole to the 384 x 384 global view, placed first (:func:`pad_geometry`,
+:func:`render`); 5. the LLM's tokens, ``210 + 1 + 14*rows*(14*cols + 1)`` (:func:`token_layout`).
 
 Paper vs code: the paper describes the candidate set and the global-first layout as the code does; it does
 not mention the "no tiling beyond two images" rule, which lives only in the processor.
@@ -73,7 +64,13 @@ def resolve(opts: dict) -> dict:
 
 
 def pad_geometry(image_size: tuple, size: tuple) -> tuple[tuple, tuple]:
-    """``PIL.ImageOps.pad`` without pixels: (resized (W, H), paste offset (x, y))."""
+    """``PIL.ImageOps.pad`` without pixels: (resized (W, H), paste offset (x, y)).
+
+    Step 3 (and 4 for the global view): aspect-preserving BICUBIC resize (the non-binding side is
+    ``round``-ed, Python's half-to-even) and a centred paste at ``round(diff * 0.5)``, on the mean colour
+    ``int(0.5*255)`` = (127, 127, 127). Geometry follows the installed Pillow's ``ImageOps.pad``
+    (``contain`` + rounded centring; Pillow >= 9.5).
+    """
     (w, h), (bw, bh) = image_size, size
     im_ratio, dest_ratio = w / h, bw / bh
     rw, rh = bw, bh
@@ -90,6 +87,10 @@ def pad_geometry(image_size: tuple, size: tuple) -> tuple[tuple, tuple]:
 
 
 def plan(image_size: tuple, opts: dict):
+    """Step 1, candidate canvases (m*384, n*384) with m*n <= 9: 23 canvases, in the order of the released
+    ``candidate_resolutions``; the *same* ``select_best_resolution`` as LLaVA-NeXT (shared in base.py).
+    Step 2: only if the prompt holds at most two images (``cropping = len(images) <= 2``); with more images
+    (option ``images_in_prompt``) the canvas is a single 384 x 384 tile."""
     cropping = opts["images_in_prompt"] <= 2
     if cropping:
         (cw, ch), scores = select_best_resolution(image_size, opts["candidates"])
@@ -115,7 +116,12 @@ def plan(image_size: tuple, opts: dict):
 
 
 def render(plan, image):
-    """PIL pixels: ImageOps.pad-style canvas and global view (BICUBIC, mean-colour fill), row-major crops."""
+    """PIL pixels: ImageOps.pad-style canvas and global view (BICUBIC, mean-colour fill), row-major crops.
+
+    Step 3, local view: ``PIL.ImageOps.pad`` onto the canvas (:func:`pad_geometry`), then row-major 384 crops.
+    Step 4, global view: ``ImageOps.pad`` of the whole image to 384 x 384 (same colour), placed *first*
+    ("head").
+    """
     from PIL import Image
 
     x, y = plan.content_box[:2]
@@ -129,7 +135,11 @@ def render(plan, image):
 
 def token_layout(plan) -> list[TokenBlock]:
     """``modeling_deepseek_vl_v2.py`` with the global view at the head: global 14×14 with a newline per row,
-    one view-separator token, then the local (14·rows)×(14·cols) map with a newline per row."""
+    one view-separator token, then the local (14·rows)×(14·cols) map with a newline per row.
+
+    Step 5: h = w = ceil((384 // 14) / 2) = 14. Global 14 x (14 + 1) (a newline per row), 1 view separator,
+    local (rows*14) x (cols*14 + 1): ``210 + 1 + 14*rows*(14*cols + 1)``.
+    """
     rows, cols = plan.grid
     glob = with_newlines(np.full((SIDE, SIDE), GLOBAL))  # (14, 15)
     local = with_newlines(tile_map(plan, (SIDE, SIDE)))  # (14 rows, 14 cols + 1)

@@ -5,20 +5,10 @@ Open-Source Suites" (InternVL 1.5, arXiv:2404.16821), Section 3.3 "Dynamic High-
 Reference code: OpenGVLab/InternVL ``internvl_chat/internvl/train/dataset.py`` (``dynamic_preprocess``,
 ``find_closest_aspect_ratio``); the model cards' ``load_image`` use the same functions with max_num=12.
 
-Steps (tile t = 448, InternViT/14 + pixel shuffle -> 256 tokens per tile):
-
-1. Grid candidates (i, j) = (cols, rows) with min_num <= i*j <= max_num, built as the code does: a Python
-   ``set`` filled by ``for n in range(min_num, max_num+1): for i in 1..n: for j in 1..n``, then
-   ``sorted(..., key=i*j)``. Within one product the order is the set's iteration order (deterministic in
-   CPython for small int tuples); it is reproduced by building the same set.
-2. ``find_closest_aspect_ratio``: smallest |W/H - i/j| wins (strict ``<``); on an *exact* tie the later
-   (larger) grid replaces the current best only if the image area W*H > 0.5 * 448**2 * i * j - so 896x896
-   goes 2x2, but 448x448 stays 1x1.
-3. Distorting resize to (448*i, 448*j) with PIL's default filter (``image.resize(size)`` -> BICUBIC for RGB);
-   the later ``T.Resize((448, 448), BICUBIC)`` is a no-op on the 448 crops.
-4. Row-major crops; the thumbnail (whole image squashed to 448 x 448, PIL default BICUBIC) is appended *last*,
-   and only if there is more than one tile (``use_thumbnail and len(tiles) != 1``).
-5. Tokens: 256 per image.
+Steps (tile t = 448, InternViT/14 + pixel shuffle -> 256 tokens per tile), each described where it is
+computed: 1. the candidate grids (:func:`target_ratios`); 2. the closest aspect ratio, with an area tie-break
+(:func:`closest_aspect_ratio`); 3.-4. a distorting resize, row-major crops and a squashed thumbnail, last and
+only when there is more than one tile (:func:`render`); 5. tokens: 256 per image.
 
 Paper vs code: the paper says "the aspect ratio closest" and shows max 12 tiles; the area tie-break rule and
 the thumbnail-only-when-tiled rule exist only in the code.
@@ -53,14 +43,25 @@ def resolve(opts: dict) -> dict:
 
 @lru_cache(maxsize=256)
 def target_ratios(min_num: int, max_num: int) -> tuple:
-    """Candidate (cols, rows) grids in the reference's order (a set, sorted by tile count)."""
+    """Candidate (cols, rows) grids in the reference's order (a set, sorted by tile count).
+
+    Step 1: grid candidates (i, j) = (cols, rows) with min_num <= i*j <= max_num, built as the code does: a
+    Python ``set`` filled by ``for n in range(min_num, max_num+1): for i in 1..n: for j in 1..n``, then
+    ``sorted(..., key=i*j)``. Within one product the order is the set's iteration order (deterministic in
+    CPython for small int tuples); it is reproduced by building the same set.
+    """
     grids = {(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
              if min_num <= i * j <= max_num}
     return tuple(sorted(grids, key=lambda g: g[0] * g[1]))
 
 
 def closest_aspect_ratio(image_size: tuple, ratios: tuple) -> tuple[tuple, list]:
-    """``find_closest_aspect_ratio`` with the area tie-break: (cols, rows) and a per-candidate list."""
+    """``find_closest_aspect_ratio`` with the area tie-break: (cols, rows) and a per-candidate list.
+
+    Step 2: smallest |W/H - i/j| wins (strict ``<``); on an *exact* tie the later (larger) grid replaces the
+    current best only if the image area W*H > 0.5 * 448**2 * i * j - so 896x896 goes 2x2, but 448x448 stays
+    1x1.
+    """
     w, h = image_size
     aspect, area = w / h, w * h
     best, best_diff = (1, 1), float("inf")
@@ -101,7 +102,13 @@ def plan(image_size: tuple, opts: dict):
 
 
 def render(plan, image):
-    """PIL pixels: distorting BICUBIC resize, row-major crops, squashed thumbnail if more than one tile."""
+    """PIL pixels: distorting BICUBIC resize, row-major crops, squashed thumbnail if more than one tile.
+
+    Step 3: distorting resize to (448*i, 448*j) with PIL's default filter (``image.resize(size)`` -> BICUBIC
+    for RGB); the later ``T.Resize((448, 448), BICUBIC)`` is a no-op on the 448 crops. Step 4: row-major
+    crops; the thumbnail (whole image squashed to 448 x 448, PIL default BICUBIC) is appended *last*, and only
+    if there is more than one tile (``use_thumbnail and len(tiles) != 1``).
+    """
     from PIL import Image
 
     canvas = image.resize(plan.canvas_size, Image.BICUBIC)

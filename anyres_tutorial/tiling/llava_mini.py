@@ -7,28 +7,9 @@ Reference code: ictnlp/LLaVA-Mini ``llavamini/eval/run_llava_mini.py`` (``split_
 are stitched into one (N*24) x (N*24) map, the compressor turns it into C*C queries; the last image, the whole
 picture, only feeds the modality pre-fusion layers).
 
-Steps (tile t = 336, CLIP ViT-L/14-336):
-
-1. ``split_image(image, n)``: blocks of ``W // n`` x ``H // n`` pixels in row-major order - the remainder
-   (``W % n`` columns on the right, ``H % n`` rows at the bottom) is *dropped* - then the full image appended
-   *last*. With n = 1 only the full image is used.
-2. Each of these images becomes a 336 x 336 view through LLaVA's ``process_images``:
-   ``view="pad"`` (default; LLaVA-1.5 ``image_aspect_ratio="pad"``): ``expand2square`` on the CLIP mean colour
-   ``int(x*255)`` = (122, 116, 104) (offset ``(side - w) // 2``), then the CLIP processor's BICUBIC resize to
-   336 x 336; ``view="crop"``: the CLIP processor alone (shortest side -> 336 with
-   ``int(336 * long / short)``, BICUBIC, centre crop 336 with ``(long - 336) // 2``), which cuts off the sides
-   of non-square blocks.
-3. Tokens the LLM receives for the image: C*C compressed tokens - one compressor over the stitched blocks
-   (the full image is never compressed: it only feeds the pre-fusion layers), taken from the pre-fusion
-   layers' *output* (see ``llm.connectors.LlavaMiniConnector``). The defaults here
-   (``resolution_ratio`` 2, ``compressor_size`` C = 1) pair the high-resolution split with LLaVA-Mini's one
-   token. The paper's LLaVA-Mini is 336 px with C = 1 (1 token); its LLaVA-Mini-HD is the 2 x 2 split with
-   C = 8 (64 tokens); the training script's argument defaults are 2 and 2.
-   Pass the options to get either; `llava_mini` shows both.
-
-Geometry notes: ``tile_boxes`` here are the *blocks* in image coordinates (not t x t crops: each block is
-then scaled to t x t); ``canvas_size`` is the image minus the dropped remainder; ``tile_content_boxes`` give
-where a block's pixels land inside its 336 x 336 view (floats, since the pad happens before the resize).
+Steps (tile t = 336, CLIP ViT-L/14-336), each described where it is computed: 1. ``split_image`` into N x N
+blocks, remainder dropped, full image last (:func:`plan`); 2. every image to a 336 x 336 view, padded or
+cropped (``_view``, called by :func:`render`); 3. C*C compressed tokens for the LLM (:func:`token_layout`).
 
 Paper vs code: the paper's high-resolution variant splits into N x N sub-images plus the global image; the
 training dataset pads the *whole* image to a square before splitting, while the inference script (followed
@@ -75,6 +56,15 @@ def view_content(size: tuple, mode: str) -> tuple:
 
 
 def plan(image_size: tuple, opts: dict):
+    """Step 1, ``split_image(image, n)``: blocks of ``W // n`` x ``H // n`` pixels in row-major order - the
+    remainder (``W % n`` columns on the right, ``H % n`` rows at the bottom) is *dropped* - then the full
+    image appended *last*. With n = 1 only the full image is used.
+
+    Geometry notes: ``tile_boxes`` here are the *blocks* in image coordinates (not t x t crops: each block is
+    then scaled to t x t); ``canvas_size`` is the image minus the dropped remainder; ``tile_content_boxes``
+    give where a block's pixels land inside its 336 x 336 view (floats, since the pad happens before the
+    resize, :func:`view_content`).
+    """
     w, h = image_size
     n, c = opts["resolution_ratio"], opts["compressor_size"]
     if w < n or h < n:
@@ -104,7 +94,14 @@ def plan(image_size: tuple, opts: dict):
 
 
 def _view(image, mode: str, fill):
-    """LLaVA's process_images for one picture: (pad to square +) CLIP resize / centre crop to 336."""
+    """LLaVA's process_images for one picture: (pad to square +) CLIP resize / centre crop to 336.
+
+    Step 2, every image (block or full image) becomes a 336 x 336 view: ``view="pad"`` (default; LLaVA-1.5
+    ``image_aspect_ratio="pad"``): ``expand2square`` on the CLIP mean colour ``int(x*255)`` = (122, 116, 104)
+    (offset ``(side - w) // 2``), then the CLIP processor's BICUBIC resize to 336 x 336; ``view="crop"``: the
+    CLIP processor alone (shortest side -> 336 with ``int(336 * long / short)``, BICUBIC, centre crop 336 with
+    ``(long - 336) // 2``), which cuts off the sides of non-square blocks.
+    """
     from PIL import Image
 
     w, h = image.size
@@ -135,7 +132,16 @@ def render(plan, image):
 def token_layout(plan) -> list[TokenBlock]:
     """One C x C block: the compressor's queries read the N x N blocks stitched into one map (the whole
     image when N = 1); the full image appended for N > 1 gets no tokens of its own (it feeds the pre-fusion
-    only)."""
+    only).
+
+    Step 3, the tokens the LLM receives for the image: C*C compressed tokens - one compressor over the
+    stitched blocks (the full image is never compressed: it only feeds the pre-fusion layers), taken from the
+    pre-fusion layers' *output* (see ``llm.connectors.LlavaMiniConnector``). The defaults here
+    (``resolution_ratio`` 2, ``compressor_size`` C = 1) pair the high-resolution split with LLaVA-Mini's one
+    token. The paper's LLaVA-Mini is 336 px with C = 1 (1 token); its LLaVA-Mini-HD is the 2 x 2 split with
+    C = 8 (64 tokens); the training script's argument defaults are 2 and 2. Pass the options to get either;
+    `llava_mini` shows both.
+    """
     c, n = plan.options["compressor_size"], plan.options["resolution_ratio"]
     source = "the whole image" if n == 1 else f"the {n}×{n} blocks stitched"
     return [TokenBlock(f"{c}×{c} compressed ({source})", np.full((c, c), GLOBAL))]

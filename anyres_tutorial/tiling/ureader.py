@@ -6,28 +6,11 @@ Reference code: X-PLUG/mPLUG-DocOwl ``UReader/pipeline/data_utils/processors/doc
 (``anchor_rank``, ``box_iou``, ``AnchorResize``, ``DocNewMultiScaleSFTProcessor``) and the release config
 ``UReader/configs/sft/release.yaml`` (its 48 anchors).
 
-Anchors are grids (nh, nw) of 224 x 224 cells, an anchor box is [0, 0, nw*224, nh*224]. For an image W x H:
-
-- Srr (resolution-related) = IoU(anchor box, image box [0, 0, W, H]);
-- Sra (resolution-agnostic, shape) = IoU(anchor box, [0, 0, nw*224, (H/W)*nw*224]): the image rescaled to the
-  anchor's width;
-- code (``score="code"``, default): ``argmax(100 * Sra + Srr)``, everything in torch float32 as the reference
-  does: the anchor tensor is int64, so the Sra box height ``float32(H/W) * float32(nw*224)`` is *truncated* to
-  an integer when written back, the IoU is ``inter / (union + 1e-5)`` in float32, and ``argmax`` keeps the
-  first maximum (list order breaks ties);
-- paper (``score="paper"``): ``argmax(Sra + Srr)`` with exact (float64) boxes.
-
-Then a *distorting* resize to (nw*224, nh*224) (torchvision ``F.resize`` on a PIL image with BICUBIC, i.e. PIL
-BICUBIC), row-major 224 crops, and the global view: the whole image squashed to 224 x 224 (BICUBIC), placed
-*first*. Every crop carries its (row, col) for UReader's 2-D crop position embedding; the global view gets
-(anchor_max, anchor_max) with anchor_max = the largest nh or nw among the anchors
-(``details["crop_positions"]``); the model's position tables have 15 rows, so its connector
-(``llm.connectors.UReaderAbstractor``) takes anchors whose sides are at most 14.
-Tokens: each image becomes 65 visual tokens after mPLUG-Owl's visual abstractor (64 queries + 1).
-
-Anchor sets: ``anchors="release"`` (default, the 48 anchors of the release config, all with nh*nw <= 20),
-``"default"`` (the processor class default: the 23 anchors with nh*nw <= 9), an int Nc (every (nh, nw) with
-nh*nw <= Nc, ordered by nh*nw then nh), or an explicit sequence of (nh, nw).
+Anchors are grids (nh, nw) of 224 x 224 cells (the sets: :func:`resolve`). Each is scored by how well it fits
+the image's resolution (Srr) and shape (Sra) (:func:`score_anchors`); the image is resized, distorted, to the
+best anchor, cut into row-major 224 crops and preceded by a squashed global view (:func:`plan`,
+:func:`render`); each image becomes 65 visual tokens after mPLUG-Owl's visual abstractor (64 queries + 1,
+:func:`token_layout`).
 
 Paper vs code: the paper scores Sra + Srr; the code weighs Sra 100x and truncates the Sra box height, so shape
 dominates: e.g. 1920x1080 gives 3x5 with the code and 3x6 with the paper's score.
@@ -75,6 +58,9 @@ def anchors_up_to(nc: int) -> tuple:
 
 
 def resolve(opts: dict) -> dict:
+    """Anchor sets: ``anchors="release"`` (default, the 48 anchors of the release config, all with
+    nh*nw <= 20), ``"default"`` (the processor class default: the 23 anchors with nh*nw <= 9), an int Nc
+    (every (nh, nw) with nh*nw <= Nc, ordered by nh*nw then nh), or an explicit sequence of (nh, nw)."""
     a = opts["anchors"]
     if isinstance(a, str):
         a = {"release": RELEASE_ANCHORS, "default": DEFAULT_ANCHORS}[
@@ -102,7 +88,19 @@ def _iou32(inter, union):
 
 
 def score_anchors(image_size: tuple, anchors: tuple, score: str = "code"):
-    """Per-anchor (Srr, Sra, score) arrays and the chosen index, computed as the code or the paper does."""
+    """Per-anchor (Srr, Sra, score) arrays and the chosen index, computed as the code or the paper does.
+
+    An anchor box is [0, 0, nw*224, nh*224]. For an image W x H:
+
+    - Srr (resolution-related) = IoU(anchor box, image box [0, 0, W, H]);
+    - Sra (resolution-agnostic, shape) = IoU(anchor box, [0, 0, nw*224, (H/W)*nw*224]): the image rescaled to
+      the anchor's width;
+    - code (``score="code"``, default): ``argmax(100 * Sra + Srr)``, everything in torch float32 as the
+      reference does: the anchor tensor is int64, so the Sra box height ``float32(H/W) * float32(nw*224)`` is
+      *truncated* to an integer when written back, the IoU is ``inter / (union + 1e-5)`` in float32, and
+      ``argmax`` keeps the first maximum (list order breaks ties);
+    - paper (``score="paper"``): ``argmax(Sra + Srr)`` with exact (float64) boxes.
+    """
     w, h = image_size
     aw, ah, area, aw32 = _anchor_arrays(anchors)
     if score == "code":
@@ -124,6 +122,11 @@ def score_anchors(image_size: tuple, anchors: tuple, score: str = "code"):
 
 
 def plan(image_size: tuple, opts: dict):
+    """The best anchor's grid of 224 crops plus the global view, first. Every crop carries its (row, col) for
+    UReader's 2-D crop position embedding; the global view gets (anchor_max, anchor_max) with anchor_max =
+    the largest nh or nw among the anchors (``details["crop_positions"]``); the model's position tables have
+    15 rows, so its connector (``llm.connectors.UReaderAbstractor``) takes anchors whose sides are at most 14.
+    """
     anchors = opts["anchors"]
     srr, sra, total, y3, best = score_anchors(image_size, anchors, opts["score"])
     rows, cols = anchors[best]
@@ -149,7 +152,12 @@ def plan(image_size: tuple, opts: dict):
 
 
 def render(plan, image):
-    """PIL pixels: distorting BICUBIC resize to the anchor canvas, row-major crops, squashed global view."""
+    """PIL pixels: distorting BICUBIC resize to the anchor canvas, row-major crops, squashed global view.
+
+    The resize goes to (nw*224, nh*224) (torchvision ``F.resize`` on a PIL image with BICUBIC, i.e. PIL
+    BICUBIC), then row-major 224 crops; the global view is the whole image squashed to 224 x 224 (BICUBIC),
+    placed *first*.
+    """
     from PIL import Image
 
     canvas = image.resize(plan.canvas_size, Image.BICUBIC)
