@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..features.reader import alignment
-from .palette import CHOSEN_COLOR, GLOBAL_COLOR, NEWLINE_COLOR, image_color, new_figure, subplots
+from .palette import GLOBAL_COLOR, NEWLINE_COLOR, USEFUL, image_color, new_figure, subplots
 
 _MONO = 0.602  # advance of one DejaVu Sans Mono character, in font sizes
 
@@ -63,7 +63,8 @@ def reading_strips(reads, title: str | None = None, line_height: float = 0.42) -
     labels = list(dict.fromkeys(d["label"] for d in reads))
     texts = list(dict.fromkeys(d["text"] for d in reads))
     cell = {(d["label"], d["text"]): d for d in reads}
-    fs, label_w, gap = 9.5, 3.3, 0.25
+    fs, gap = 9.5, 0.25
+    label_w = 0.35 + max(len(label) for label in labels) * 0.56 * (fs + 0.5) / 72  # DejaVu Sans, ~0.56 em
     widths = []  # inches per column: the widest line image or reading, at least the cell's title
     for t in texts:
         ds = [d for d in reads if d["text"] == t]
@@ -119,16 +120,17 @@ def reading_curve(reads, rule: dict, sweep=None, title: str | None = None) -> Fi
                           label="binned mean (dots), monotone fit (line)"))
     if sweep:
         sw = sorted(sweep, key=lambda d: d["x_patches"])
-        ax.plot([d["x_patches"] for d in sw], [d["accuracy"] for d in sw], "s--", color=CHOSEN_COLOR, ms=4,
+        ax.plot([d["x_patches"] for d in sw], [d["accuracy"] for d in sw], "s--", color=USEFUL, ms=4,
                 lw=1.2)
-        handles.append(Line2D([], [], color=CHOSEN_COLOR, ls="--", marker="s", ms=4,
+        handles.append(Line2D([], [], color=USEFUL, ls="--", marker="s", ms=4,
                               label="one line, scale sweep"))
     for lev, x in rule["crossings"].items():
         if x is None:
             continue
         ax.axvline(x, color=NEWLINE_COLOR, ls=":", lw=1.3)
         ax.annotate(f"{lev:.0%} at {x:.2f} patch", (x, lev), xytext=(6, -4), textcoords="offset points",
-                    fontsize=10, color=NEWLINE_COLOR, va="top")
+                    fontsize=10, color=NEWLINE_COLOR, va="top",
+                    bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
     ax.set_xscale("log")
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel("x-height of the text in encoder patches (log scale)", fontsize=10.5)
