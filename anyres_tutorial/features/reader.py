@@ -31,8 +31,9 @@ from PIL import Image
 
 WHEEL = "rapidocr_onnxruntime==1.4.4"
 PACKAGE = "rapidocr_onnxruntime"
-INSTALL_HINT = f"pip install --no-deps {WHEEL}   (or: python3 dev.py setup)"
-REINSTALL_HINT = f"pip install --force-reinstall --no-deps {WHEEL}"
+# --ignore-requires-python: the wheel declares Python < 3.13 for its own code, which is never imported
+INSTALL_HINT = f"pip install --no-deps --ignore-requires-python {WHEEL}   (or: python3 dev.py setup)"
+REINSTALL_HINT = f"pip install --force-reinstall --no-deps --ignore-requires-python {WHEEL}"
 ONNX_RELPATH = ("models", "ch_PP-OCRv4_rec_infer.onnx")
 #: sha256 of rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx in rapidocr_onnxruntime 1.4.4.
 ONNX_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
