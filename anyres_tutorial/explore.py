@@ -10,6 +10,7 @@ can also be computed (and tested) without a browser:
     s["score_table"].rule, s["scores"]                 # why this grid won, one dict per candidate
     explore.compare_methods((1920, 1080))            # one row per tiling method
     explore.packing_summary([(1920, 1080), (512, 512)], rule="navit", max_len=512, budget=256)
+    explore.reading_summary("text_page", "llava_next")["text"]   # what a text reader reads of the tiles
 
 Sizes are (width, height) everywhere.
 
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import numbers
 from typing import Any
+
+import numpy as np
 
 from . import tiling
 from .packing import RULES, STRATEGIES, native_size_details, pack, padding_report
@@ -309,5 +312,69 @@ def row_block_codes(summary: dict, row: int, block_size: int = 128):
     return np.where(full, 2, np.where(meet, 1, 0))
 
 
+# ----------------------------------------------------------------------------------------------------------
+# reading: what a real text recognizer reads of the encoder's pixels
+
+READ_CHARS, READ_PIECES = 48, 6  # per choice, of the body text and of the smallest print: at most this many
+# characters in at most this many pieces (about 8 short reads, 0.2 s on an idle 2-core CPU)
+_READINGS: dict = {}
+
+
+def reading_summary(name: str, method: str, options: dict | None = None, image: Any = None) -> dict | None:
+    """What the text recognizer (``features.read_line``) reads of a synthetic data image's body text and
+    smallest print (``features.print_sizes``) in the pixels ``method`` with ``options`` gives its encoder:
+    its tiles, or its global view when it has no tiles (`grid_explorer`, `tiling_vs_packing`). ``image``: the
+    image's pixels when already loaded (default: ``data.load_data_image(name)``).
+
+    None for an image that draws no text (a photo, an upload). Else a dict: part ("tiles" or "global view"),
+    body / small (share of characters read right, at most ``READ_CHARS`` characters in ``READ_PIECES`` pieces
+    of each sampled), body_x /
+    small_x (their x-height in patches) and text (one line for the explorer's card); when the recognizer is
+    not installed body and small are None and text says how to install it. Cached per choice."""
+    from . import data, features
+
+    if name not in data.IMAGES or data.IMAGES[name].kind != "synthetic":
+        return None
+    try:
+        info = features.print_sizes(name)
+    except ValueError:  # draws no text
+        return None
+    tiling.get(method)
+    options = dict(options or {})
+    key = (name, method, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    if key in _READINGS:
+        return _READINGS[key]
+    problem = features.reader_problem()
+    if problem is not None:
+        first = problem.splitlines()[-1].strip()
+        return {"part": None, "body": None, "small": None, "body_x": None, "small_x": None,
+                "text": f"reader not installed: {first}"}
+    image = data.load_data_image(name) if image is None else image
+    rows = features.equal_budget({name: image}, methods=method, options={method: options}, capped_tokens=None)
+    views = features.encoder_views(image, [r for r in rows if r["view"] == features.TILED], source=False)
+    view = next((v for v in views if v["part"] == "tiles"), views[0])
+    pieces = features.sample_pieces(name, READ_CHARS)
+    picked = []
+    for size in dict.fromkeys(p["size"] for p in pieces):  # at most READ_PIECES per size, spread evenly
+        same = [p for p in pieces if p["size"] == size]
+        picked += [same[round(k)] for k in np.linspace(0, len(same) - 1, min(READ_PIECES, len(same)))]
+    reads = [features.read_piece(view, p) for p in picked]
+    out = {"part": view["part"]}
+    for key_, size in (("body", info["body"]), ("small", info["smallest"])):
+        ds = [d for d in reads if d["size"] == size]
+        out[key_] = sum(d["accuracy"] * d["chars"] for d in ds) / sum(d["chars"] for d in ds)
+        out[f"{key_}_x"] = ds[0]["x_patches"]
+    if info["body"] == info["smallest"]:  # one print size only
+        out["text"] = f"text {out['body']:.0%} (x-height {out['body_x']:.2f} patch), in the {view['part']}"
+    else:
+        out["text"] = (f"body text {out['body']:.0%} (x-height {out['body_x']:.2f} patch), small print "
+                       f"{out['small']:.0%} ({out['small_x']:.2f} patch), in the {view['part']}")
+    if len(_READINGS) > 64:
+        _READINGS.clear()
+    _READINGS[key] = out
+    return out
+
+
 __all__ = ["option_controls", "fill_hex", "fill_name", "tiles_text", "tiling_summary", "compare_methods",
-           "rule_budget_options", "packing_images", "packing_summary", "row_segment_ids", "row_block_codes"]
+           "rule_budget_options", "packing_images", "packing_summary", "row_segment_ids", "row_block_codes",
+           "reading_summary"]

@@ -12,7 +12,10 @@ The compute behind the feature pictures (``viz.features``); every function is pu
   tokens and at the same LLM tokens, scale and effective resolution (:func:`equal_budget`,
   :func:`format_equal_budget`, :func:`fit_native_grid`); the small print's x-height in encoder patches and
   what the encoder gets of a small-print region (:func:`print_sizes`, :func:`legibility`,
-  :func:`format_legibility`, :func:`small_print_box`, :func:`encoder_crops`);
+  :func:`format_legibility`, :func:`small_print_box`, :func:`encoder_crops`); what a real text-line recognizer
+  (PP-OCRv4, offline; :mod:`.reader`, :mod:`.readability`) reads of each view's pixels (:func:`read_line`,
+  :func:`char_accuracy`, :func:`words_correct`, :func:`readability`, :func:`format_readability`,
+  :func:`rule_of_thumb`, :func:`scale_sweep`);
 - `llava_mini`: :func:`attention_pool`, :func:`cosine_map`: training-free stand-in for LLaVA-Mini's compressor
 
 PCA-RGB pictures use :func:`pca_rgb` (one PCA fitted jointly on a list of maps); :class:`FeatureMap` holds a
@@ -56,12 +59,40 @@ from .maps import (
     roundtrip_resize,
     tokens_for_side,
 )
+from .readability import (
+    SOURCE,
+    encoder_views,
+    format_readability,
+    line_image,
+    packed_view,
+    read_piece,
+    readability,
+    rule_of_thumb,
+    sample_pieces,
+    scale_sweep,
+    summarise,
+    text_lines,
+    text_pieces,
+)
+from .reader import (
+    ReaderUnavailable,
+    alignment,
+    char_accuracy,
+    load_reader,
+    read_line,
+    reader_problem,
+    words_correct,
+)
 from .seams import borders_in_image, edge_map, neighbour_dissimilarity, seam_contrast, seams_at_image_borders
 
 __all__ = [
     "CAPPED", "SAME_ENCODER", "SAME_LLM", "TILED", "VIEWS", "effective_resolution", "encoder_crops",
     "equal_budget", "find_row", "fit_native_grid", "format_equal_budget", "format_legibility", "legibility",
     "plan_views", "print_sizes", "small_print_box", "x_height",
+    "SOURCE", "ReaderUnavailable", "alignment", "char_accuracy", "encoder_views", "format_readability",
+    "line_image", "load_reader", "packed_view", "read_line", "read_piece", "readability", "reader_problem",
+    "rule_of_thumb", "sample_pieces", "scale_sweep", "summarise", "text_lines", "text_pieces",
+    "words_correct",
     "FeatureMap", "PoolResult", "attention_pool", "borders_in_image", "cosine_map",
     "edge_map", "pca_rgb",
     "encode_native", "encode_tiled", "format_token_table", "neighbour_dissimilarity", "position_similarity",

@@ -7,6 +7,7 @@
 - ``viz.prompt``    what the LLM receives: whole-prompt strips, connector shape flows, 1-D vs M-RoPE ids
 - ``viz.training``  loss weights of the two reductions, gradient differences, loss curves, step times
 - ``viz.compare``   tiling vs packing at equal budgets: token bars, effective resolution, small-print crops
+- ``viz.reading``   a real text recognizer on each view's pixels: line strips with readings, accuracy curve
 - ``viz.features``  PCA-RGB maps of real DINOv2 features, downsampling comparisons, token/padding bar charts
 - ``viz.palette``   the one palette (token categories, tiles, packed images, attention backends) and the
                     figure helpers every module uses
@@ -36,6 +37,8 @@ from .palette import (  # noqa: F401  (the palette, re-exported)
 )
 from .prompt import *  # noqa: F403
 from .prompt import __all__ as _prompt_all
+from .reading import *  # noqa: F403
+from .reading import __all__ as _reading_all
 from .scores import *  # noqa: F403
 from .scores import __all__ as _scores_all
 from .tiling import *  # noqa: F403
@@ -45,5 +48,5 @@ from .training import __all__ as _training_all
 
 _palette_all = ["TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color"]
 __all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_prompt_all, *_features_all,
-           *_training_all, *_compare_all,
+           *_training_all, *_compare_all, *_reading_all,
            *_palette_all]

@@ -252,6 +252,7 @@ class TilingExplorer(Explorer):
         try:
             img = self.image()
             res = explore.tiling_summary(img.size, s["method"], **s["options"])
+            res["reading"] = explore.reading_summary(s["image"], s["method"], s["options"], image=img)
         except USER_ERRORS as e:
             self.last_result = None
             self.message.value = error_html(f"{s['method']} on {s['image']}: {e}")
@@ -281,6 +282,8 @@ class TilingExplorer(Explorer):
             ("LLM tokens", f"{r['llm_tokens']}"),
             ("padding fraction", f"{r['padding_fraction']:.1%} of encoder pixels"),
         ]
+        if r.get("reading"):  # a synthetic image with text: what a text reader reads of the encoder input
+            lines.append(("text reader", html.escape(r["reading"]["text"])))
         key_style = "padding:1px 8px 1px 0;color:#555;vertical-align:top;white-space:nowrap"
         body = "".join(f'<tr><td style="{key_style}">{html.escape(k)}</td>'
                        f'<td class="anyres-{k.split(" (")[0].replace(" ", "-")}"><b>{v}</b></td></tr>'
