@@ -5,7 +5,8 @@ Real processes, real DDP (gloo, 2 ranks) on the real DINOv2 weights: the DDP gra
 difference <= 1e-4 per tensor, fp32) with uneven ranks, with gradient accumulation over 2 micro-batches of
 different image counts, with token dropping, and with a rank that holds no image; ``rank_mean`` is off by more
 than RANK_MEAN_MIN. World size 1 equals one process; a worker's exception reaches the caller with its rank;
-a port in use or a missing backend fails at once; the same worker runs under torchrun. The pure parts (the
+a rank that never arrives ends the rendezvous after init_timeout; a port in use or a missing backend fails at
+once; the same worker runs under torchrun. The pure parts (the
 weights of each reduction, LPT, the cost model, the summaries, the pictures) are tested without processes.
 """
 
@@ -227,3 +228,20 @@ def test_summarize_and_the_pictures():
     fake = [dict(case=c, reduction=red, vs_per_image=v, vs_own_weights=3e-6, ranks_agree=True)
             for c in ("uneven", "accumulation") for red, v in zip(distributed.REDUCTIONS, (3e-6, 0.4, 0.45))]
     assert len(viz.ddp_gradient_check(fake).axes) == 2
+
+
+def test_a_rank_that_never_arrives_ends_the_rendezvous_with_an_error():
+    """Rank 0 of 2 alone: the worker entry gives up after init_timeout and reports the error (no hang)."""
+    import queue
+
+    from anyres_tutorial.distributed import launch
+
+    results, threads, t0 = queue.SimpleQueue(), torch.get_num_threads(), time.monotonic()
+    try:
+        with pytest.raises(Exception, match="(?i)timed out"):
+            launch._entry(0, 2, "gloo", distributed.free_port(), 2.0, 60.0, 1, "image_counts", {}, results)
+    finally:
+        torch.set_num_threads(threads)
+    assert time.monotonic() - t0 < 20
+    rank, ok, (_, tb) = results.get()
+    assert rank == 0 and not ok and tb

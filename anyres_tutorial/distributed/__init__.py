@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+from .balance import ASSIGNMENTS, assign, bench_point, straggler_ratio
 from .launch import BACKENDS, WORKERS, Context, WorkerError, check_backend, free_port, run
 from .step import REDUCTIONS, MicroBatch, PackedClassifier, ddp_step, effective_weights, loss_scale
 
-__all__ = ["BACKENDS", "Context", "MicroBatch", "PackedClassifier", "REDUCTIONS", "WORKERS", "WorkerError",
-           "check_backend", "ddp_step", "effective_weights", "free_port", "loss_scale", "run"]
+__all__ = ["ASSIGNMENTS", "BACKENDS", "Context", "MicroBatch", "PackedClassifier", "REDUCTIONS", "WORKERS",
+           "WorkerError", "assign", "bench_point", "check_backend", "ddp_step", "effective_weights",
+           "free_port", "loss_scale", "run", "straggler_ratio"]

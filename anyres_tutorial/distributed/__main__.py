@@ -5,10 +5,10 @@
     torchrun --nproc-per-node 4 -m anyres_tutorial.distributed balance --backend nccl   # one GPU per rank
 
 torchrun starts the processes and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
-``MASTER_PORT``; every process joins the group (``env://``, with ``--init-timeout``), runs the same worker
-function as ``distributed.run`` would, and rank 0 gathers the results and prints them as JSON (the gradient
-check's summary, the balance summary, or the raw results). ``key=value`` arguments go to the worker (values
-read as JSON when they parse, e.g. ``budget=[16,144]``, else as strings).
+``MASTER_PORT``; every process joins the group (``env://``; ``--timeout`` bounds the rendezvous and every
+collective), runs the same worker function as ``distributed.run`` would, and rank 0 gathers the results and
+prints them as JSON (the gradient check's summary, the balance summary, or the raw results). ``key=value``
+arguments go to the worker (values read as JSON when they parse, e.g. ``budget=[16,144]``, else as strings).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     p.add_argument("options", nargs="*", help="key=value arguments for the worker function")
     p.add_argument("--backend", default="auto", help="auto (nccl with a GPU per local rank, else gloo), gloo "
                    "or nccl")
-    p.add_argument("--init-timeout", type=float, default=60.0, help="seconds to wait for the other ranks")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds the rendezvous and any collective "
+                   "wait for the other ranks")
     p.add_argument("--threads", type=int, default=None, help="torch threads per rank")
     args = p.parse_args(argv)
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // local_world))
     fn = resolve_worker(args.worker)
     device = device_for(backend, local_rank)
-    dist.init_process_group(backend, timeout=timedelta(seconds=args.init_timeout))
+    dist.init_process_group(backend, timeout=timedelta(seconds=args.timeout))
     value = fn(Context(rank, world, backend, device), **_options(args.options))
     gathered = [None] * world if rank == 0 else None
     dist.gather_object(value, gathered, dst=0)

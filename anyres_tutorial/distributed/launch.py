@@ -3,10 +3,11 @@ workers under ``torchrun`` (``python -m anyres_tutorial.distributed``). Taught i
 
 ``run`` spawns ``nprocs`` processes with ``torch.multiprocessing`` (start method ``"spawn"``: a fresh Python
 in every worker, as CUDA requires), on a free localhost port (or ``port``), with ``torch.distributed``'s
-``gloo`` backend on CPU or ``nccl`` with one GPU per rank (``backend="auto"`` picks). Every worker calls
-``init_process_group`` with ``init_timeout`` (which also bounds every collective: a rank that never arrives
-ends the job with an error, not a hang), runs the worker function ``fn(ctx, **kwargs)`` and sends back its
-result; ``run`` returns the results in rank order.
+``gloo`` backend on CPU or ``nccl`` with one GPU per rank (``backend="auto"`` picks). Every worker joins a
+``TCPStore`` rendezvous that waits at most ``init_timeout`` for all ranks (a rank that never arrives ends the
+job with an error, not a hang), calls ``init_process_group`` on it (its collectives wait at most ``timeout``),
+runs the worker function ``fn(ctx, **kwargs)`` and sends back its result; ``run`` returns the results in rank
+order.
 
 Worker functions live in the library (:data:`WORKERS`, or any ``"package.module:function"``), never in a
 notebook cell: a spawned process imports them by name. What can go wrong is reported, never hung on:
@@ -120,14 +121,16 @@ def device_for(backend: str, rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def _entry(rank, world_size, backend, port, init_timeout, threads, fn_name, kwargs, results):
+def _entry(rank, world_size, backend, port, init_timeout, timeout, threads, fn_name, kwargs, results):
     """What every spawned process runs (``torch.multiprocessing`` calls it with its rank first)."""
     try:
         torch.set_num_threads(threads)
         fn = resolve_worker(fn_name)
         device = device_for(backend, rank)
-        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                                world_size=world_size, timeout=timedelta(seconds=init_timeout))
+        store = dist.TCPStore("127.0.0.1", port, world_size, is_master=rank == 0, wait_for_workers=True,
+                              timeout=timedelta(seconds=init_timeout))  # every rank arrives, or an error
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
+                                timeout=timedelta(seconds=timeout))
         value = fn(Context(rank, world_size, backend, device), **kwargs)
     except Exception:  # sent with its time: the first failure is the cause, later ones are its echoes
         results.put((rank, False, (time.time(), traceback.format_exc())))
@@ -141,8 +144,8 @@ def run(fn_name: str, nprocs: int = 2, *, backend: str = "auto", port: int | Non
     """Run the worker ``fn_name`` on ``nprocs`` ranks and return its results, one per rank (rank order).
 
     ``backend``: ``"auto"``, ``"gloo"`` or ``"nccl"`` (:func:`check_backend`); ``port``: the rendezvous port
-    on 127.0.0.1 (None: a free one); ``init_timeout``: seconds ``init_process_group`` (and any later
-    collective) waits for the other ranks; ``timeout``: seconds the whole job may take; ``threads``: torch
+    on 127.0.0.1 (None: a free one); ``init_timeout``: seconds the rendezvous waits for every rank;
+    ``timeout``: seconds the whole job may take (and the longest any collective waits); ``threads``: torch
     threads per worker (default: the CPU cores shared out, at least 1); ``kwargs`` go to the worker function
     (picklable). A script that calls ``run`` needs the ``if __name__ == "__main__":`` guard (spawned workers
     import the caller's main module); notebooks and pytest do not.
@@ -161,8 +164,8 @@ def run(fn_name: str, nprocs: int = 2, *, backend: str = "auto", port: int | Non
     timeout = check_number("timeout", timeout, minimum=1.0)
     threads = check_positive_int("threads", threads or max(1, (os.cpu_count() or 1) // nprocs))
     results = multiprocessing.get_context("spawn").SimpleQueue()
-    procs = mp.start_processes(_entry, args=(nprocs, backend, port, init_timeout, threads, fn_name, kwargs,
-                                             results), nprocs=nprocs, join=False, start_method="spawn")
+    args = (nprocs, backend, port, init_timeout, timeout, threads, fn_name, kwargs, results)
+    procs = mp.start_processes(_entry, args=args, nprocs=nprocs, join=False, start_method="spawn")
     out, start = {}, time.monotonic()
     try:
         while True:
