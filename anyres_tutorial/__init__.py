@@ -11,6 +11,9 @@ Modules (each taught by the notebooks named in its docstring):
 - ``tiling``     every tiling method as an inspectable plan behind one protocol (``tiling.register``)
 - ``packing``    NaViT patch n' pack: native sizes, packing, masks, positions, dropping
 - ``features``   real-feature experiments (tiled vs whole, seams, token tables, compression); ``pca``
+- ``training``   per-image losses on packed batches and the gradient check; ``finetune`` a real short run
+- ``distributed`` data-parallel training with ``torch.distributed`` (DDP): ``run`` starts workers, the three
+                 loss reductions over ranks, the gradient check, balanced ranks (``bench_point``)
 - ``llm``        what the language model receives: connectors, the prompt layout, LLM-side positions
 - ``explore``    the numbers behind the explorers; ``widgets`` the explorers; ``viz`` every picture
 - ``bench``      ``python -m anyres_tutorial.bench``: tiled vs packed timing on real weights

@@ -2,7 +2,7 @@
 (`grid_explorer`).
 
 JupyterLab: started on a free localhost port with a random token, hermetic config/runtime/settings folders in
-the test's tmp_path and a copy of ``notebooks/13_grid_explorer.ipynb``, with ``dev.py lab``'s own settings;
+the test's tmp_path and a copy of ``notebooks/14_grid_explorer.ipynb``, with ``dev.py lab``'s own settings;
 runs all cells; checks that the tiling explorer then shows the documented state and that a control and its
 picture fit one 1280×800 screen; changes the tiling explorer's method dropdown and the packing explorer's
 strategy; checks that the displayed numbers change and that no error or traceback appears.
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import dev  # noqa: E402  (the commands of `dev.py lab` / `dev.py app`)
 
-NOTEBOOK = ROOT / "notebooks" / "13_grid_explorer.ipynb"
+NOTEBOOK = ROOT / "notebooks" / "14_grid_explorer.ipynb"
 VIEWPORT = {"width": 1280, "height": 800}
 CHROMIUM = Path("/usr/bin/chromium")
 

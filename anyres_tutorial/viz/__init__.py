@@ -6,6 +6,8 @@
 - ``viz.packing``   packed-sequence bars, block-diagonal mask heat-maps, position-id maps, memory plots
 - ``viz.prompt``    what the LLM receives: whole-prompt strips, connector shape flows, 1-D vs M-RoPE ids
 - ``viz.training``  loss weights of the two reductions, gradient differences, loss curves, step times
+- ``viz.distributed`` data-parallel ranks: packed rows per rank, image weights per reduction, the DDP
+                    gradient check, per-rank step times and the cost model's fit
 - ``viz.compare``   tiling vs packing at equal budgets: token bars, effective resolution, small-print crops
 - ``viz.reading``   a real text recognizer on each view's pixels: line strips with readings, accuracy curve
 - ``viz.features``  PCA-RGB maps of real DINOv2 features, downsampling comparisons, token/padding bar charts
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from .compare import *  # noqa: F403
 from .compare import __all__ as _compare_all
+from .distributed import *  # noqa: F403
+from .distributed import __all__ as _distributed_all
 from .features import *  # noqa: F403
 from .features import __all__ as _features_all
 from .methods import *  # noqa: F403
@@ -31,6 +35,7 @@ from .palette import (  # noqa: F401  (the palette, re-exported)
     TOKEN_COLORS,
     backend_color,
     image_color,
+    rank_color,
     tile_color,
     tile_colors,
     token_color,
@@ -46,7 +51,8 @@ from .tiling import __all__ as _tiling_all
 from .training import *  # noqa: F403
 from .training import __all__ as _training_all
 
-_palette_all = ["TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color"]
+_palette_all = ["TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color",
+                "rank_color"]
 __all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_prompt_all, *_features_all,
-           *_training_all, *_compare_all, *_reading_all,
+           *_training_all, *_distributed_all, *_compare_all, *_reading_all,
            *_palette_all]

@@ -7,7 +7,9 @@ Colours (one meaning, one colour, in every figure of ``viz`` and in the benchmar
 - the LLM token layout (``tiling.token_layout``): :data:`GLOBAL_COLOR` (global view), :data:`NEWLINE_COLOR`,
   :data:`EXTRA_COLOR` (view separator / extra token); local tiles get :func:`tile_colors`;
 - packed images: :func:`image_color` (image k has the same colour in every packing figure);
-- attention backends: :func:`backend_color` (never one of the token-category colours).
+- attention backends: :func:`backend_color` (never one of the token-category colours);
+- data-parallel ranks: :func:`rank_color` (rank r has the same colour in every picture of
+  `data_parallel_training`).
 
 Every function of ``viz`` returns a Figure made by :func:`new_figure` / :func:`subplots`: created through
 pyplot (so Jupyter's inline backend formats it) and closed at once, so that a notebook cell shows it exactly
@@ -115,6 +117,17 @@ def backend_color(name: str) -> str:
     return BACKEND_PALETTE[k % len(BACKEND_PALETTE)]
 
 
+#: Okabe-Ito colours for ranks 0..7 (none of them a token category's); more ranks get spread hues.
+_RANKS = ("#0072b2", "#e69f00", "#009e73", "#56b4e9", "#d55e00", "#cc79a7", "#f0e442", "#000000")
+
+
+def rank_color(r: int):
+    """Colour of data-parallel rank ``r`` (`data_parallel_training`)."""
+    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
+        raise ValueError(f"rank must be a non-negative integer, got {r!r}")
+    return _RANKS[r] if r < len(_RANKS) else _spread(24)[(r - len(_RANKS)) % 24]
+
+
 def fill_rgb(fill) -> tuple:
     """A plan's fill colour (RGB 0..255 tuple, a colour name or None) as matplotlib RGB in [0, 1]."""
     if fill is None:
@@ -165,4 +178,4 @@ def wh(size) -> str:
 __all__ = ["USEFUL", "PADDING", "DUPLICATED", "CLS", "GLOBAL_COLOR", "NEWLINE_COLOR", "EXTRA_COLOR",
            "PAD_EDGE", "CONTENT_FILL", "CHOSEN_COLOR", "PACKED_COLOR", "ENCODER_COLOR", "LLM_COLOR",
            "TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color",
-           "fill_rgb", "closed", "new_figure", "subplots", "fig_ax", "wh"]
+           "rank_color", "fill_rgb", "closed", "new_figure", "subplots", "fig_ax", "wh"]
