@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checks import check_choice, check_positive_int
+from .checks import check_choice, check_number, check_positive_int
 from .packing.batch import pack_images
 from .packing.dropping import drop_tokens
 from .packing.sizing import native_size
@@ -74,9 +74,13 @@ def crop_task(steps: int, batch_size: int, budget=(16, 96), classes=CROP_CLASSES
     from .encoder.vit import normalize
 
     steps, batch_size = check_positive_int("steps", steps), check_positive_int("batch_size", batch_size)
+    if isinstance(budget, (str, bytes)) or not hasattr(budget, "__len__") or len(budget) != 2:
+        raise TypeError(f"budget must be a (min, max) pair of patch-token counts, got {budget!r}")
     lo, hi = (check_positive_int("budget", b) for b in budget)
     if lo > hi:
         raise ValueError(f"budget must be (min, max) with min <= max, got {budget}")
+    if isinstance(classes, (str, bytes)) or not len(classes):
+        raise TypeError(f"classes must be a list of data/ image names, got {classes!r}")
     sources = [load_data_image(n).convert("RGB") for n in classes]
     rng = np.random.default_rng(seed)
     data = []
@@ -131,7 +135,11 @@ def finetune(model, data, mode: str = "packed", *, max_len: int = 256, attention
     ``requires_grad``), so runs can be compared from the same start. ``progress``: a tqdm bar.
     """
     mode = check_choice("mode", mode, MODES)
-    train_blocks = check_positive_int("train_blocks", train_blocks)
+    train_blocks = check_positive_int("train_blocks", train_blocks, len(model.blocks))
+    lr = check_number("lr", lr, 0, min_inclusive=False)  # a negative rate would climb the loss
+    backbone_lr = check_number("backbone_lr", backbone_lr, 0)
+    if not data or not all(batch and all(isinstance(s, Sample) for s in batch) for batch in data):
+        raise ValueError("data must be a non-empty list of non-empty batches of Sample (from crop_task)")
     classes = 1 + max(s.label for batch in data for s in batch)
     head = make_head(max(classes, 2), seed=seed, dim=model.dim)
     tuned = [*model.blocks[-train_blocks:], model.norm]
@@ -187,6 +195,11 @@ def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25
     if backends is None:
         backends = [b for b in registry.available(model.device, model.dtype, backward=True)
                     if registry.get(b).prepare is not None]
+    if isinstance(backends, (str, bytes)):
+        raise TypeError(f"backends must be a list of backend names, got the string {backends!r}: "
+                        f"write [{backends!r}]")
+    rates = [check_number("rates", r, 0.0, 1.0, max_inclusive=False) for r in rates]
+    lr = check_number("lr", lr, 0)
     repeats = check_positive_int("repeats", repeats)
     params = trainable(model, head)
     if not params:

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import check_choice, check_lengths
+from .checks import check_choice, check_int, check_lengths, check_positive_int
 from .packing.batch import PackedBatch, pack_images
 
 REDUCTIONS = ("per_image", "per_token")
@@ -36,6 +36,8 @@ POOLS = ("cls", "mean")
 
 def make_head(num_classes: int, seed: int = 0, dim: int = 384) -> nn.Linear:
     """A linear classification head ``dim -> num_classes`` with seeded (reproducible) initial weights."""
+    num_classes, dim = check_int("num_classes", num_classes, 2), check_positive_int("dim", dim)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return nn.Linear(dim, num_classes)
@@ -76,12 +78,34 @@ def reduce_losses(losses: torch.Tensor, lengths, reduction: str = "per_image") -
       token carries its image's loss and the mean runs over all real tokens of the rows (``L_i`` = tokens of
       image i): an image of 400 tokens weighs 4x one of 100 tokens.
     """
-    if losses.ndim != 1:
-        raise ValueError(f"losses must be (num_images,), got {tuple(losses.shape)}")
+    _check_losses(losses)
     weights = image_weights(lengths, reduction)
     if weights.numel() != losses.numel():
         raise ValueError(f"{losses.numel()} losses but {weights.numel()} lengths")
     return (weights.to(losses.dtype).to(losses.device) * losses).sum()
+
+
+def _check_losses(losses) -> None:
+    if not isinstance(losses, torch.Tensor):
+        raise TypeError(f"losses must be a (num_images,) float tensor, got {type(losses).__name__}")
+    if not losses.dtype.is_floating_point:
+        raise TypeError(f"losses must be floating point (one loss per image), got {losses.dtype}")
+    if losses.ndim != 1:
+        raise ValueError(f"losses must be (num_images,), got {tuple(losses.shape)}")
+
+
+def check_targets(targets, n: int, num_classes: int) -> None:
+    """Class targets for ``n`` images: an integer (n,) tensor with values in [0, num_classes)."""
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be an integer tensor of {n} class indices, got "
+                        f"{type(targets).__name__}")
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+        raise TypeError(f"targets must hold integer class indices (torch.long), got {targets.dtype}")
+    if tuple(targets.shape) != (n,):
+        raise ValueError(f"targets must be ({n},) class indices, got {tuple(targets.shape)}")
+    if n and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
+        raise ValueError(f"targets must lie in [0, {num_classes}) for a head of {num_classes} classes, got "
+                         f"{int(targets.min())}..{int(targets.max())}")
 
 
 def image_losses(model, head, images, targets: torch.Tensor, attention: str = "auto",
@@ -91,10 +115,10 @@ def image_losses(model, head, images, targets: torch.Tensor, attention: str = "a
     ``images``: a :class:`~anyres_tutorial.packing.PackedBatch` (run as packed, ``attention`` backend) or a
     list of normalised (3, H, W) tensors (run as one packed sequence, with token dropping ``keep``).
     """
+    n = images.num_images if isinstance(images, PackedBatch) else len(images)
+    check_targets(targets, n, head.out_features)
     outputs = model.forward_packed(images, attention=attention, keep=keep)
     logits = head(pool(outputs, pool_how))  # (n, classes)
-    if targets.shape != (len(outputs),):
-        raise ValueError(f"targets must be ({len(outputs)},) class indices, got {tuple(targets.shape)}")
     return F.cross_entropy(logits, targets.to(logits.device), reduction="none"), [o.shape[0] for o in outputs]
 
 

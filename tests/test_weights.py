@@ -14,8 +14,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from anyres_tutorial.encoder import weights as W
+from anyres_tutorial.encoder.layouts import state_dict_from_hf, state_dict_from_timm
 from anyres_tutorial.encoder.vit import DinoViT
-from anyres_tutorial.encoder.weights import state_dict_from_hf, state_dict_from_timm
 
 
 @pytest.fixture(scope="module")

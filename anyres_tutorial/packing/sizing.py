@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from ..checks import check_number, check_positive_int, check_size
+from ..checks import MAX_SIDE, check_number, check_positive_int, check_size
 from ..types import Grid, Size
 
 RULES = ("navit", "qwen2_vl", "siglip2_naflex", "pixtral")
@@ -68,6 +68,9 @@ def navit_size(image_size, patch_size: int = 14, max_tokens: int | None = 256,
             gw = max(1, max_tokens // gh)
         else:
             gh = max(1, max_tokens // gw)
+    if max(gw, gh) * p > MAX_SIDE:  # only through allow_upscale with a budget far beyond the image
+        raise ValueError(f"max_tokens={max_tokens} with allow_upscale would make a side of "
+                         f"{max(gw, gh) * p} px, over the {MAX_SIDE}-px limit; use a smaller budget")
     return dict(rule="navit", input=Size(w, h), scale=scale, grid=Grid(gh, gw), tokens=gw * gh,
                 clamped=clamped, size=Size(gw * p, gh * p))
 
