@@ -377,7 +377,7 @@ def test_unavailable_and_skipped_backends_give_the_registrys_reason(fake_backend
     try:
         s = bench.parse_settings(["--quick", "--backends", f"bench_test_absent,{fake_backend}",
                                   "--dense-max-tokens", "50", "--rows", "0"])
-        configs, unavailable = runner.configs(s)
+        configs, unavailable = workload.configs(s)
         assert [c.name for c in configs] == ["tiled", "packed-loop", f"packed-{fake_backend}"]
         assert unavailable[0]["config"] == "packed-bench_test_absent"
         assert "no such chip" in unavailable[0]["reason"]
@@ -408,7 +408,7 @@ def test_any_registered_backend_runs_through_the_bench(fake_backend, tmp_path):
     r = runner.Runner(s, model, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
     r.matmul = dict(flops_per_s=1e9)
     items = bench.make_workload(2)
-    configs = [c for c in runner.configs(s)[0] if c.kind == "packed"]
+    configs = [c for c in workload.configs(s)[0] if c.kind == "packed"]
     r.run_set("main", {}, items, [it.load() for it in items], configs)
     rec = {x["config"]: x for x in r.results}
     fake = rec[f"packed-{fake_backend}"]
@@ -431,7 +431,7 @@ def test_training_step_names_round_trip():
             Config.parse(bad)
     assert bench.config_color("train-packed-dense_mask") == bench.config_color("packed-dense_mask")
     s = bench.parse_settings(["--quick", "--train", "--device", "cpu"])
-    configs, unavailable = runner.configs(s, train=True)
+    configs, unavailable = workload.configs(s, train=True)
     names = [c.name for c in configs]
     assert names[0] == "train-tiled" and "train-packed-loop" in names
     assert {f"train-packed-{b}" for b in attention.available(s.device, s.dtype, backward=True)} <= set(names)

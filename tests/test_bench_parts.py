@@ -72,15 +72,15 @@ def test_rows_are_a_config_field():
     with pytest.raises(ValueError, match="rows"):
         Config("tiled", method="llava_next", max_len=64)
     s = bench.parse_settings(["--quick", "--rows", "96", "--backends", "loop,dense_mask"])
-    configs, _ = runner.configs(s)
+    configs, _ = workload.configs(s)
     assert [c.name for c in configs] == ["tiled", "packed-loop", "packed-dense_mask", "packed-loop-rows96",
                                          "packed-dense_mask-rows96"]
-    assert [c.name for c in runner.configs(bench.parse_settings(["--quick", "--rows", "0"]))[0]
+    assert [c.name for c in workload.configs(bench.parse_settings(["--quick", "--rows", "0"]))[0]
             if c.rows] == []
 
 
 def _packed_configs(s):
-    return [c for c in runner.configs(s)[0] if c.kind == "packed"]
+    return [c for c in workload.configs(s)[0] if c.kind == "packed"]
 
 
 def _runner(s, model):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from anyres_tutorial import ROOT, bench
-from anyres_tutorial.bench import cli, runner
+from anyres_tutorial.bench import cli, runner, workload
 from anyres_tutorial.encoder import attention, attention_kernels
 from anyres_tutorial.encoder import weights as W
 from anyres_tutorial.encoder.vit import load_dinov2
@@ -306,7 +306,7 @@ def test_a_failed_check_aborts_or_is_recorded_and_not_timed(wrong_backend, dinov
     r = runner.Runner(s, dinov2, dict(device_name="cpu", dtype="float32"), tqdm(disable=True))
     r.matmul = dict(flops_per_s=1e9)
     items = bench.make_workload(2)
-    configs = [c for c in runner.configs(s)[0] if c.kind == "packed"]
+    configs = [c for c in workload.configs(s)[0] if c.kind == "packed"]
     go = lambda: r.run_set("num_images", {"point": 2}, items, [it.load() for it in items], configs)  # noqa: E731
     if mode == "abort":
         with pytest.raises(bench.BenchCheckError, match=wrong_backend):

@@ -186,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time one training step (forward + per-image loss + backward + SGD step) on "
                    "the main set: train-tiled and train-packed-<backend> for every backend that can run "
                    "backward here, each with its gradients checked against the reference first")
+    p.add_argument("--dp-ranks", type=_nonneg_int, default=None, metavar="N",
+                   help="with --train: also time data-parallel training steps on N ranks (torch.distributed: "
+                   "gloo on CPU, NCCL with one GPU per rank), naive vs balanced assignment of images to "
+                   "ranks; 0: none (default: CPU 2, CUDA the number of GPUs when there are at least 2, "
+                   "else 0)")
     p.add_argument("--save-costs", action="store_true",
                    help="store the cost model fitted to this run's packed timings as the one 'auto' uses "
                    "on this kind of device (anyres_tutorial/encoder/costs.json)")
@@ -233,6 +238,7 @@ class Settings:
     rows: int = 0  # max_len of the packed-<backend>-rows<max_len> configurations (0: none)
     pipeline_images: int = 0  # images of the pipeline timing (0: none)
     save_costs: bool = False  # store the fitted cost model for 'auto'
+    dp_ranks: int = 0  # ranks of the data-parallel training point (--train; 0: none)
 
 
 def _device_dtype(args, parser) -> tuple[torch.device, torch.dtype]:
@@ -330,7 +336,16 @@ def resolve_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         max_mask_bytes=None if args.max_mask_gib is None else int(args.max_mask_gib * 2**30),
         time_budget_s=args.time_budget_s, matmul_n=v["matmul_n"], on_check_failure=args.on_check_failure,
         train=args.train, rows=v["rows"], pipeline_images=v["pipeline_images"], save_costs=args.save_costs,
+        dp_ranks=_dp_ranks(args, dev),
     )
+
+
+def _dp_ranks(args, dev: torch.device) -> int:
+    """Ranks of the data-parallel point: as asked, else 2 on a CPU and one per GPU when there are >= 2."""
+    if args.dp_ranks is not None:
+        return args.dp_ranks
+    gpus = torch.cuda.device_count() if dev.type == "cuda" else 0
+    return 2 if dev.type == "cpu" else (gpus if gpus >= 2 else 0)
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:

@@ -80,7 +80,8 @@ def assemble(r, main_items, unavailable: list, planning: list, end_matmul: dict)
             data_note=data_items()[1],
             main=[dict(name=it.name, source=it.source, size=list(it.size)) for it in main_items]),
         matmul=r.matmul, results=r.results, checks=r.checks, unavailable=unavailable, skipped=r.skipped,
-        errors=r.errors, planning=planning, pipeline=r.pipeline, auto=r.auto, plots=[])
+        errors=r.errors, planning=planning, pipeline=r.pipeline, auto=r.auto, data_parallel=r.data_parallel,
+        plots=[])
     data["targets"] = targets(data)
     data["costs"] = fit_costs(data)
     data["auto"] = auto_rows(data)
@@ -354,6 +355,21 @@ def pipeline_lines(data: dict) -> list[str]:
     return out
 
 
+def data_parallel_lines(data: dict) -> list[str]:
+    """The data-parallel point: per assignment the straggler ratio (slowest rank / mean) measured and
+    predicted by the FLOP cost model, and the mean step time; nothing when the run has none."""
+    dp = data.get("data_parallel")
+    if not dp:
+        return []
+    out = [f"data-parallel training, {dp['world_size']} ranks ({dp['backend']}, {dp['device']}), "
+           f"{dp['images']} images a step"]
+    for how in ("naive", "balanced"):
+        a = dp[how]
+        out.append(f"  {how:<9} straggler {a['straggler_ratio']:.2f} (predicted "
+                   f"{a['predicted_straggler_ratio']:.2f}), step {sum(a['step_s']) / len(a['step_s']):.2f} s")
+    return out
+
+
 def summary_table(data: dict) -> str:
     """A compact console summary: machine and yardstick, one row per main-set configuration (with the largest
     point of every sweep), the pipeline, auto's choices, the goals, skips and errors."""
@@ -387,6 +403,7 @@ def summary_table(data: dict) -> str:
     lines += pipeline_lines(data)
     if data.get("auto") or _sets(data):
         lines += ["auto's choice per set (minimum of interleaved rounds)", auto_table(data)]
+    lines += data_parallel_lines(data)
     for t in data.get("targets") or targets(data):
         val = "-" if t["value"] is None else f"{t['value']:.3g}"
         where = f" at {t['point']}" if t.get("point") is not None else ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,8 @@ from .timing import BenchCheckError, check, grad_check
 from .workload import (
     Config,
     Inputs,
+    Job,
+    configs,
     executed_flops,
     make_workload,
     memory,
@@ -38,32 +40,6 @@ from .workload import (
 REFERENCE = Config.packed(attention.REFERENCE)
 
 
-@dataclass
-class Job:
-    """A checked configuration waiting for its timed runs: its inputs, its check record and the function."""
-
-    inp: Inputs
-    check: dict
-    fn: object
-
-
-def configs(s: Settings, train: bool = False) -> tuple[list[Config], list[dict]]:
-    """The configurations that run here (tiled first, then every backend as one sequence, then in rows of
-    ``--rows`` slots) and the packed ones that cannot, with the registry's reason; ``train=True``: the
-    training steps (one sequence only) of the backends that can run a backward pass here."""
-    tiled = [Config.tiled(m, train=train) for m in (tiling.DEFAULT_METHOD, *s.tiling_methods)]
-    packed, unavailable = [], []
-    for b in s.backends:
-        try:
-            attention.resolve(b, s.device, s.dtype, backward=train)
-            packed.append(Config.packed(b, train=train))
-        except ValueError as e:  # the message names the reason and the available backends
-            unavailable.append(dict(config=Config.packed(b, train=train).name, device=s.device.type,
-                                    reason=str(e)))
-    rows = [Config.packed(c.backend, max_len=s.rows) for c in packed] if s.rows and not train else []
-    return tiled + packed + rows, unavailable
-
-
 class Runner:
     """Checks and times configurations on input sets and keeps every record of the run."""
 
@@ -73,6 +49,7 @@ class Runner:
         self.s, self.model, self.meta = s, model, meta or {}
         self.bar = bar if bar is not None else tqdm(disable=True)
         self.results, self.checks, self.skipped, self.errors, self.auto = [], [], [], [], []
+        self.data_parallel: dict | None = None
         self.pipeline: list[dict] = []
         self.matmul = dict(flops_per_s=float("nan"))
         self.t0 = time.perf_counter()
@@ -436,7 +413,30 @@ class TrainRunner(Runner):
                     self.bar.update(1)
                     continue
                 self.train_one(inp, TrainStep(m, head, fn, len(alone)), ref, ref_name)
+        self.data_parallel_point(unavailable)
         return unavailable
+
+    def data_parallel_point(self, unavailable: list) -> None:
+        """``--dp-ranks`` ranks training on one stream of mixed images, naive vs balanced assignment
+        (``distributed.bench_point``): per-rank step times and straggler ratios, in the JSON's
+        ``data_parallel``; why it did not run in ``unavailable``."""
+        from .. import distributed
+
+        s = self.s
+        if not s.dp_ranks:
+            unavailable.append(dict(config="data_parallel", device=s.device.type,
+                                    reason="--dp-ranks 0 (a CUDA machine needs >= 2 GPUs: one rank per GPU)"))
+            return
+        small = s.quick or s.dry_run  # a smoke test of the path, not a measurement
+        self.label("train", {}, f"data-parallel, {s.dp_ranks} ranks")
+        try:
+            self.data_parallel = distributed.bench_point(
+                s.dp_ranks, attention="auto", steps=1 if small else 3, images=4 if small else 8,
+                budget=(16, 64) if small else (16, 256), repeats=1 if small else 2)
+        except Exception as e:  # noqa: BLE001 - recorded: the forward and training records still count
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            self.errors.append(dict(config="data_parallel", sweep="train", tokens=None,
+                                    error=f"{type(e).__name__}: {first}"))
 
     def train_one(self, inp: Inputs, step: TrainStep, ref: dict, ref_name: str) -> None:
         """The first step checked against ``ref`` (the reference gradients), then warm-ups and timed steps."""

@@ -27,6 +27,7 @@ from ..checks import check_int, check_positive_int
 from ..encoder import attention
 from ..encoder.arch import DIM, MLP_HIDDEN
 from ..types import PATCH, Size
+from .cli import Settings
 
 # ----------------------------------------------------------------------------------------------------------
 # configurations
@@ -116,6 +117,32 @@ class Config:
 
     def __str__(self) -> str:
         return self.name
+
+
+@dataclass
+class Job:
+    """A checked configuration waiting for its timed runs: its inputs, its check record and the function."""
+
+    inp: Inputs
+    check: dict
+    fn: object
+
+
+def configs(s: Settings, train: bool = False) -> tuple[list[Config], list[dict]]:
+    """The configurations that run here (tiled first, then every backend as one sequence, then in rows of
+    ``--rows`` slots) and the packed ones that cannot, with the registry's reason; ``train=True``: the
+    training steps (one sequence only) of the backends that can run a backward pass here."""
+    tiled = [Config.tiled(m, train=train) for m in (tiling.DEFAULT_METHOD, *s.tiling_methods)]
+    packed, unavailable = [], []
+    for b in s.backends:
+        try:
+            attention.resolve(b, s.device, s.dtype, backward=train)
+            packed.append(Config.packed(b, train=train))
+        except ValueError as e:  # the message names the reason and the available backends
+            unavailable.append(dict(config=Config.packed(b, train=train).name, device=s.device.type,
+                                    reason=str(e)))
+    rows = [Config.packed(c.backend, max_len=s.rows) for c in packed] if s.rows and not train else []
+    return tiled + packed + rows, unavailable
 
 
 # ----------------------------------------------------------------------------------------------------------
