@@ -17,6 +17,7 @@ Modules (each taught by the notebooks named in its docstring):
 - ``llm``        what the language model receives: connectors, the prompt layout, LLM-side positions
 - ``explore``    the numbers behind the explorers; ``widgets`` the explorers; ``viz`` every picture
 - ``bench``      ``python -m anyres_tutorial.bench``: tiled vs packed timing on real weights
+- ``show``       ``at.show(fn)``: the code a step teaches, highlighted beside its prose
 
 Sizes are ``Size(width, height)`` and grids ``Grid(rows, cols)`` everywhere in the public API.
 """
@@ -36,3 +37,5 @@ DATA_DIR = Path(os.environ.get("ANYRES_DATA", ROOT / "data"))
 CACHE_DIR = Path(os.environ.get("ANYRES_CACHE", Path.home() / ".cache" / "anyres_tutorial"))
 #: Fast mode (set ``ANYRES_FAST=1``): notebooks shrink sizes and repeat counts, never skip code paths.
 FAST = os.environ.get("ANYRES_FAST", "0") not in ("", "0", "false", "False")
+
+from .show import show  # noqa: E402, F401  (at.show(fn) in every notebook; stdlib only at import)
