@@ -38,6 +38,21 @@ def config_color(config) -> str:
     return TILED_PALETTE[i % len(TILED_PALETTE)]
 
 
+#: Every benchmark picture is drawn at most 11 inches wide (1100 px at the notebook's 100 dpi) with text of
+#: at least 10 pt, so it reads at the width a notebook shows it.
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 10,
+         "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 11}
+
+
+def _figure(nrows: int, ncols: int, figsize, **kw):
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=figsize, layout="constrained", **kw)
+    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
+    return fig, axes
+
+
 def _hatches(rows) -> list[str]:
     """A hatch for every record packed into rows (same backend colour, told apart from one sequence)."""
     return ["//" if Config.parse(r["config"]).rows else "" for r in rows]
@@ -56,10 +71,10 @@ def _time_panel(ax, rows) -> None:
     ax.barh(y, med, xerr=[lo, hi], color=[config_color(r["config"]) for r in rows], capsize=3,
             hatch=_hatches(rows), edgecolor="white")
     for i, v in enumerate(med):
-        ax.text(v + hi[i], i - 0.3, f" {v:,.0f} ms", va="center", fontsize=8)
+        ax.text(v + hi[i], i, f" {v:,.0f}", va="center", fontsize=10)
     ax.set_yticks(y, [r["config"] for r in rows])
     ax.invert_yaxis()
-    ax.set_xlabel("median time per forward (ms; whiskers min-max)")
+    ax.set_xlabel("median ms per forward (whiskers: min-max)")
     ax.set_title(f"{rows[0]['num_images']} mixed images: time")
     ax.set_xlim(0, (med + hi).max() * 1.3)
 
@@ -70,7 +85,7 @@ def _token_panel(ax, rows) -> None:
     y = np.arange(len(rows))
     parts = [("useful_tokens", "useful", "useful"), ("cls_tokens", "CLS", "cls"),
              ("padding_tokens", "padding", "padding"),
-             ("duplicated_tokens", "thumbnail (duplicated)", "duplicated")]
+             ("duplicated_tokens", "thumbnail", "duplicated")]
     left = np.zeros(len(rows))
     for key, label, category in parts:
         v = np.array([r[key] for r in rows], dtype=float)
@@ -79,12 +94,12 @@ def _token_panel(ax, rows) -> None:
     pad = np.array([r.get("row_padding_slots") or 0 for r in rows], dtype=float)
     if pad.any():  # the empty slots at the end of packed rows
         ax.barh(y, pad, left=left, color="white", edgecolor=token_color("padding"), hatch="xx",
-                label="row padding (empty slots)")
-    ax.set_yticks(y, [r["config"] for r in rows])
+                label="row padding")
+    ax.set_yticks(y, [""] * len(rows))  # the same rows as the time panel on its left
     ax.invert_yaxis()
     ax.set_xlabel("encoder tokens (slots)")
     ax.set_title("what the encoder processes")
-    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
 
 
 def _efficiency_panel(ax, rows, mm: dict) -> None:
@@ -92,30 +107,32 @@ def _efficiency_panel(ax, rows, mm: dict) -> None:
     eff = np.array([r["efficiency"] for r in rows]) * 100
     ax.barh(y, eff, color=[config_color(r["config"]) for r in rows], hatch=_hatches(rows), edgecolor="white")
     for i, v in enumerate(eff):
-        ax.text(v, i, f" {v:.0f}%", va="center", fontsize=8)
+        ax.text(v, i, f" {v:.0f}%", va="center", fontsize=10)
     ax.set_yticks(y, [r["config"] for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel(f"% of a {mm['n']}² matmul ({mm['flops_per_s'] / 1e9:,.0f} GFLOP/s, same run)")
     ax.set_title("FLOP efficiency (useful FLOPs / time)")
-    ax.set_xlim(0, max(100, eff.max() * 1.2))
+    ax.set_xlim(0, max(100, eff.max() * 1.25))
 
 
 def plot_summary(data: dict):
-    """Main set: median time per configuration (with min-max whiskers), the encoder tokens of each split
-    into useful / CLS / padding / thumbnail-duplicated, and the FLOP efficiency vs the same-run matmul.
-    Taught in `timing`."""
-    import matplotlib.pyplot as plt
-
+    """Main set: median time per configuration (min-max whiskers) beside the encoder tokens of each, split
+    into useful / CLS / padding / thumbnail; under them the FLOP efficiency vs the same-run matmul. Taught in
+    `timing`."""
     rows = [r for r in data["results"] if r["sweep"] == "main"]
     if not rows:
         raise ValueError("no main-set records in these results")
-    fig, axes = plt.subplots(1, 3, figsize=(16, 1.5 + 0.42 * len(rows)))
-    _time_panel(axes[0], rows)
-    _token_panel(axes[1], rows)
-    _efficiency_panel(axes[2], rows, data["matmul"])
+    import matplotlib.pyplot as plt
+
+    h = 0.34 * len(rows) + 1.4
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplot_mosaic([["time", "tokens"], ["eff", "eff"]], figsize=(11, 2 * h + 1.2),
+                                       layout="constrained")
+    plt.close(fig)  # shown once, as the cell's value
+    _time_panel(axes["time"], rows)
+    _token_panel(axes["tokens"], rows)
+    _efficiency_panel(axes["eff"], rows, data["matmul"])
     fig.suptitle(_title(data))
-    fig.tight_layout()
-    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
     return fig
 
 
@@ -140,35 +157,56 @@ def _log2_axes(axes, points, labels) -> None:
         ax.grid(True, which="both", alpha=0.3)
 
 
-def plot_num_images(data: dict):
-    """Time and images/s against the number of mixed images (1 -> 64), log axes; plus the small-images
-    series (packed only) when present. Taught in `timing`."""
-    import matplotlib.pyplot as plt
+def _plain_log_labels(axis) -> None:
+    """Tick labels of a log axis as plain numbers (25, 30, 40), not 2.5 x 10^1."""
+    from matplotlib.ticker import FuncFormatter
 
+    plain = FuncFormatter(lambda v, _: f"{v:,.3g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(plain)
+
+
+def plot_num_images(data: dict):
+    """Images per second against the number of images, log axes, few series per panel: left the mixed set
+    (tiled, the reference ``loop`` and the fastest packed kernel at each point), right the small images
+    (every packed backend). Taught in `timing`."""
     mixed = _series(data, ("main", "num_images"))
     small = _series(data, ("small_images",))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
-    for cfg, rs in mixed.items():
-        x, col = [r["num_images"] for r in rs], config_color(cfg)
-        err = [[r["median_ms"] - r["min_ms"] for r in rs], [r["max_ms"] - r["median_ms"] for r in rs]]
-        axes[0].errorbar(x, [r["median_ms"] for r in rs], yerr=err, marker="o", color=col, label=cfg,
-                         capsize=2)
-        axes[1].plot(x, [r["images_per_s"] for r in rs], marker="o", color=col, label=cfg)
+    fig, axes = _figure(1, 2, (11, 4.4))
+    ref = Config.packed(attention.REFERENCE).name
+    kernels = {c: rs for c, rs in mixed.items() if Config.parse(c).kind == "packed" and c != ref}
+    best = {}
+    for rs in kernels.values():
+        for r in rs:
+            if r["num_images"] not in best or r["images_per_s"] > best[r["num_images"]]["images_per_s"]:
+                best[r["num_images"]] = r
+    shown = {c: rs for c, rs in mixed.items() if c in (Config.tiled().name, ref)}
+    for cfg, rs in shown.items():
+        axes[0].plot([r["num_images"] for r in rs], [r["images_per_s"] for r in rs], marker="o",
+                     color=config_color(cfg), label=cfg)
+    if best:
+        pts = [best[n] for n in sorted(best)]
+        axes[0].plot([r["num_images"] for r in pts], [r["images_per_s"] for r in pts], marker="D", ls="--",
+                     color="#444444", label="fastest packed kernel")
     for cfg, rs in small.items():
-        x, col = [r["num_images"] for r in rs], config_color(cfg)
-        lab = f"{cfg} (small, ≤{rs[0].get('budget')} tok)"
-        style = dict(marker="s", ls="--", color=col, alpha=0.7, label=lab)
-        axes[0].plot(x, [r["median_ms"] for r in rs], **style)
-        axes[1].plot(x, [r["images_per_s"] for r in rs], **style)
-    points = sorted({r["num_images"] for rs in (*mixed.values(), *small.values()) for r in rs})
-    _log2_axes(axes, points, ("median time per forward (ms)", "images per second"))
-    axes[0].set_title("time vs number of images (solid: mixed set)")
-    axes[1].set_title("throughput vs number of images")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(0.995, 0.5))
+        axes[1].plot([r["num_images"] for r in rs], [r["images_per_s"] for r in rs], marker="s",
+                     color=config_color(cfg), label=cfg.removeprefix("packed-"))
+    budget = next((rs[0].get("budget") for rs in small.values()), None)
+    for ax, what, series in ((axes[0], "mixed images", mixed), (axes[1], f"small images (≤ {budget} tokens "
+                                                                          "each)", small)):
+        pts = sorted({r["num_images"] for rs in series.values() for r in rs})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(pts, [str(n) for n in pts])
+        ax.minorticks_off()
+        ax.set_yscale("log")
+        _plain_log_labels(ax.yaxis)
+        ax.set_xlabel("images in the batch / packed sequence")
+        ax.set_ylabel("images per second")
+        ax.set_title(what)
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_lines():
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.suptitle(_title(data))
-    fig.tight_layout()
-    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
     return fig
 
 
@@ -191,12 +229,11 @@ def plot_resolution(data: dict):
     """Packed backends against total tokens (16 images, budget per image swept), log-log: the dense mask's
     time and mask memory grow as N^2, block-sparse flex / varlen follow the per-image cost. Taught in
     `timing`."""
-    import matplotlib.pyplot as plt
 
     ser = _series(data, ("resolution",))
     if not ser:
         raise ValueError("no resolution-sweep records in these results (run with --sweeps)")
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    fig, axes = _figure(1, 2, (11, 4.6))
     for cfg, rs in ser.items():
         axes[0].plot([r["tokens"] for r in rs], [r["median_ms"] for r in rs], marker="o",
                      color=config_color(cfg), label=cfg)
@@ -207,17 +244,19 @@ def plot_resolution(data: dict):
     axes[0].plot(xs, y0 * (xs / x0), ":", color="k", lw=1, label="∝ N")
     axes[0].plot(xs, y0 * (xs / x0) ** 2, "--", color="k", lw=1, label="∝ N²")
     axes[0].set_title("time vs packed tokens (16 images)")
+    for ln in axes[0].get_lines():
+        ln.set_label(ln.get_label().removeprefix("packed-"))
     axes[0].set_ylabel("median time per forward (ms)")
+    _plain_log_labels(axes[0].yaxis)
     _mask_memory_panel(axes[1], ser)
     for ax in axes:
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _plain_log_labels(ax.xaxis)
         ax.set_xlabel("tokens in the packed sequence (N)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.suptitle(_title(data))
-    fig.tight_layout()
-    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
     return fig
 
 
@@ -232,7 +271,7 @@ def _workload_scatter(ax, items) -> None:
     for i, it in enumerate(items, 1):  # identical sizes share one number label
         at.setdefault(tuple(it.size), []).append(str(i))
     for size, nums in at.items():
-        ax.annotate(",".join(nums), size, textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.annotate(",".join(nums), size, textcoords="offset points", xytext=(4, 4), fontsize=9)
     for src, col in _SOURCE_COLORS.items():
         n = sum(it.source == src for it in items)
         ax.scatter([], [], c=col, marker="o" if src == "data" else "s", label=f"{src} ({n})")
@@ -243,9 +282,9 @@ def _workload_scatter(ax, items) -> None:
     ax.set_ylim(30, 6000)
     ax.set_xlabel("width (px)")
     ax.set_ylabel("height (px)")
-    ax.set_title(f"the benchmark's {len(items)} mixed images (width, height)")
+    ax.set_title(f"the benchmark's {len(items)} mixed images")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(loc="lower right")
 
 
 def _workload_lines(items, scale: float) -> list[str]:
@@ -263,44 +302,39 @@ def plot_workload(items, scale: float = 1.0):
     """The benchmark's images as numbered points (width, height) on log axes, coloured by source, and a list
     giving each its grid under the reference tiling (rows x cols + global views) and the tiled encoder tokens
     at ``scale``. Taught in `timing`."""
-    import matplotlib.pyplot as plt
 
     if not items:
         raise ValueError("items is empty")
-    fig, (ax, tx) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw=dict(width_ratios=[1.6, 1]))
+    fig, (ax, tx) = _figure(1, 2, (11, 5.6), gridspec_kw=dict(width_ratios=[1.1, 1]))
     _workload_scatter(ax, items)
     tx.axis("off")
-    tx.text(0, 1, "\n".join(_workload_lines(items, scale)), family="monospace", fontsize=7.5, va="top")
-    tx.set_title(f"{tiling.DEFAULT_METHOD} grid (rows x cols + global views), tiled tokens at scale "
-                 f"{scale:.3g}", fontsize=8)
-    fig.tight_layout()
-    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
+    tx.text(0, 1, "\n".join(_workload_lines(items, scale)), family="monospace", fontsize=9.5, va="top",
+            transform=tx.transAxes)
+    tx.set_title(f"grid (rows x cols + global views),\ntiled tokens at scale {scale:.3g}")
     return fig
 
 
 def plot_planning(data: dict):
-    """Plans per second per tiling method (log axis) against the 10,000 plans/s target. Taught in `timing`."""
-    import matplotlib.pyplot as plt
-
+    """Plans per second per tiling method (log axis): pure geometry, one thread. Taught in `timing`."""
     rows = data.get("planning") or []
     if not rows:
         raise ValueError("no planning records in these results")
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig, ax = _figure(1, 1, (8, 0.45 * len(rows) + 1.6))
     y = np.arange(len(rows))
     v = [r["plans_per_s"] for r in rows]
     ax.barh(y, v, color="#1f77b4")
     for i, val in enumerate(v):
-        ax.text(val, i, f" {val:,.0f}", va="center", fontsize=8)
-    ax.axvline(10_000, color="k", ls="--", lw=1, label="target 10,000 plans/s")
+        ax.text(val, i, f" {val:,.0f}", va="center", fontsize=10)
     ax.set_yticks(y, [r["method"] for r in rows])
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlim(min(v + [10_000]) / 3, max(v + [10_000]) * 5)
+    lo, hi = 10 ** np.floor(np.log10(min(v))), 10 ** np.ceil(np.log10(max(v)) + 0.5)
+    ax.set_xlim(lo, hi)
+    ticks = [10.0 ** k for k in range(int(np.log10(lo)), int(np.log10(hi)) + 1)]
+    ax.set_xticks(ticks, [f"{x:,.0f}" for x in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("plans per second (one thread, pure geometry)")
-    ax.set_title(f"planning throughput · {data['meta']['cpu']}", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
+    ax.set_title("planning throughput")
     return fig
 
 
@@ -308,7 +342,6 @@ def plot_pipeline(data: dict):
     """Where the time of the whole path goes: per pipeline (every tiling method, packing as one sequence and
     in rows) one horizontal bar of median milliseconds stacked by stage (decode, plan, resize/pad/crop,
     normalise + copy to the device, pack, ViT), the total's min-max as a whisker. Taught in `timing`."""
-    import matplotlib.pyplot as plt
 
     from .pipeline import STAGES
 
@@ -316,7 +349,7 @@ def plot_pipeline(data: dict):
     if not rows:
         raise ValueError("no pipeline records in these results (run with --pipeline-images N > 0)")
     colors = dict(zip(STAGES, STAGE_COLORS))
-    fig, ax = plt.subplots(figsize=(11, 0.55 * len(rows) + 1.8))
+    fig, ax = _figure(1, 1, (11, 0.5 * len(rows) + 2.4))
     y = np.arange(len(rows))
     left = np.zeros(len(rows))
     for st in STAGES:
@@ -329,15 +362,13 @@ def plot_pipeline(data: dict):
     for i, r in enumerate(rows):
         ax.text(left[i] + hi[i], i, f" {left[i]:,.0f} ms, {r['cpu_share']:.0%} before the ViT",
                 va="center", fontsize=10)
-    ax.set_yticks(y, [r["config"] for r in rows], fontsize=10)
+    ax.set_yticks(y, [r["config"] for r in rows])
     ax.invert_yaxis()
     ax.set_xlim(0, (left + hi).max() * 1.45)
-    ax.set_xlabel("median time of one pass (ms; stacked by stage, whisker: total min-max)", fontsize=10)
-    ax.set_title(f"the whole path for {rows[0]['num_images']} images: file -> encoder outputs", fontsize=11)
-    ax.legend(fontsize=10, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="stage")
-    fig.suptitle(_title(data), fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)  # shown once, as the cell's value; never accumulates in pyplot
+    ax.set_xlabel("median ms of one pass, stacked by stage (whisker: total min-max)")
+    ax.set_title(f"the whole path for {rows[0]['num_images']} images: file -> encoder outputs")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=6, frameon=False)
+    fig.suptitle(_title(data))
     return fig
 
 
