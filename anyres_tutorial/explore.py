@@ -10,7 +10,7 @@ can also be computed (and tested) without a browser:
     s["score_table"].rule, s["scores"]                 # why this grid won, one dict per candidate
     explore.compare_methods((1920, 1080))            # one row per tiling method
     explore.packing_summary([(1920, 1080), (512, 512)], rule="navit", max_len=512, budget=256)
-    explore.reading_summary("text_page", "llava_next")["text"]   # what a text reader reads of the tiles
+    explore.reading_summary("text_page", method)["text"]       # what a text reader reads of the tiles
 
 Sizes are (width, height) everywhere.
 

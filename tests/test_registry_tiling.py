@@ -213,20 +213,12 @@ def test_the_benchmark_times_it(halves):
     assert inp.counts["tokens"] == sum(e.total for e in want) == inp.payload.shape[0] * (1 + (px // 14) ** 2)
     assert inp.counts["duplicated_tokens"] == sum(e.duplicated for e in want) > 0
 
-    from anyres_tutorial.bench.runner import _Runner
+    from anyres_tutorial.bench.runner import Runner
     from anyres_tutorial.encoder.vit import load_dinov2
 
-    class _Bar:
-        def update(self, n=1):
-            pass
-
-        def set_postfix_str(self, text):
-            pass
-
-    r = _Runner(s, load_dinov2(), {"device_name": "cpu", "dtype": "float32"}, _Bar())
+    r = Runner(s, load_dinov2(), {"device_name": "cpu", "dtype": "float32"})
     r.matmul = {"flops_per_s": 1e9}
-    with torch.inference_mode():
-        r.run_tiled("main", {"point": 3}, items, pils, Config.tiled("halves"))
+    r.run_set("main", {"point": 3}, items, pils, [Config.tiled("halves")])
     (chk,) = r.checks
     assert chk["config"] == "tiled-halves" and chk["passed"]
     (rec,) = r.results
