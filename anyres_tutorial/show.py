@@ -11,6 +11,8 @@ import ast
 import inspect
 import textwrap
 
+WIDTH = 110  # the library's line length: a cut docstring is wrapped to it, so nothing scrolls sideways
+
 
 class Source:
     """The shown source: ``text`` (plain), highlighted HTML in a notebook, plain text elsewhere."""
@@ -46,7 +48,9 @@ def _short_docstring(source: str) -> str:
         indent = lines[doc.lineno - 1][: len(lines[doc.lineno - 1]) - len(lines[doc.lineno - 1].lstrip())]
         summary = doc.value.value.strip().split("\n\n")[0].split(". ")[0].replace("\n", " ")
         summary = " ".join(summary.split()).rstrip(".")
-        lines[doc.lineno - 1: doc.end_lineno] = [f'{indent}"""{summary}. (...)"""']
+        text = textwrap.fill(f'"""{summary}. (...)"""', WIDTH, initial_indent=indent,
+                             subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+        lines[doc.lineno - 1: doc.end_lineno] = text.splitlines()
     return "\n".join(lines)
 
 

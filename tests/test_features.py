@@ -318,3 +318,19 @@ def test_real_dinov2_tiled_has_seams_native_does_not(dinov2):
     sn = fe.seams_at_image_borders(native, tiled, img.size)
     assert st["ratio"] > 1.3, st
     assert st["ratio"] > sn["ratio"] + 0.2, (st, sn)
+
+
+def test_stitch_tiles_puts_each_tile_at_its_row_and_col():
+    from anyres_tutorial.features import maps
+
+    g, d = 2, 3
+    tokens = torch.arange(4 * (1 + g * g) * d, dtype=torch.float32).reshape(4, 1 + g * g, d)  # (T, 1+g*g, D)
+    positions = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    out = maps.stitch_tiles(tokens, positions, (2, 2))
+    assert out.shape == (2 * g, 2 * g, d)
+    for t, (r, c) in enumerate(positions):
+        assert torch.equal(out[r * g:(r + 1) * g, c * g:(c + 1) * g], tokens[t, 1:].reshape(g, g, d))
+    with pytest.raises(ValueError, match="tile_positions"):
+        maps.stitch_tiles(tokens, positions[:3], (2, 2))
+    with pytest.raises(ValueError, match="1 \\+ g\\*g"):
+        maps.stitch_tiles(tokens[:, :4], positions, (2, 2))

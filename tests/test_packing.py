@@ -143,9 +143,25 @@ def test_padding_report():
     ("abc", 10, TypeError),
 ])
 def test_pack_bad_input(lengths, max_len, err):
+    from anyres_tutorial.packing import packer
+
     for strategy in P.STRATEGIES:
         with pytest.raises(err):
             P.pack(lengths, max_len, strategy)
+    for fn in (packer.next_fit, packer.first_fit_decreasing):
+        with pytest.raises(err):
+            fn(lengths, max_len)
+
+
+def test_pack_strategies_are_the_functions_the_notebook_shows():
+    from anyres_tutorial.packing import packer
+
+    rng = random.Random(3)
+    for _ in range(200):
+        lengths = [rng.randint(1, 300) for _ in range(rng.randint(1, 12))]
+        max_len = rng.randint(max(lengths), 700)
+        assert P.pack(lengths, max_len, "next_fit") == packer.next_fit(lengths, max_len)
+        assert P.pack(lengths, max_len, "ffd") == packer.first_fit_decreasing(lengths, max_len)
 
 
 def test_pack_unknown_strategy_and_numpy_ints():

@@ -26,6 +26,14 @@ def test_show_gives_the_library_source_with_short_docstrings():
         inspect.getsource(base.select_best_resolution).strip()
 
 
+def test_show_wraps_a_long_first_sentence_to_the_line_length():
+    from anyres_tutorial.features import maps
+
+    s = at.show(maps.roundtrip_resize)  # its first sentence runs over three source lines
+    assert max(len(line) for line in s.text.splitlines()) <= 110
+    assert "pixel for pixel. (...)" in s.text and "small.resize(image.size, resample)" in s.text
+
+
 def test_show_refuses_what_has_no_source():
     with pytest.raises(TypeError, match="function, method or class"):
         at.show(42)

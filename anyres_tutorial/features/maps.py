@@ -236,9 +236,7 @@ def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch
         feats.append(_run(model, torch.stack(crops[i:i + batch_size])))  # (b, 1 + gh*gw, D)
     out = torch.cat(feats)  # (T, 1 + gh*gw, D)
     d = out.shape[-1]
-    grid = torch.zeros(rows * gh, cols * gw, d)
-    for (r, c), tok in zip(plan.tile_positions, out):  # stitch: tile (r, c) -> its block of the map
-        grid[r * gh:(r + 1) * gh, c * gw:(c + 1) * gw] = tok[1:].reshape(gh, gw, d)
+    grid = stitch_tiles(out, plan.tile_positions, plan.grid)  # (rows * gh, cols * gw, D)
     padding = _padding_mask(plan, gw)  # (rows * g, cols * g)
     # Tile boxes in original-image pixels: canvas box -> image via the content box and the resize.
     cx0, cy0, cx1, cy1 = plan.content_box
@@ -259,6 +257,21 @@ def encode_tiled(model, image: Image.Image, plan, patch_size: int = PATCH, batch
                       tile_rows=[r * gh for r in range(1, rows)], tile_cols=[c * gw for c in range(1, cols)],
                       padding=padding, tile_boxes_image=boxes_img, global_cls=global_cls,
                       global_features=global_feats)
+
+
+def stitch_tiles(tile_tokens: torch.Tensor, tile_positions, grid) -> torch.Tensor:
+    """Square tiles' outputs (T, 1 + g*g, D), CLS first, put back at their (row, col) of a (rows, cols) grid
+    of tiles: ONE (rows * g, cols * g, D) patch map (float32). Taught in `llava_mini`."""
+    rows, cols = grid
+    n, d = tile_tokens.shape[1] - 1, tile_tokens.shape[-1]
+    g = math.isqrt(n)
+    if g * g != n or len(tile_positions) != tile_tokens.shape[0]:
+        raise ValueError(f"tile_tokens {tuple(tile_tokens.shape)} must hold 1 + g*g tokens for each of the "
+                         f"{len(tile_positions)} tile_positions")
+    out = torch.zeros(rows * g, cols * g, d)  # (rows * g, cols * g, D)
+    for (r, c), tok in zip(tile_positions, tile_tokens):  # tile (r, c) -> its g x g block of the map
+        out[r * g:(r + 1) * g, c * g:(c + 1) * g] = tok[1:].reshape(g, g, d)  # CLS (tok[0]) left out
+    return out
 
 
 def _check_stitchable(plan, tiles: list, image_size) -> None:

@@ -4,7 +4,8 @@ Taught in `navit_packing`; the padding numbers are compared with tiling in `tili
 
 - :func:`pack` assigns sequences (one per image) to rows of at most ``max_len`` tokens: ``"next_fit"`` is the
   greedy, order-preserving grouping of lucidrains' ``vit_pytorch.na_vit.group_images_by_max_seq_len`` (close
-  the current row as soon as the next image does not fit); ``"ffd"`` is first-fit-decreasing bin packing.
+  the current row as soon as the next image does not fit, :func:`next_fit`); ``"ffd"`` is
+  first-fit-decreasing bin packing (:func:`first_fit_decreasing`).
 - :func:`padding_report` counts the padding a row assignment wastes.
 - :func:`bucket_by_resolution` is the other classic answer ("dynamic batching by resolution similarity"): no
   packing, but batches of similar-size images, so padding each batch to its longest member wastes little;
@@ -46,30 +47,39 @@ def pack(lengths, max_len: int, strategy: str = "ffd") -> list[list[int]]:
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown packing strategy {strategy!r}; choose one of {STRATEGIES}")
+    return next_fit(lengths, max_len) if strategy == "next_fit" else first_fit_decreasing(lengths, max_len)
+
+
+def next_fit(lengths, max_len: int) -> list[list[int]]:
+    """``pack(..., "next_fit")``: keep the input order; close the row when the next sequence does not fit."""
+    lengths = check_lengths(lengths)
+    max_len = _check_max_len(max_len, lengths)
+    rows, row, used = [], [], 0
+    for i, n in enumerate(lengths):
+        if used + n > max_len:  # does not fit: this row is done, never looked at again
+            rows.append(row)
+            row, used = [], 0
+        row.append(i)
+        used += n
+    if row:
+        rows.append(row)
+    return rows
+
+
+def first_fit_decreasing(lengths, max_len: int) -> list[list[int]]:
+    """``pack(..., "ffd")``: longest first, each into the first row with room, else into a new row."""
     lengths = check_lengths(lengths)
     max_len = _check_max_len(max_len, lengths)
     rows: list[list[int]] = []
-    if strategy == "next_fit":
-        row, used = [], 0
-        for i, n in enumerate(lengths):
-            if used + n > max_len:
-                rows.append(row)
-                row, used = [], 0
-            row.append(i)
-            used += n
-        if row:
-            rows.append(row)
-        return rows
-    # first-fit decreasing
     free: list[int] = []  # room left in each row
-    for i in sorted(range(len(lengths)), key=lambda j: (-lengths[j], j)):
+    for i in sorted(range(len(lengths)), key=lambda j: (-lengths[j], j)):  # longest first, ties by index
         n = lengths[i]
         for r, room in enumerate(free):
-            if n <= room:
+            if n <= room:  # the first row with room takes it
                 rows[r].append(i)
                 free[r] -= n
                 break
-        else:
+        else:  # no row has room: open one
             rows.append([i])
             free.append(max_len - n)
     return rows

@@ -8,8 +8,9 @@ are stitched into one (N*24) x (N*24) map, the compressor turns it into C*C quer
 picture, only feeds the modality pre-fusion layers).
 
 Steps (tile t = 336, CLIP ViT-L/14-336), each described where it is computed: 1. ``split_image`` into N x N
-blocks, remainder dropped, full image last (:func:`plan`); 2. every image to a 336 x 336 view, padded or
-cropped (``_view``, called by :func:`render`); 3. C*C compressed tokens for the LLM (:func:`token_layout`).
+blocks, remainder dropped (:func:`split_image`), full image last (:func:`plan`); 2. every image to a 336 x 336
+view, padded or cropped (``_view``, called by :func:`render`); 3. C*C compressed tokens for the LLM
+(:func:`token_layout`).
 
 Paper vs code: the paper's high-resolution variant splits into N x N sub-images plus the global image; the
 training dataset pads the *whole* image to a square before splitting, while the inference script (followed
@@ -55,10 +56,25 @@ def view_content(size: tuple, mode: str) -> tuple:
     return (x * TILE / side, y * TILE / side, (x + w) * TILE / side, (y + h) * TILE / side)
 
 
+def split_image(image_size: tuple, n: int) -> tuple[tuple, tuple, tuple]:
+    """Step 1, ``split_image(image, n)``: n x n blocks of ``W // n`` x ``H // n`` pixels, row-major.
+
+    The remainder (``W % n`` columns on the right, ``H % n`` rows at the bottom) is *dropped*. Returns the
+    block boxes (x0, y0, x1, y1) in image pixels, their (row, col) and the kept part of the image (W, H).
+    """
+    w, h = image_size
+    if w < n or h < n:
+        raise ValueError(f"image_size={w}x{h} is too small to split into {n}x{n} blocks "
+                         f"(each side must be >= {n})")
+    bw, bh = w // n, h // n  # integer division: the last W % n columns and H % n rows are lost
+    boxes = tuple((j * bw, i * bh, (j + 1) * bw, (i + 1) * bh) for i in range(n) for j in range(n))
+    positions = tuple((i, j) for i in range(n) for j in range(n))
+    return boxes, positions, (n * bw, n * bh)
+
+
 def plan(image_size: tuple, opts: dict):
-    """Step 1, ``split_image(image, n)``: blocks of ``W // n`` x ``H // n`` pixels in row-major order - the
-    remainder (``W % n`` columns on the right, ``H % n`` rows at the bottom) is *dropped* - then the full
-    image appended *last*. With n = 1 only the full image is used.
+    """The blocks of :func:`split_image`, then the full image appended *last* (with n = 1 only the full image
+    is used), every one to a 336 x 336 view; C x C tokens for the LLM.
 
     Geometry notes: ``tile_boxes`` here are the *blocks* in image coordinates (not t x t crops: each block is
     then scaled to t x t); ``canvas_size`` is the image minus the dropped remainder; ``tile_content_boxes``
@@ -67,16 +83,11 @@ def plan(image_size: tuple, opts: dict):
     """
     w, h = image_size
     n, c = opts["resolution_ratio"], opts["compressor_size"]
-    if w < n or h < n:
-        raise ValueError(f"image_size={w}x{h} is too small to split into {n}x{n} blocks "
-                         f"(each side must be >= {n})")
-    bw, bh = w // n, h // n
-    boxes = tuple((j * bw, i * bh, (j + 1) * bw, (i + 1) * bh) for i in range(n) for j in range(n))
-    positions = tuple((i, j) for i in range(n) for j in range(n))
+    boxes, positions, canvas = split_image(image_size, n)
+    bw, bh = canvas[0] // n, canvas[1] // n
     kind = "pad" if opts["view"] == "pad" else "crop"
     fill = MEAN_FILL if kind == "pad" else None
     views = (GlobalView(kind, (TILE, TILE), fill, view_content((w, h), kind)),) if n > 1 else ()
-    canvas = (n * bw, n * bh)
     n_images = len(boxes) + len(views)
     dropped = w * h - canvas[0] * canvas[1]
     source = (f"the {n}x{n} blocks stitched; the full image only feeds the pre-fusion" if views
