@@ -34,6 +34,7 @@ from .palette import (
     tile_colors,
     wh,
 )
+from .fit import short_form
 from .preview import DISPLAY_SIDE, block_pixels, canvas_pixels, display_copy, fit_image, view_pixels
 
 __all__ = ["grid_overlay", "tile_montage", "token_strip", "token_layout", "display_copy", "padded_views"]
@@ -129,13 +130,16 @@ def _overlay_padded_views(ax, plan, source, max_side: int) -> tuple[list, float,
     return boxes, width, height
 
 
-def _badge(ax, box, text: str, color, fontsize: float = 10) -> None:
-    """A small half-transparent label in the top-left corner of ``box``: it never hides the tile's middle."""
+def _badge(ax, box, text: str, color, fontsize: float = 10, short: str | None = None) -> None:
+    """A small half-transparent label in the top-left corner of ``box``: it never hides the tile's middle.
+    ``short``: the text a narrow layout uses when this one collides (``viz.fit.short_form``)."""
     x0, y0 = box[0], box[1]
     pad = 0.015 * max(box[2] - box[0], box[3] - box[1])
-    ax.text(x0 + pad, y0 + pad, text, ha="left", va="top", fontsize=fontsize, color="white",
+    t = ax.text(x0 + pad, y0 + pad, text, ha="left", va="top", fontsize=fontsize, color="white",
             fontweight="bold", zorder=4,
             bbox=dict(boxstyle="round,pad=0.15", facecolor=color, alpha=0.6, edgecolor="none"))
+    if short is not None:
+        short_form(t, short)
 
 
 def _tile_width_pt(ax, box, span: float) -> float:
@@ -156,7 +160,7 @@ def _overlay_tiles(ax, plan, index: dict, boxes, span: float | None) -> None:
             continue
         wide = _tile_width_pt(ax, box, span) >= 90
         number = f"#{index[('tile', k)]}"
-        _badge(ax, box, f"{number} (r{r}, c{c})" if wide else number, colors[k])
+        _badge(ax, box, f"{number} (r{r}, c{c})" if wide else number, colors[k], short=number)
 
 
 def _overlay_global_views(ax, plan, source, index: dict, x_start: float, max_side: int,
