@@ -135,3 +135,33 @@ def check_int_list(name: str, value: Any, minimum: int = 1, allow_empty: bool = 
 
 __all__ = ["MAX_ASPECT", "MAX_SIDE", "check_int", "check_positive_int", "check_number", "check_pair",
            "check_size", "check_choice", "check_rgb", "check_pair_list", "check_int_list"]
+
+
+def check_lengths(lengths) -> list[int]:
+    """Positive integer sequence lengths, at least one, as a list of ints (ValueError / TypeError otherwise).
+
+    The same rule as ``packing.masks.check_lengths`` (a sequence of ints, numpy / torch scalars too, or a 1-D
+    integer tensor), without importing torch: a tensor can only exist once torch is imported, so plain
+    lengths (the explorers of `grid_explorer`) never load it. Used by :func:`anyres_tutorial.packing.pack`.
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(lengths, torch.Tensor):
+        from .packing.masks import check_lengths as _tensor_lengths
+
+        return _tensor_lengths(lengths)
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
+        raise TypeError(f"lengths must be a sequence of integers, got {type(lengths).__name__}")
+    lengths = list(lengths)
+    if len(lengths) == 0:
+        raise ValueError("lengths is empty: need at least one sequence")
+    out = []
+    for i, n in enumerate(lengths):
+        if hasattr(n, "item") and getattr(n, "ndim", 1) == 0:  # numpy / torch scalars
+            n = n.item()
+        n = check_int(f"lengths[{i}]", n)
+        if n <= 0:
+            raise ValueError(f"lengths[{i}] = {n}: every sequence needs a token (zero-size image?)")
+        out.append(n)
+    return out

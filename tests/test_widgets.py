@@ -428,4 +428,5 @@ def test_picture_moves_below_the_controls_rather_than_shrinking():
     for ex in (TilingExplorer(image="chart"), PackingExplorer(images=("astronaut", "chart"))):
         assert "wrap" in ex.widget.layout.flex_flow
         column = ex.widget.children[-1].layout
-        assert int(column.flex.split()[-1].removesuffix("px")) >= MIN_PICTURE_PX and column.max_width == "100%"
+        assert int(column.flex.split()[-1].removesuffix("px")) >= MIN_PICTURE_PX
+        assert column.max_width == "100%"

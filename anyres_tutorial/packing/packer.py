@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..checks import check_int, check_pair, check_positive_int
-from .masks import check_lengths
+from ..checks import check_int, check_lengths, check_pair, check_positive_int
 
 STRATEGIES = ("ffd", "next_fit")
 

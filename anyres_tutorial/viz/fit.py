@@ -32,7 +32,7 @@ def short_form(text, short: str):
 
 
 def texts(fig) -> list:
-    """Every visible, non-empty text of ``fig``: its own, legends', titles, labels, tick labels, annotations."""
+    """Every visible, non-empty text of ``fig``: its own, legends', titles, labels, tick labels, notes."""
     out = list(fig.texts)
     for leg in fig.legends:
         out += leg.get_texts()
@@ -72,13 +72,14 @@ def _hit(a, b, tol: float = 1.0) -> bool:
 def layout_problems(fig, renderer=None) -> dict:
     """What a reader would trip over in ``fig`` as drawn: ``overlaps`` (pairs of texts whose boxes
     intersect), ``outside`` (texts cut by the figure's edge), ``collapsed`` (axes thinner than
-    :data:`MIN_AXES_PX`), ``small`` (texts below the size they were raised to; filled by :func:`fit_figure`)."""
+    :data:`MIN_AXES_PX`); :func:`fit_figure` adds ``small`` (texts below the minimum size)."""
     renderer = renderer or fig.canvas.get_renderer()
     boxes = _boxes(fig, renderer)
     fw, fh = fig.bbox.width, fig.bbox.height
     overlaps = [(a.get_text(), b.get_text()) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
                 if _hit(ba, bb)]
-    outside = [t.get_text() for t, bb in boxes if bb.x0 < -1 or bb.y0 < -1 or bb.x1 > fw + 1 or bb.y1 > fh + 1]
+    outside = [t.get_text() for t, bb in boxes
+               if bb.x0 < -1 or bb.y0 < -1 or bb.x1 > fw + 1 or bb.y1 > fh + 1]
     collapsed = [ax.get_title() or f"axes {i}" for i, ax in enumerate(fig.axes)
                  if ax.get_visible() and ax.axison and min(ax.bbox.width, ax.bbox.height) < MIN_AXES_PX]
     return {"overlaps": overlaps, "outside": outside, "collapsed": collapsed}

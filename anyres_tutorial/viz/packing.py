@@ -15,18 +15,21 @@ import numbers
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .. import features as _features
-from ..packing import masks as _masks
-from ..packing import memory as _memory
+from ..lazy import lazy_module
 from ..packing import packer as _packer
 from ..packing import sizing as _sizing
 from .palette import NEWLINE_COLOR, PAD_EDGE, PADDING, fig_ax, image_color, subplots
+
+# imported when a picture first needs them: the explorers' pictures need neither torch nor the masks
+torch = lazy_module("torch")
+_features = lazy_module("anyres_tutorial.features")
+_masks = lazy_module("anyres_tutorial.packing.masks")
+_memory = lazy_module("anyres_tutorial.packing.memory")
 
 __all__ = [
     "packed_rows",

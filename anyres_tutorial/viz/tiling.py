@@ -22,6 +22,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import ScaledTranslation
 
 from ..tiling.protocol import EMPTY, EXTRA, GLOBAL, NEWLINE, TILE0, encoder_order
+from .fit import short_form
 from .palette import (
     CONTENT_FILL,
     EXTRA_COLOR,
@@ -34,7 +35,6 @@ from .palette import (
     tile_colors,
     wh,
 )
-from .fit import short_form
 from .preview import DISPLAY_SIDE, block_pixels, canvas_pixels, display_copy, fit_image, view_pixels
 
 __all__ = ["grid_overlay", "tile_montage", "token_strip", "token_layout", "display_copy", "padded_views"]

@@ -121,7 +121,8 @@ def swatch(rgb_hex: str | None) -> str:
 class SizePreset(T.HasTraits):
     """The size every explorer in a kernel is drawn at: ``presentation`` (larger text everywhere, for a
     projector). One switch: each explorer's toggle is linked to :data:`PRESET`, so turning it on in one turns
-    it on in all; ``dev.py app --present`` starts the app with it on (environment variable ``ANYRES_PRESENT``)."""
+    it on in all; ``dev.py app --present`` starts the app with it on (environment variable
+    ``ANYRES_PRESENT``)."""
 
     presentation = T.Bool(False)
 
@@ -132,7 +133,7 @@ PRESET = SizePreset(presentation=os.environ.get(PRESENT_ENV, "") not in ("", "0"
 def presentation_toggle() -> W.ToggleButton:
     """The presentation switch, linked to :data:`PRESET` (all explorers follow it)."""
     t = W.ToggleButton(value=PRESET.presentation, description="Presentation mode", icon="",
-                       tooltip="larger text in the controls, the card, the tables and the pictures (projector)",
+                       tooltip="larger text in the controls, card, tables and pictures (projector)",
                        layout=W.Layout(width="auto", min_width="180px"))
     t.add_class("anyres-presentation")
     T.link((PRESET, "presentation"), (t, "value"))

@@ -61,7 +61,11 @@ function render({ model, el }) {
   const ro = new ResizeObserver(report);
   ro.observe(el);
   window.addEventListener("resize", report);
-  return () => { ro.disconnect(); window.removeEventListener("resize", report); if (url) URL.revokeObjectURL(url); };
+  return () => {
+    ro.disconnect();
+    window.removeEventListener("resize", report);
+    if (url) URL.revokeObjectURL(url);
+  };
 }
 export default { render };
 """
