@@ -11,6 +11,7 @@
     python3 dev.py student # a student copy of the notebooks (solution cells removed) in build/student/
     python3 dev.py bench --preset gpu   # set up, then the GPU timing comparison (README "Timing on a GPU")
     python3 dev.py setup   # only set up (learner install; ``setup --dev`` adds the test extra)
+    python3 dev.py setup --here   # install into this very Python (Colab, Binder: see notebooks/WORKSHOP.md)
 
 Where things are installed: if you run this from an activated virtual environment or conda environment, into
 that environment; otherwise into ``.venv/`` inside the repository (created on first use). Only Python >= 3.10
@@ -61,8 +62,10 @@ LEARNER, DEVELOPER = "", "[dev]"
 
 
 def _in_managed_env() -> bool:
-    """True when the current interpreter is an activated venv or conda environment."""
-    return sys.prefix != sys.base_prefix or bool(os.environ.get("CONDA_PREFIX"))
+    """True when the current interpreter is an activated venv or conda environment, or when told to install
+    into it (``--here`` / ``ANYRES_HERE=1``: a hosted notebook's Python, e.g. Colab or Binder)."""
+    here = os.environ.get("ANYRES_HERE", "") not in ("", "0")
+    return here or sys.prefix != sys.base_prefix or bool(os.environ.get("CONDA_PREFIX"))
 
 
 def _venv_python() -> Path:
@@ -96,7 +99,7 @@ def setup(extra: str = LEARNER) -> str:
             venv.EnvBuilder(with_pip=True).create(VENV)
         py = str(_venv_python())
 
-    stamp = Path(py).resolve().parent.parent / ".anyres-setup-stamp"
+    stamp = (Path(sys.prefix) if _in_managed_env() else VENV) / ".anyres-setup-stamp"  # not the base Python's
     keys = {_stamp_key(py, extra)} | ({_stamp_key(py, DEVELOPER)} if extra == LEARNER else set())
     if stamp.exists() and stamp.read_text() in keys and _has_everything(py, extra):
         return py
@@ -210,7 +213,7 @@ def cmd_app(py: str, args) -> None:
     if opts.host not in ("127.0.0.1", "localhost"):
         print(f"Serving the room on {opts.host}: attendees open http://<this machine's address>:"
               f"{opts.port or 8866}/ . Each open tab holds one kernel (about 150 MB, 1 CPU while it "
-              "draws); kernels of closed tabs are freed after 15 minutes (voila.json).", flush=True)
+              "draws); kernels of closed tabs are freed after 5 minutes (voila.json).", flush=True)
     _run([*app_command(py, opts.host, opts.port), *rest], env=app_env(opts.present))
 
 
@@ -260,7 +263,11 @@ def main() -> None:
     parser.add_argument("rest", nargs=argparse.REMAINDER,
                         help="extra arguments passed to jupyter / pytest / the benchmark")
     args = parser.parse_args()
+    if "--here" in args.rest:  # install into this Python (a hosted notebook), not into .venv/
+        os.environ["ANYRES_HERE"] = "1"
     developer = args.command == "test" or (args.command == "setup" and "--dev" in args.rest)
+    if args.command in ("setup", "check"):
+        args.rest = [a for a in args.rest if a not in ("--here", "--dev")]
     py = setup(DEVELOPER if developer else LEARNER)
     commands = {"setup": lambda p, a: print(f"Ready: {p}"), "lab": cmd_lab, "app": cmd_app,
                 "check": cmd_check, "test": cmd_test, "book": cmd_book, "student": cmd_student,

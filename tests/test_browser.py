@@ -308,11 +308,13 @@ _MEASURE = """img => {
   const clipped = [...ex.querySelectorAll('.lm-TabBar-tabLabel')]
     .filter(l => l.scrollWidth > l.clientWidth + 1).map(l => l.textContent);
   const d = img.dataset;
+  const tables = [...ex.querySelectorAll('table')].filter(t => t.offsetParent)
+    .filter(t => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1).length;
   return {column: column.width, shown: shown.width, height: shown.height, natural: img.naturalWidth,
           screen: window.innerHeight, overlaps: +d.overlaps, outside: +d.outside, collapsed: +d.collapsed,
           small: +d.small, why: img.title, right: ex.getBoundingClientRect().right, host_right: host.right,
           overflow: ex.scrollWidth - ex.clientWidth,
-          page_overflow: document.scrollingElement.scrollWidth - window.innerWidth, clipped};
+          page_overflow: document.scrollingElement.scrollWidth - window.innerWidth, clipped, tables};
 }"""
 
 
@@ -338,6 +340,7 @@ def _check_explorer_fits(page, explorer, where: str) -> dict:
         assert m["natural"] - 1 <= m["shown"] <= m["column"] + 1, (key, "shrunk or too wide", m)
         assert m["shown"] >= 0.6 * m["column"] or m["height"] >= 0.6 * m["screen"], (key, "narrow", m)
         assert not m["clipped"], (key, "clipped tab labels", m["clipped"])
+        assert m["tables"] == 0, (key, "a table wider than its column (cut off, scrolls)")
         assert m["overflow"] <= 1 and m["page_overflow"] <= 1 and m["right"] <= m["host_right"] + 1, (key, m)
     explorer.locator(".lm-TabBar-tab").first.click()
     return out
@@ -507,5 +510,5 @@ def test_app_kernels_are_freed_after_reloads(tmp_path):
     assert counts["after closing, culled"] == 1, counts  # ... until culling frees them
     assert counts["open tab after idling"] == 1, counts
     log = log_path.read_text(errors="replace")
-    for noise in ("DeprecationWarning", "is not trusted", "Traceback"):
+    for noise in ("DeprecationWarning", "is not trusted", "websocket_ping_timeout", "Traceback"):
         assert noise not in log, (noise, log[-3000:])

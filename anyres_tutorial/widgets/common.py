@@ -94,7 +94,7 @@ def font_px(presentation: bool) -> int:
 def table_html(headers: list[str], rows: list[list[Any]], highlight: list[bool] | None = None,
                presentation: bool = False, marked: list[bool] | None = None) -> str:
     """An HTML table; ``highlight`` rows green (the chosen one), ``marked`` rows red (does not fit)."""
-    th = "".join(f'<th style="padding:2px 8px;text-align:right">{html.escape(h)}</th>' for h in headers)
+    th = "".join(f'<th style="padding:2px 6px;text-align:right">{html.escape(h)}</th>' for h in headers)
     body = []
     for i, r in enumerate(rows):
         style = ""
@@ -102,7 +102,7 @@ def table_html(headers: list[str], rows: list[list[Any]], highlight: list[bool] 
             style = ' style="background:#e6f4ea;font-weight:bold"'
         if marked and marked[i]:
             style = ' class="anyres-does-not-fit" style="background:#fdecea;color:#b00020"'
-        td = '<td style="padding:2px 8px;text-align:right;white-space:nowrap">'
+        td = '<td style="padding:2px 6px;text-align:right">'
         tds = "".join(f"{td}{html.escape(str(c))}</td>" for c in r)
         body.append(f"<tr{style}>{tds}</tr>")
     return (f'<div style="overflow-x:auto;max-width:100%"><table style="border-collapse:collapse;'
