@@ -97,8 +97,10 @@ def test_every_local_link_resolves(handout):
 
 @pytest.mark.slow
 def test_index_links_every_page_in_order(handout):
-    hrefs = [h for h in _parse(handout / "index.html").hrefs if h.endswith(".html") and h != "README.html"]
-    assert hrefs == [f"{n}.html" for n in BUILT]
+    hrefs = [h for h in _parse(handout / "index.html").hrefs
+             if h.endswith(".html") and h not in ("README.html", "index.html")]
+    assert list(dict.fromkeys(hrefs)) == [f"{n}.html" for n in BUILT]  # the sidebar, then the contents
+    assert hrefs[len(BUILT):] == [f"{n}.html" for n in BUILT]
     assert "README.html" in _parse(handout / "index.html").hrefs
     assert (handout / "README.html").is_file()
 
@@ -210,3 +212,41 @@ def test_hide_paths():
     text = f"cache {Path.home()}/.cache/x, venv {sys.prefix}/bin/python, repo {book.ROOT}/data"
     out = book.hide_paths(text)
     assert "<python environment>/bin/python" in out and "<repository>/data" in out and "~/.cache/x" in out
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_print_keeps_code_inside_a4(handout, tmp_path):
+    """Print preview (Chromium's print media at the width of an A4 page with 15 mm margins): no code block,
+    output or picture is wider than the page, and the sidebar is not printed. Also writes the PDF."""
+    import os
+
+    chromium = Path("/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if not chromium.exists() or sync_playwright is None:
+        if os.environ.get("ANYRES_REQUIRE_BROWSER") == "1":
+            pytest.fail("ANYRES_REQUIRE_BROWSER=1 but Chromium or playwright is missing")
+        pytest.skip("needs /usr/bin/chromium and playwright")
+    a4_css_px = round((210 - 2 * 15) / 25.4 * 96)  # the printable width of A4 in CSS px
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": a4_css_px, "height": 1000})
+            for name in BUILT:
+                page.goto((handout / f"{name}.html").as_uri())
+                page.emulate_media(media="print")
+                wide = page.evaluate("""(limit) => [...document.querySelectorAll(
+                    'pre, .jp-OutputArea-output, .jp-InputArea-editor, img, table')]
+                    .filter(e => e.offsetParent !== null)
+                    .filter(e => e.getBoundingClientRect().right > limit + 1
+                                 || e.scrollWidth > e.clientWidth + 1)
+                    .map(e => e.tagName + ' ' + (e.textContent || '').slice(0, 60))""", a4_css_px)
+                assert not wide, (name, wide[:5])
+                assert not page.locator("nav.handout-sidebar").is_visible()
+            page.goto((handout / "07_navit_packing.html").as_uri())
+            page.pdf(path=str(tmp_path / "07_navit_packing.pdf"), format="A4")
+        finally:
+            browser.close()

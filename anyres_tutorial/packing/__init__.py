@@ -26,6 +26,7 @@ from .packer import (
     padded_batches_padding,
     padding_report,
 )
+from .patchify import grid_coords, patchify, unpatchify  # (its name is also the submodule's: bound here)
 from .sizing import (
     RULES,
     native_size,
@@ -42,7 +43,6 @@ _LAZY = {
     ".dropping": ("check_keep", "drop_tokens", "num_kept", "pool_per_image"),
     ".masks": ("cu_seqlens", "dense_mask", "flex_block_mask", "segment_ids"),
     ".memory": ("mask_memory",),
-    ".patchify": ("grid_coords", "patchify", "unpatchify"),
     ".positions": ("FactorizedPositionEmbedding", "apply_rope_2d", "learned_grid", "packed_learned_grid",
                   "rope_2d"),
 }

@@ -15,7 +15,8 @@ import io
 import warnings
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import AutoLocator, MaxNLocator
+import numpy as np
+from matplotlib.ticker import AutoLocator, FixedFormatter, FixedLocator, MaxNLocator
 
 CSS_DPI = 96  # CSS pixels per inch: a picture shown at its natural size has 96 pixels per inch
 MIN_FONT_PT = 10
@@ -81,7 +82,8 @@ def layout_problems(fig, renderer=None) -> dict:
     outside = [t.get_text() for t, bb in boxes
                if bb.x0 < -1 or bb.y0 < -1 or bb.x1 > fw + 1 or bb.y1 > fh + 1]
     collapsed = [ax.get_title() or f"axes {i}" for i, ax in enumerate(fig.axes)
-                 if ax.get_visible() and ax.axison and min(ax.bbox.width, ax.bbox.height) < MIN_AXES_PX]
+                 if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")  # a colour bar is thin
+                 and min(ax.bbox.width, ax.bbox.height) < MIN_AXES_PX]
     return {"overlaps": overlaps, "outside": outside, "collapsed": collapsed}
 
 
@@ -96,10 +98,14 @@ def _raise_fonts(fig, min_pt: float) -> None:
 
 
 def _thin_ticks(fig, renderer) -> None:
-    """Automatic numeric ticks: as many as fit side by side (x) or stacked (y) with room to spare."""
+    """Automatic numeric ticks: as many as fit side by side (x) or stacked (y) with room to spare; fixed
+    ticks labelled with numbers (a heat map's 1..11) keep every k-th label."""
     for ax in fig.axes:
         for axis, along in ((ax.xaxis, 0), (ax.yaxis, 1)):
             loc = axis.get_major_locator()
+            if isinstance(loc, FixedLocator):
+                _thin_fixed(axis, along, renderer)
+                continue
             if not isinstance(loc, (AutoLocator, MaxNLocator)):
                 continue
             labels = [t for t in axis.get_ticklabels() if t.get_text().strip()]
@@ -133,6 +139,40 @@ def downsample_rasters(fig, width_px: int, height_px: int) -> None:
         im.set_data(np.asarray(small))
 
 
+def _fewer_colliding_ticks(fig, renderer) -> bool:
+    """An automatic numeric axis whose tick labels touch gets one tick fewer; True if one did."""
+    changed = False
+    for ax in fig.axes:
+        for axis, lim, along in ((ax.xaxis, ax.get_xlim(), 0), (ax.yaxis, ax.get_ylim(), 1)):
+            if not isinstance(axis.get_major_locator(), (AutoLocator, MaxNLocator)):
+                continue
+            boxes = [t.get_window_extent(renderer) for t in _shown_ticklabels(axis, lim, along)
+                     if t.get_text().strip()]
+            if len(boxes) >= 2 and any(_hit(a, b, tol=-2.0) for a, b in zip(boxes, boxes[1:])):
+                n = max(1, len(boxes) - 2)
+                loc = axis.get_major_locator()
+                if isinstance(loc, MaxNLocator) and loc._nbins == n:
+                    continue  # as few as it gets
+                axis.set_major_locator(MaxNLocator(n))
+                changed = True
+    return changed
+
+
+def _thin_fixed(axis, along: int, renderer) -> None:
+    labels = axis.get_ticklabels()
+    texts_ = [t.get_text() for t in labels]
+    if len(labels) < 3 or not all(s.strip().lstrip("−-").replace(".", "", 1).isdigit() for s in texts_):
+        return
+    size = max((t.get_window_extent(renderer).width, t.get_window_extent(renderer).height)[along]
+               for t in labels)
+    pos = [t.get_position()[along] for t in labels]
+    pix = [axis.axes.transData.transform((p, 0) if along == 0 else (0, p))[along] for p in pos]
+    step = min(abs(b - a) for a, b in zip(pix, pix[1:])) if len(pix) > 1 else size
+    k = int(np.ceil(1.4 * size / max(step, 1e-9)))
+    if k > 1:
+        axis.set_major_formatter(FixedFormatter([s if i % k == 0 else "" for i, s in enumerate(texts_)]))
+
+
 def _draw(fig):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -146,7 +186,7 @@ def _tight_width(fig, renderer) -> float:
 
 
 def fit_figure(fig, width_px: int, *, min_font_pt: float = MIN_FONT_PT, max_height_px: int | None = None,
-               tries: int = 8) -> dict:
+               tries: int = 12) -> dict:
     """Lay ``fig`` out for ``width_px`` CSS pixels (see the module docstring); return
     :func:`layout_problems` of the result (plus ``size``: the figure's (width, height) in px)."""
     if width_px < 120:
@@ -171,21 +211,30 @@ def fit_figure(fig, width_px: int, *, min_font_pt: float = MIN_FONT_PT, max_heig
     renderer, collapsed = _draw(fig)
     _thin_ticks(fig, renderer)
     _raise_fonts(fig, min_font_pt)
-    grown = 0
+    grown, before = 0, None
     for _ in range(tries):
         renderer, collapsed = _draw(fig)
         problems = layout_problems(fig, renderer)
         if collapsed and not problems["collapsed"]:
             problems["collapsed"] = ["constrained layout: axes collapsed"]
+        trouble = problems["overlaps"] or problems["outside"] or problems["collapsed"]
+        if trouble and (_shorten(fig, renderer, everything=bool(problems["collapsed"] or problems["outside"]))
+                        or _drop_optional(fig, renderer)):
+            continue
+        if problems["overlaps"] and _fewer_colliding_ticks(fig, renderer):
+            continue
         if _fit_width(fig, renderer, width_px):
             continue
-        if not (problems["overlaps"] or problems["outside"] or problems["collapsed"]):
+        if not trouble:
             break
-        if _shorten(fig, renderer) or _drop_optional(fig, renderer):
-            continue
+        count = len(problems["overlaps"]) + len(problems["collapsed"])
+        if before is not None and count >= before[0]:  # the last growth did not help: undo it, stop
+            fig.set_size_inches(*before[1])
+            break
         if (_stacked_overlaps(fig, renderer) or problems["collapsed"]) and grown < 4:
-            h = fig.get_size_inches()[1]
-            fig.set_size_inches(fig.get_size_inches()[0], h * 1.25)  # stacked labels, thin axes get room
+            before = (count, tuple(fig.get_size_inches()))
+            w, h = before[1]
+            fig.set_size_inches(w, h * 1.25)  # stacked labels, thin axes get room
             grown += 1
             continue
         break
@@ -218,7 +267,7 @@ def _fit_width(fig, renderer, width_px: int) -> bool:
     if excess <= 0.5:
         return False
     w, h = fig.get_size_inches()
-    if w * CSS_DPI - excess < 0.5 * width_px:
+    if w * CSS_DPI - excess < 0.85 * width_px:  # more would squeeze the axes: leave it to the report
         return False
     fig.set_size_inches(w - (excess + 2) / CSS_DPI, h)
     return True
@@ -238,9 +287,13 @@ def _colliding(fig, renderer, wanted) -> list:
     return out
 
 
-def _shorten(fig, renderer) -> bool:
-    """Colliding labels that have a :func:`short_form` take it; True if any did."""
-    hits = _colliding(fig, renderer, lambda t: getattr(t, "_anyres_short", None) not in (None, t.get_text()))
+def _shorten(fig, renderer, everything: bool = False) -> bool:
+    """Colliding labels that have a :func:`short_form` take it (``everything``: all of them, when axes have
+    collapsed for lack of room); True if any did."""
+    def wanted(t):
+        return getattr(t, "_anyres_short", None) not in (None, t.get_text())
+
+    hits = [t for t in texts(fig) if wanted(t)] if everything else _colliding(fig, renderer, wanted)
     for t in hits:
         t.set_text(t._anyres_short)
     return bool(hits)

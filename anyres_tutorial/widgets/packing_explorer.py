@@ -8,6 +8,7 @@ import html
 import ipywidgets as W
 
 from .. import explore, tiling, viz
+from ..viz.fit import OPTIONAL
 from ..viz.palette import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
 from .common import (
     USER_ERRORS,
@@ -42,7 +43,7 @@ def _tokens_bars(summary: dict):
     for k, (label, vals, color) in enumerate(series):
         ax.barh(y + (k - 1) * h, vals, height=h, color=color, label=label)
         for yi, v in zip(y, vals):
-            ax.text(v, yi + (k - 1) * h, f" {v}", va="center", fontsize=8)
+            ax.text(v, yi + (k - 1) * h, f" {v}", va="center", fontsize=8, gid=OPTIONAL)  # the table has it
     ax.set_yticks(y, [f"{r['name']}\n{wh(r['size'])}" for r in ims], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("tokens per image")

@@ -322,7 +322,7 @@ class TilingExplorer(Explorer):
         if tab == "Encoder images":
             return (*self._png(viz.tile_montage(tiling.apply(plan, img), plan=plan)), "")
         if tab == "LLM tokens":
-            return (*self._png(viz.token_strip(plan, wrap=max(1, self.width // 240))), "")
+            return (*self._png(viz.token_strip(plan, width_px=self.width)), "")
         if tab == "Candidate scores":
             return self._draw_scores(r)
         return self._draw_compare()
