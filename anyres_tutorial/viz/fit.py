@@ -57,10 +57,18 @@ def _shown_ticklabels(axis, lim, along: int) -> list:
     return [t for t in axis.get_ticklabels() if lo - eps <= t.get_position()[along] <= hi + eps]
 
 
+def _extent(t, renderer):
+    """The box a text is drawn in: a wrapping text (a long title) measured as wrapped, as it is drawn."""
+    if t.get_wrap() and hasattr(t, "_get_wrapped_text") and hasattr(t, "_cm_set"):
+        with t._cm_set(text=t._get_wrapped_text()):
+            return t.get_window_extent(renderer)
+    return t.get_window_extent(renderer)
+
+
 def _boxes(fig, renderer) -> list[tuple]:
     out = []
     for t in texts(fig):
-        bb = t.get_window_extent(renderer)
+        bb = _extent(t, renderer)
         if bb.width > 0 and bb.height > 0:
             out.append((t, bb))
     return out
@@ -72,15 +80,15 @@ def _hit(a, b, tol: float = 1.0) -> bool:
 
 def layout_problems(fig, renderer=None) -> dict:
     """What a reader would trip over in ``fig`` as drawn: ``overlaps`` (pairs of texts whose boxes
-    intersect), ``outside`` (texts cut by the figure's edge), ``collapsed`` (axes thinner than
+    intersect), ``outside`` (texts past the figure's left or right edge), ``collapsed`` (axes thinner than
     :data:`MIN_AXES_PX`); :func:`fit_figure` adds ``small`` (texts below the minimum size)."""
     renderer = renderer or fig.canvas.get_renderer()
     boxes = _boxes(fig, renderer)
-    fw, fh = fig.bbox.width, fig.bbox.height
+    fw = fig.bbox.width
     overlaps = [(a.get_text(), b.get_text()) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
                 if _hit(ba, bb)]
-    outside = [t.get_text() for t, bb in boxes
-               if bb.x0 < -1 or bb.y0 < -1 or bb.x1 > fw + 1 or bb.y1 > fh + 1]
+    # (above or below the figure is no loss: the PNG is cropped to what is drawn; wider would not fit)
+    outside = [t.get_text() for t, bb in boxes if bb.x0 < -1 or bb.x1 > fw + 1]
     collapsed = [ax.get_title() or f"axes {i}" for i, ax in enumerate(fig.axes)
                  if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")  # a colour bar is thin
                  and min(ax.bbox.width, ax.bbox.height) < MIN_AXES_PX]
