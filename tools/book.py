@@ -66,61 +66,8 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- block extra_css -%}<style type="text/css">HANDOUT_CSS</style>{%- endblock extra_css -%}
 """
 
-#: the handout's own style, on the notebook pages and on the index and README pages alike
-HANDOUT_CSS = """
-body { font-family: FONTS; margin: 0; }
-.jp-RenderedHTMLCommon, .jp-RenderedMarkdown, .handout-page { font-family: FONTS; line-height: 1.5; }
-.handout-layout { display: flex; align-items: flex-start; }
-nav.handout-sidebar { position: sticky; top: 0; flex: 0 0 15em; max-height: 100vh; overflow-y: auto;
-  padding: 1em 0.8em; border-right: 1px solid #ddd; font-size: 14px; background: #fafafa;
-  box-sizing: border-box; }
-nav.handout-sidebar ol { padding-left: 1.6em; margin: 0.4em 0; }
-nav.handout-sidebar li { margin: 0.25em 0; }
-nav.handout-sidebar a.current { font-weight: bold; color: #000; }
-nav.handout-sidebar .stamp { color: #666; font-size: 12px; margin-top: 1.2em; }
-.handout-main { flex: 1 1 auto; min-width: 0; padding: 0 1.5em 2em; max-width: 62em; }
-.jp-RenderedMarkdown p, .jp-RenderedMarkdown li, .handout-page p, .handout-page li { max-width: 75ch; }
-nav.handout-toc { border: 1px solid #ddd; border-radius: 6px; padding: 0.4em 1em; margin: 1em 0;
-  background: #fcfcfc; max-width: 75ch; }
-nav.handout-toc ol { margin: 0.3em 0; }
-nav.handout { display: flex; flex-wrap: wrap; gap: 1.5em; padding: 0.6em 0; margin-bottom: 1em;
-  border-bottom: 1px solid #ccc; }
-nav.handout.bottom { border-top: 1px solid #ccc; border-bottom: none; margin-top: 2em; }
-.handout-stub { color: #555; font-style: italic; padding: 0.3em 0; }
-.handout-widget { border: 1px dashed #888; padding: 0.6em; }
-.handout-widget .live { background: #fff6d5; padding: 0.3em 0.6em; margin-bottom: 0.6em; }
-.handout-widget .control { color: #444; font-size: 90%; margin: 0.1em 0.6em 0.1em 0; display: inline-block; }
-.handout-row { display: flex; flex-wrap: wrap; gap: 0.6em; align-items: flex-start; }
-.handout-widget img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
-details.handout-solution { border-left: 4px solid #7aa6d8; padding: 0.2em 0 0.2em 0.8em; margin: 0.5em 0; }
-details.handout-solution > summary { cursor: pointer; font-weight: bold; color: #245; }
-table { border-collapse: collapse; }
-td, th { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }
-.handout-page pre, .handout-page code { background: #f4f4f4; }
-.handout-page pre { padding: 0.6em; overflow-x: auto; }
-label.projector { font-size: 13px; color: #444; cursor: pointer; }
-#projector:checked ~ .handout-layout { font-size: 150%; }
-#projector:checked ~ .handout-layout .jp-RenderedMarkdown,
-#projector:checked ~ .handout-layout .jp-InputArea,
-#projector:checked ~ .handout-layout .jp-OutputArea,
-#projector:checked ~ .handout-layout pre { font-size: 150%; }
-#projector:checked ~ .handout-layout .handout-main { max-width: none; }
-#projector:checked ~ .handout-layout nav.handout-sidebar { display: none; }
-@media print {
-  @page { size: A4; margin: 15mm; }
-  nav.handout-sidebar, nav.handout, label.projector, #projector { display: none !important; }
-  .handout-main { max-width: none; padding: 0; }
-  pre, .jp-InputArea-editor pre, .jp-OutputArea-output pre, .highlight pre, code {
-    white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: break-word;
-    overflow: visible !important; }
-  .jp-InputArea-editor, .jp-OutputArea-output, .jp-Cell, .jp-InputArea, .jp-OutputArea {
-    overflow: visible !important; max-width: 100% !important; }
-  .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
-  .jp-InputArea, .jp-OutputArea-child { display: block !important; }
-  img { max-width: 100% !important; page-break-inside: avoid; }
-  details.handout-solution { display: block; } details.handout-solution > * { display: block; }
-}
-""".replace("FONTS", FONTS)
+#: the handout's own style (tools/book.css), on the notebook pages and on the index and README pages alike
+HANDOUT_CSS = Path(__file__).with_name("book.css").read_text().replace("FONTS", FONTS)
 _TEMPLATE = _TEMPLATE.replace("HANDOUT_CSS", HANDOUT_CSS)
 
 
