@@ -235,7 +235,7 @@ def fit_figure(fig, width_px: int, *, min_font_pt: float = MIN_FONT_PT, max_heig
             continue
         if not trouble:
             break
-        count = len(problems["overlaps"]) + len(problems["collapsed"])
+        count = (_overlap_area(fig, renderer), len(problems["collapsed"]))
         if before is not None and count >= before[0]:  # the last growth did not help: undo it, stop
             fig.set_size_inches(*before[1])
             break
@@ -253,6 +253,17 @@ def fit_figure(fig, width_px: int, *, min_font_pt: float = MIN_FONT_PT, max_heig
     problems["small"] = [t.get_text() for t in texts(fig) if t.get_fontsize() < min_font_pt - 1e-6]
     problems["size"] = (round(fig.bbox.width), round(fig.bbox.height))
     return problems
+
+
+def _overlap_area(fig, renderer) -> float:
+    """How much the texts of ``fig`` overlap (px², summed over pairs): a growth that helps lowers it."""
+    boxes = [bb for _, bb in _boxes(fig, renderer)]
+    total = 0.0
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if _hit(a, b):
+                total += (min(a.x1, b.x1) - max(a.x0, b.x0)) * (min(a.y1, b.y1) - max(a.y0, b.y0))
+    return round(total, 1)
 
 
 def _stacked_overlaps(fig, renderer) -> bool:
