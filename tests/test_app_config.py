@@ -47,3 +47,16 @@ def test_commands_use_the_config_path_and_no_dict_syntax(monkeypatch):
     assert dev.app_env(present=True)["ANYRES_PRESENT"] == "1"
     monkeypatch.delenv("ANYRES_PRESENT", raising=False)
     assert "ANYRES_PRESENT" not in dev.app_env()
+
+
+def test_present_flag_starts_the_explorers_in_presentation_mode():
+    """``dev.py app --present`` puts ANYRES_PRESENT=1 into the server's environment; the app's kernel
+    inherits it and every explorer starts presenting."""
+    import subprocess
+
+    code = ("from anyres_tutorial.widgets import TilingExplorer, PackingExplorer\n"
+            "t, p = TilingExplorer(), PackingExplorer()\n"
+            "print(t.presentation.value, p.presentation.value, 'anyres-present' in t.widget._dom_classes)")
+    env = dict(dev.app_env(present=True), MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr[-2000:]

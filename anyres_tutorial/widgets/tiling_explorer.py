@@ -79,6 +79,7 @@ class TilingExplorer(Explorer):
         self.tabs.observe(self._on_tab, names="selected_index")
         self.compare_select.observe(self._on_change, names="value")
         self.presentation.observe(self._on_presentation, names="value")
+        self._present_classes()  # the app may start presenting (dev.py app --present)
         self.update()
 
     def _build_controls(self, names: list[str], image: str, method: str) -> None:
