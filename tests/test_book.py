@@ -112,6 +112,20 @@ def test_explorer_page_is_a_static_snapshot(handout):
     assert book.LIVE_COMMAND in text
 
 
+def test_snapshot_shows_the_explorers_pictures():
+    """The explorers' pictures are ``Picture`` widgets (anywidget): the snapshot draws them like an Image."""
+    import base64
+
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    state = {"box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_pic", "IPY_MODEL_dd"]}},
+             "pic": {"model_name": "AnyModel", "state": {"_anyres_picture": True},
+                     "buffers": [{"path": ["value"], "encoding": "base64", "data": png}]},
+             "dd": {"model_name": "DropdownModel", "state": {"description": "Method", "index": 0,
+                                                              "_options_labels": ["llava_next"]}}}
+    out = book.static_widget("box", state)
+    assert f'<img src="data:image/png;base64,{png}">' in out and "Method llava_next" in out
+
+
 def test_links_are_rewritten():
     md = ("see [next](03_llava_next_anyres.ipynb#top), [x](05_deepseek_vl2_and_internvl.ipynb), "
           "[r](../README.md)")

@@ -184,7 +184,7 @@ def _widget_html(model_id: str, state: dict, depth: int = 0) -> str:
         inner = "".join(_widget_html(c, state, depth + 1) for c in children)
         cls = "handout-row" if name in ("HBoxModel", "GridBoxModel") else "handout-col"
         return f'<div class="{cls}">{inner}</div>'
-    if name == "ImageModel":
+    if name == "ImageModel" or st.get("_anyres_picture"):  # ipywidgets.Image, the explorers' Picture
         src = _image_src(entry)
         return f'<img src="{src}">' if src else ""
     if name in ("HTMLModel", "HTMLMathModel"):
