@@ -430,3 +430,18 @@ def test_picture_moves_below_the_controls_rather_than_shrinking():
         column = ex.widget.children[-1].layout
         assert int(column.flex.split()[-1].removesuffix("px")) >= MIN_PICTURE_PX
         assert column.max_width == "100%"
+
+
+def test_presentation_text_grows_with_the_column():
+    from anyres_tutorial.widgets.common import (
+        MIN_FONT_PT,
+        MIN_PICTURE_PX,
+        PRESENT_FULL_PX,
+        PRESENTATION_FONT_PT,
+        picture_font_pt,
+    )
+
+    assert picture_font_pt(1500, False) == MIN_FONT_PT == picture_font_pt(MIN_PICTURE_PX, True)
+    assert picture_font_pt(PRESENT_FULL_PX, True) == PRESENTATION_FONT_PT == picture_font_pt(1900, True)
+    sizes = [picture_font_pt(w, True) for w in range(MIN_PICTURE_PX, PRESENT_FULL_PX + 1, 20)]
+    assert sizes == sorted(sizes)

@@ -15,6 +15,7 @@ from .picture import DEFAULT_WIDTH
 
 MIN_FONT_PT = 10  # smallest text of a picture at its displayed size (normal size)
 PRESENTATION_FONT_PT = 14  # ... in presentation mode (a projector: larger text, the same width)
+PRESENT_FULL_PX = 800  # presenting, a column at least this wide gets the full PRESENTATION_FONT_PT
 MIN_PICTURE_PX = 400  # never draw for a narrower column (a phone-sized window scrolls instead)
 SCREEN_MARGIN_PX = 140  # a picture is at most the window's height minus this (tabs and title above it)
 #: the largest upload: ``dev.py lab`` and ``dev.py app`` raise the server's websocket message limit to match
@@ -54,12 +55,24 @@ def legends_outside(fig, width_px: int = 640, font_pt: float = MIN_FONT_PT):
     return fig
 
 
+def picture_font_pt(width: int, presentation: bool) -> float:
+    """The smallest text of a picture: 10 pt; presenting, 14 pt in a column of at least ``PRESENT_FULL_PX``
+    (a projector's wide screen), less in a narrower one, down to 10 pt at ``MIN_PICTURE_PX`` + 60 (larger
+    text there would only crowd the picture; the controls and tables are still enlarged)."""
+    if not presentation:
+        return MIN_FONT_PT
+    lo, hi = MIN_PICTURE_PX + 60, PRESENT_FULL_PX
+    k = min(1.0, max(0.0, (width - lo) / (hi - lo)))
+    return MIN_FONT_PT + k * (PRESENTATION_FONT_PT - MIN_FONT_PT)
+
+
 def explorer_png(fig, width: int, screen_height: int, presentation: bool) -> tuple[bytes, dict]:
     """An explorer's picture and its layout report: legends below the panels (never over data), laid out for
     the column's ``width`` (CSS px) and at most the window's height, text >= 10 pt (14 pt presenting)."""
     from ..viz.fit import figure_png as _png
 
-    width, pt = max(MIN_PICTURE_PX, int(width)), PRESENTATION_FONT_PT if presentation else MIN_FONT_PT
+    width = max(MIN_PICTURE_PX, int(width))
+    pt = picture_font_pt(width, presentation)
     return _png(legends_outside(fig, width, pt), width, min_font_pt=pt,
                 max_height_px=max(360, int(screen_height) - SCREEN_MARGIN_PX, int(0.65 * width)))
 
