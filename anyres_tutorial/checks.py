@@ -164,4 +164,4 @@ def check_int_list(name: str, value: Any, minimum: int = 1, allow_empty: bool = 
 
 
 __all__ = ["MAX_ASPECT", "MAX_SIDE", "check_int", "check_positive_int", "check_number", "check_pair",
-           "check_size", "check_choice", "check_rgb", "check_pair_list", "check_int_list"]
+           "check_size", "check_choice", "check_rgb", "check_pair_list", "check_int_list", "check_lengths"]

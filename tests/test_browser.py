@@ -91,10 +91,9 @@ def lab(tmp_path):
     # render every cell (no virtual scrolling), so all outputs exist in the DOM
     (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
         json.dumps({"windowingMode": "none", "autoStartDefaultKernel": True}))
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANYRES_FAST="1",
+    # JupyterLab's news and update checks are off through the repository's settings override
+    # (notebooks/app/jupyter/config/labconfig/default_setting_overrides.json on JUPYTER_CONFIG_PATH)
+    env = dict(dev.jupyter_env(), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANYRES_FAST="1",
                JUPYTER_CONFIG_DIR=str(tmp_path / "jconfig"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jruntime"),
                JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
                IPYTHONDIR=str(tmp_path / "ipython"), MPLBACKEND="Agg",
@@ -104,10 +103,8 @@ def lab(tmp_path):
     log_path = tmp_path / "jupyterlab.log"
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-           "--ServerApp.open_browser=False", "--LabApp.news_url=None", "--ServerApp.port_retries=0",
-           dev._upload_setting("ServerApp"),
-           "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class="
-           "jupyterlab.NeverCheckForUpdate"]
+           "--ServerApp.open_browser=False", "--ServerApp.port_retries=0",
+           "--LabApp.extension_manager=readonly"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers often run as root
         cmd.append("--allow-root")
     base = f"http://127.0.0.1:{port}"
@@ -147,25 +144,37 @@ def _wait_for(proc, url: str, log_path: Path, what: str, seconds: float) -> None
         time.sleep(0.5)
 
 
-@pytest.fixture
-def app(tmp_path):
-    """``dev.py app``'s Voila server on a free port: yields (base_url, log_path)."""
+def _app_server(tmp_path, *extra: str, present: bool = False):
+    """``dev.py app``'s Voila server on a free port (a context manager): yields (base_url, log_path, proc)."""
     _require_browser()
-    env = dict(dev.app_env(), JUPYTER_CONFIG_DIR=str(tmp_path / "jconfig"),
+    env = dict(dev.app_env(present), JUPYTER_CONFIG_DIR=str(tmp_path / "jconfig"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "jruntime"), IPYTHONDIR=str(tmp_path / "ipython"),
                MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     port = _free_port()
     log_path = tmp_path / "voila.log"
-    cmd = [*dev.app_command(sys.executable), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"]
-    with _serve(cmd, ROOT, env, log_path, f"tcp:{port}", "Voila"):
-        yield f"http://127.0.0.1:{port}", log_path
+    dev.trust_app(sys.executable)
+    cmd = [*dev.app_command(sys.executable, "127.0.0.1", port), "--no-browser", *extra]
+
+    @contextlib.contextmanager
+    def served():
+        with _serve(cmd, ROOT, env, log_path, f"tcp:{port}", "Voila") as proc:
+            yield f"http://127.0.0.1:{port}", log_path, proc
+
+    return served()
 
 
-def _open(pw):
-    """Headless Chromium and a 1280×800 page."""
+@pytest.fixture
+def app(tmp_path):
+    """``dev.py app``'s Voila server on a free port: yields (base_url, log_path)."""
+    with _app_server(tmp_path) as (base, log_path, _):
+        yield base, log_path
+
+
+def _open(pw, viewport=None):
+    """Headless Chromium and a page (1280×800 unless ``viewport``)."""
     browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
         "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
-    return browser, browser.new_page(viewport=VIEWPORT)
+    return browser, browser.new_page(viewport=viewport or VIEWPORT)
 
 
 def _text(page, selector: str) -> str:
@@ -257,19 +266,21 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     assert _text(page, ".anyres-packing-numbers") != pack_before
     page.screenshot(path=str(shots / "4_packing.png"))
 
-    # at 1280×800 with the file browser open the picture is shown beside the controls at its natural size
-    # (its text as drawn, >= 10 pt); in a narrower window it moves below the controls instead of shrinking
-    explorer.locator(".lm-TabBar-tab", has_text="Grid overlay").first.click()
-    overlay = explorer.locator("img.anyres-picture:visible").first
-    expect(overlay).to_be_visible(timeout=60_000)
-    explorer.scroll_into_view_if_needed()
-    _assert_picture_unshrunk(overlay)
-    page.set_viewport_size({"width": 960, "height": VIEWPORT["height"]})
-    time.sleep(1.5)
-    explorer.scroll_into_view_if_needed()
-    _assert_picture_unshrunk(overlay)
-    page.screenshot(path=str(shots / "5_narrow.png"))
-    page.set_viewport_size(VIEWPORT)
+    # every tab of both explorers fits its column at 1280×800 with the file browser open, then closed
+    # (the pictures are redrawn for the new width); the news toast never appears (settings override)
+    measures = {}
+    for sidebar in ("sidebar open", "sidebar closed"):
+        if sidebar == "sidebar closed":
+            page.keyboard.press("Control+b")  # View > Show Left Sidebar
+            time.sleep(1.5)
+        for ex in (explorer, pexp):
+            ex.scroll_into_view_if_needed()
+            measures.update(_check_explorer_fits(page, ex, f"lab 1280 {sidebar}"))
+        explorer.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / f"5_lab_1280_{sidebar.replace(' ', '_')}.png"))
+    (shots / "widths.json").write_text(json.dumps(measures, indent=1))
+    assert page.get_by_text("official Jupyter news").count() == 0, "the news toast is shown"
+    assert page.locator(".jp-toast-container .Toastify__toast").count() == 0, "a toast is shown"
 
     # no error anywhere: no traceback / stderr output, no error message from the explorers
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
@@ -282,10 +293,57 @@ def _drive(page, base, token, shots, PlaywrightTimeout, expect) -> None:
     assert page.locator(".jp-RenderedText:has-text('Exception in')").count() == 0
 
 
-def _assert_picture_unshrunk(picture) -> None:
-    """The picture is shown at its natural width (at most one pixel less): never scaled down."""
-    shown, natural = picture.evaluate("img => [img.getBoundingClientRect().width, img.naturalWidth]")
-    assert natural > 0 and shown >= natural - 1, f"picture shrunk to {shown} of {natural} px"
+_DRAWN_FOR_COLUMN = """img => {
+  const column = Math.floor(img.parentElement.getBoundingClientRect().width);
+  const drawn = Number(img.dataset.drawnFor || 0);
+  return img.complete && img.naturalWidth > 0 && drawn > 0
+    && (Math.abs(drawn - column) <= 6 || (column < MIN && drawn === MIN));
+}""".replace("MIN", "400")
+
+_MEASURE = """img => {
+  const column = img.parentElement.getBoundingClientRect();
+  const shown = img.getBoundingClientRect();
+  const ex = img.closest('.anyres-explorer');
+  const host = ex.parentElement.getBoundingClientRect();
+  const clipped = [...ex.querySelectorAll('.lm-TabBar-tabLabel')]
+    .filter(l => l.scrollWidth > l.clientWidth + 1).map(l => l.textContent);
+  const d = img.dataset;
+  const tables = [...ex.querySelectorAll('table')].filter(t => t.offsetParent)
+    .filter(t => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1).length;
+  return {column: column.width, shown: shown.width, height: shown.height, natural: img.naturalWidth,
+          screen: window.innerHeight, overlaps: +d.overlaps, outside: +d.outside, collapsed: +d.collapsed,
+          small: +d.small, why: img.title, right: ex.getBoundingClientRect().right, host_right: host.right,
+          overflow: ex.scrollWidth - ex.clientWidth,
+          page_overflow: document.scrollingElement.scrollWidth - window.innerWidth, clipped, tables};
+}"""
+
+
+def _check_explorer_fits(page, explorer, where: str) -> dict:
+    """Every tab of ``explorer``: its picture is drawn for the width of its column (the browser reported
+    it), shown unshrunk, at least 60% of the column (or as tall as the screen allows), with no overlapping
+    or cut text, no collapsed axes and no text under 10 pt (the kernel's layout check, in data-*); no tab
+    label clipped; nothing wider than the page. Returns {where / explorer / tab: (column px, picture px)}."""
+    out = {}
+    name = "tiling" if "anyres-tiling-explorer" in (explorer.get_attribute("class") or "") else "packing"
+    tabs = explorer.locator(".lm-TabBar-tab")
+    for i in range(tabs.count()):
+        tab = tabs.nth(i)
+        label = tab.inner_text().strip()
+        tab.click()
+        img = explorer.locator(".anyres-picture-box:visible img.anyres-picture").first
+        img.wait_for(state="visible", timeout=60_000)
+        page.wait_for_function(_DRAWN_FOR_COLUMN, arg=img.element_handle(), timeout=60_000)
+        m = img.evaluate(_MEASURE)
+        key = f"{where} / {name} / {label}"
+        out[key] = (round(m["column"]), round(m["shown"]))
+        assert m["overlaps"] == m["outside"] == m["collapsed"] == m["small"] == 0, (key, m)
+        assert m["natural"] - 1 <= m["shown"] <= m["column"] + 1, (key, "shrunk or too wide", m)
+        assert m["shown"] >= 0.6 * m["column"] or m["height"] >= 0.6 * m["screen"], (key, "narrow", m)
+        assert not m["clipped"], (key, "clipped tab labels", m["clipped"])
+        assert m["tables"] == 0, (key, "a table wider than its column (cut off, scrolls)")
+        assert m["overflow"] <= 1 and m["page_overflow"] <= 1 and m["right"] <= m["host_right"] + 1, (key, m)
+    explorer.locator(".lm-TabBar-tab").first.click()
+    return out
 
 
 def _assert_in_viewport(page, locators) -> None:
@@ -343,3 +401,114 @@ def test_explorer_app_in_voila(app, tmp_path):
             browser.close()
     assert not outside, f"requests left localhost: {outside}"
     assert "Traceback" not in log_path.read_text(errors="replace"), log_path.read_text()[-3000:]
+
+
+SCREENS = ((960, 800), (1280, 800), (1920, 1080))
+
+
+def test_app_fits_every_screen(tmp_path):
+    """The app at 960, 1280 and 1920 px (one page, resized: the pictures follow), then at 1920 in
+    presentation mode: every tab of both explorers passes :func:`_check_explorer_fits`."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    measures = {}
+    with _app_server(tmp_path) as (base, log_path, _), sync_playwright() as pw:
+        browser, page = _open(pw, {"width": SCREENS[0][0], "height": SCREENS[0][1]})
+        try:
+            page.set_default_timeout(120_000)
+            page.goto(f"{base}/")
+            expect(page.locator(".anyres-packing-numbers").first).to_contain_text("padding", timeout=180_000)
+            tx = page.locator(".anyres-tiling-explorer").first
+            px = page.locator(".anyres-packing-explorer").first
+            for w, h in SCREENS:
+                page.set_viewport_size({"width": w, "height": h})
+                time.sleep(1.0)
+                for ex in (tx, px):
+                    ex.scroll_into_view_if_needed()
+                    measures.update(_check_explorer_fits(page, ex, f"app {w}"))
+                for ex, name in ((tx, "tiling"), (px, "packing")):
+                    ex.scroll_into_view_if_needed()
+                    page.screenshot(path=str(shots / f"app_{w}_{name}.png"))
+            tx.scroll_into_view_if_needed()
+            tx.locator(".anyres-presentation").first.click()  # one switch: both explorers present
+            expect(px.locator(".anyres-presentation.mod-active").first).to_be_attached(timeout=30_000)
+            time.sleep(1.0)
+            for ex in (tx, px):
+                ex.scroll_into_view_if_needed()
+                measures.update(_check_explorer_fits(page, ex, "app 1920 presenting"))
+            for ex, name in ((tx, "tiling"), (px, "packing")):
+                ex.scroll_into_view_if_needed()
+                page.screenshot(path=str(shots / f"app_1920_present_{name}.png"))
+            assert not [t for t in page.locator(".anyres-message").all_inner_texts() if t.strip()]
+        finally:
+            browser.close()
+    (shots / "widths.json").write_text(json.dumps(measures, indent=1))
+    assert "Traceback" not in log_path.read_text(errors="replace"), log_path.read_text()[-3000:]
+
+
+def _kernels(server_pid: int) -> list:
+    import psutil
+
+    procs = psutil.Process(server_pid).children(recursive=True)
+    return [p for p in procs if "ipykernel" in " ".join(p.cmdline())]
+
+
+def _wait_kernels(proc, n: int, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while True:
+        k = len(_kernels(proc.pid))
+        if k == n or time.monotonic() > deadline:
+            return k
+        time.sleep(1.0)
+
+
+def test_app_kernels_are_freed_after_reloads(tmp_path):
+    """Load the app, reload it 5 times, close it: the kernels of the closed pages are culled (voila.json's
+    culling, here with short times) and the count returns to the one of the open tab, whose kernel is
+    never culled however long it idles. The start-up log has no deprecation or trust warning, and the
+    app's kernel has not imported torch."""
+    from playwright.sync_api import expect, sync_playwright
+
+    idle = 8
+    cull = [f"--MappingKernelManager.cull_idle_timeout={idle}", "--MappingKernelManager.cull_interval=2"]
+    counts = {}
+    with _app_server(tmp_path, *cull) as (base, log_path, proc), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=["--no-sandbox", "--disable-gpu"])
+        try:
+            keep = browser.new_page(viewport=VIEWPORT)  # a tab that stays open all along
+            keep.goto(f"{base}/")
+            numbers = keep.locator(".anyres-tiling-numbers").first
+            expect(numbers).to_contain_text("LLM tokens", timeout=180_000)
+            kernel = _kernels(proc.pid)
+            assert len(kernel) == 1
+            rss = kernel[0].memory_info().rss / 2**20
+            torch_loaded = any("libtorch" in m.path for m in kernel[0].memory_maps())
+            counts["open tab"] = 1
+            ctx = browser.new_context(viewport=VIEWPORT)
+            page = ctx.new_page()
+            card = page.locator(".anyres-tiling-numbers").first
+            page.goto(f"{base}/")
+            expect(card).to_contain_text("LLM tokens", timeout=180_000)
+            for _ in range(5):
+                page.reload()
+                expect(card).to_contain_text("LLM tokens", timeout=180_000)
+            counts["after 5 reloads"] = len(_kernels(proc.pid))
+            ctx.close()
+            counts["after closing, culled"] = _wait_kernels(proc, 1, 10 * idle + 60)
+            time.sleep(2 * idle)  # the open tab idles past the timeout: its kernel stays
+            counts["open tab after idling"] = len(_kernels(proc.pid))
+            keep.locator(".anyres-method select").first.select_option("ureader")
+            expect(numbers).to_contain_text("ureader", timeout=60_000)
+        finally:
+            browser.close()
+    (tmp_path / "kernels.json").write_text(json.dumps({**counts, "kernel_rss_mb": rss}, indent=1))
+    assert not torch_loaded, f"the app's kernel imported torch ({rss:.0f} MB)"
+    assert counts["after 5 reloads"] >= 2  # the unload request is refused upstream: kernels pile up ...
+    assert counts["after closing, culled"] == 1, counts  # ... until culling frees them
+    assert counts["open tab after idling"] == 1, counts
+    log = log_path.read_text(errors="replace")
+    for noise in ("DeprecationWarning", "is not trusted", "websocket_ping_timeout", "Traceback"):
+        assert noise not in log, (noise, log[-3000:])

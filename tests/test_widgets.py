@@ -296,47 +296,152 @@ def test_error_states_hide_the_picture_and_keep_the_table():
     assert tx.pictures["Grid overlay"].layout.display == "none"
 
 
-def test_pictures_fit_the_box_and_presentation_mode_enlarges():
-    from anyres_tutorial.widgets.common import PICTURE_BOX
-
+def test_pictures_are_drawn_for_the_reported_width_and_presentation_mode_enlarges():
     tx = TilingExplorer(image="chart", method="llava_mini")
     assert "blocks of 960×540 px, each scaled to 336×336" in tx.numbers.value
     assert "(122, 116, 104)" not in tx.numbers.value and "#7a7468" in tx.numbers.value
-    w, h = _png_size(tx.pictures["Grid overlay"].value)
-    assert w <= PICTURE_BOX[0] + 20 and h <= PICTURE_BOX[1] + 20
+    pic = tx.pictures["Grid overlay"]
+    for width in (420, 900, 1500):
+        pic.width = width  # what the browser's ResizeObserver reports
+        w, _ = _png_size(pic.value)
+        assert width * 0.6 <= w <= width, (width, w)  # drawn for the column, never wider
+        assert pic.report["drawn_for"] == width
+        assert not (pic.report["overlaps"] or pic.report["collapsed"] or pic.report["small"]), pic.report
+    assert tx.pictures["LLM tokens"].width == 1500 or tx.width == 1500  # one width for every tab
     assert "font-size:13px" in tx.numbers.value
     tx.presentation.value = True
-    assert "font-size:18px" in tx.numbers.value and "anyres-present" in tx.widget._dom_classes
+    try:
+        assert "font-size:18px" in tx.numbers.value and "anyres-present" in tx.widget._dom_classes
+        px = PackingExplorer(images=("astronaut", "chart"))  # one preset: a new explorer starts presenting
+        assert px.presentation.value and "anyres-present" in px.widget._dom_classes
+    finally:
+        tx.presentation.value = False
+    assert not px.presentation.value  # ... and follows the switch of any other explorer
     assert set(tx.options) == set(tx.state["options"])
-    px = PackingExplorer(images=("astronaut", "chart"))
     assert px.images_sel.rows == len(px.images_sel.options)  # every selected image visible
     assert "Ctrl/Cmd-click" in px.widget.children[1].children[1].value
 
 
-def test_figure_png_text_is_at_least_10_pt_on_screen():
-    from matplotlib.text import Text
+@pytest.mark.parametrize("width", [400, 560, 900, 1500])
+def test_every_tab_of_both_explorers_is_laid_out_without_overlaps(width):
+    """The layout check of each drawn picture: no two texts overlap, no text cut off, no collapsed axes,
+    every text >= 10 pt, the picture at least 60% of the column and never wider."""
+    for ex in (TilingExplorer(image="chart", method="llava_next"), PackingExplorer()):
+        ex.pictures[ex.TABS[0]].width = width
+        for i, tab in enumerate(ex.TABS):
+            ex.tabs.selected_index = i
+            pic = ex.pictures[tab]
+            r = pic.report
+            assert pic.value and not ex.message.value, (tab, ex.message.value)
+            problems = {k: r[k] for k in ("overlaps", "outside", "collapsed", "small") if r[k]}
+            assert not problems, (width, tab, problems)
+            w, _ = _png_size(pic.value)
+            assert w <= width and (w >= 0.6 * width or tab in ("Mask of one row",)), (width, tab, w)
 
-    from anyres_tutorial.widgets.common import CSS_DPI, PICTURE_BOX
 
+def test_fit_figure_finds_overlaps_and_makes_room():
+    from anyres_tutorial.viz import fit
+
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.set_yticks(range(12), [f"label {i}" for i in range(12)])  # twelve rows in 1.2 inches: stacked
+    fig.canvas.draw()
+    assert fit.layout_problems(fig)["overlaps"]
+    report = fit.fit_figure(fig, 400)
+    assert not report["overlaps"] and report["size"][0] == 400 and report["size"][1] > 1.2 * 96
+    plt.close(fig)
     fig, ax = plt.subplots(figsize=(9, 6))
     ax.text(0.5, 0.5, "small", fontsize=7)
-    ax.set_title("title", fontsize=10)
-    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()]
-    png = figure_png(fig, PICTURE_BOX)
-    w, h = _png_size(png)
-    assert w <= PICTURE_BOX[0] and h <= PICTURE_BOX[1]
-    dpi = Image.open(io.BytesIO(png)).info["dpi"][0]  # pixels per inch of the picture, shown unstretched
-    assert min(sizes) * dpi / CSS_DPI >= 10 - 0.01  # the 7-pt text is >= 10 pt at 96 CSS px per inch
+    report = fit.fit_figure(fig, 500)
+    assert min(t.get_fontsize() for t in fit.texts(fig)) >= 10 and not report["small"]
+    plt.close(fig)
+
+
+def test_packing_explorer_bad_values_are_clear_errors():
+    for kw, word in [({"budget": 5}, "budget"), ({"max_len": 10**6}, "max_len"), ({"rule": "nope"}, "rule"),
+                     ({"strategy": "best"}, "strategy"), ({"images": "chart"}, "images"),
+                     ({"images": ("nope",)}, "images"), ({"tiling_method": "nope"}, "nope"),
+                     ({"budget": 1.5}, "budget")]:
+        with pytest.raises(ValueError, match=word):
+            PackingExplorer(**kw)
+
+
+def _all_tabs(ex) -> None:
+    for i, tab in enumerate(ex.TABS):
+        ex.tabs.selected_index = i
+        assert not ex.message.value, (ex.state, tab, ex.message.value)
+        assert ex.pictures[tab].value or tab == "Candidate scores", (ex.state, tab)
+
+
+def test_every_data_image_on_every_tab_of_both_explorers():
+    from anyres_tutorial import data
+
+    tx = TilingExplorer(compare=("template", "llava_next", "ureader"))
+    for name in data.list_images():
+        tx.image_dd.value = name
+        _all_tabs(tx)
+    px = PackingExplorer()
+    for name in data.list_images():
+        px.images_sel.value = (name,)
+        _all_tabs(px)
+
+
+@pytest.mark.parametrize("size", [(401, 2000), (20, 2000)])
+def test_tall_uploads_work_on_every_tab_and_the_dropdown_follows_the_card(size):
+    tx = TilingExplorer(image="chart")
+    _upload(tx, "tall.png", _png_bytes(size))
+    assert tx.image_dd.value == "upload: tall.png"
+    assert f"{size[0]}×{size[1]}" in tx.numbers.value  # the card shows the image the dropdown names
+    _all_tabs(tx)
+
+
+def test_strip_side_by_side():
+    tx = TilingExplorer(image="strip")  # a tall data image: the side-by-side panels draw a 5-px-wide copy
+    tx.tabs.selected_index = tx.TABS.index("Side by side")
+    assert not tx.message.value and tx.pictures["Side by side"].value
+
+
+def test_a_drawing_error_is_shown_in_the_message_pane(monkeypatch):
+    from anyres_tutorial import viz
+
+    tx = TilingExplorer(image="chart")
+
+    def broken(*a, **k):
+        raise RuntimeError("the picture broke")
+
+    monkeypatch.setattr(viz, "token_strip", broken)
+    tx.tabs.selected_index = tx.TABS.index("LLM tokens")
+    assert "the picture broke" in tx.message.value and "RuntimeError" in tx.message.value
+    assert not tx.pictures["LLM tokens"].value  # hidden, no stale picture
+    tx.method_dd.value = "ureader"  # the card still follows the dropdown
+    assert "ureader" in tx.numbers.value
+    px = PackingExplorer()
+    monkeypatch.setattr(viz, "packed_rows", broken)
+    px.budget.value = 128
+    assert "the picture broke" in px.message.value
 
 
 def test_picture_moves_below_the_controls_rather_than_shrinking():
-    """In a notebook narrower than controls + picture the row wraps: the picture column's basis is the
-    picture box, so the picture keeps its size and its text stays >= 10 pt."""
-    from anyres_tutorial.widgets.common import PICTURE_BOX, PRESENTATION_BOX
+    """In a notebook narrower than controls + picture the row wraps, and the picture column takes the
+    width left: the picture is drawn for it (text >= 10 pt), never shrunk."""
+    from anyres_tutorial.widgets.common import MIN_PICTURE_PX
 
     for ex in (TilingExplorer(image="chart"), PackingExplorer(images=("astronaut", "chart"))):
         assert "wrap" in ex.widget.layout.flex_flow
         column = ex.widget.children[-1].layout
-        assert column.flex.split()[-1] == f"{PICTURE_BOX[0]}px" and column.max_width == "100%"
-        ex.presentation.value = True  # the larger presentation picture gets a wider column
-        assert column.flex.split()[-1] == f"{PRESENTATION_BOX[0]}px"
+        assert int(column.flex.split()[-1].removesuffix("px")) >= MIN_PICTURE_PX
+        assert column.max_width == "100%"
+
+
+def test_presentation_text_grows_with_the_column():
+    from anyres_tutorial.widgets.common import (
+        MIN_FONT_PT,
+        MIN_PICTURE_PX,
+        PRESENT_FULL_PX,
+        PRESENTATION_FONT_PT,
+        picture_font_pt,
+    )
+
+    assert picture_font_pt(1500, False) == MIN_FONT_PT == picture_font_pt(MIN_PICTURE_PX, True)
+    assert picture_font_pt(PRESENT_FULL_PX, True) == PRESENTATION_FONT_PT == picture_font_pt(1900, True)
+    sizes = [picture_font_pt(w, True) for w in range(MIN_PICTURE_PX, PRESENT_FULL_PX + 1, 20)]
+    assert sizes == sorted(sizes)

@@ -25,9 +25,7 @@ are ``(x0, y0, x1, y1)``.
 
 from __future__ import annotations
 
-from ..pca import pca_rgb  # re-exported: the compute behind the PCA pictures
 from .budget import format_token_table, token_budget
-from .compression import PoolResult, attention_pool
 from .equal_budget import (
     CAPPED,
     SAME_ENCODER,
@@ -48,16 +46,6 @@ from .legibility import (
     print_sizes,
     small_print_box,
     x_height,
-)
-from .maps import (
-    FeatureMap,
-    cosine_map,
-    encode_native,
-    encode_tiled,
-    position_similarity,
-    psnr,
-    roundtrip_resize,
-    tokens_for_side,
 )
 from .readability import (
     SOURCE,
@@ -83,7 +71,28 @@ from .reader import (
     reader_problem,
     words_correct,
 )
-from .seams import borders_in_image, edge_map, neighbour_dissimilarity, seam_contrast, seams_at_image_borders
+
+# the parts that need torch are imported on first use (the explorers' pictures need none of them)
+_LAZY = {
+    "..pca": ("pca_rgb",),  # re-exported: the compute behind the PCA pictures
+    ".compression": ("PoolResult", "attention_pool"),
+    ".maps": ("FeatureMap", "cosine_map", "encode_native", "encode_tiled", "position_similarity", "psnr",
+              "roundtrip_resize", "tokens_for_side"),
+    ".seams": ("borders_in_image", "edge_map", "neighbour_dissimilarity", "seam_contrast",
+               "seams_at_image_borders"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CAPPED", "SAME_ENCODER", "SAME_LLM", "TILED", "VIEWS", "effective_resolution", "encoder_crops",

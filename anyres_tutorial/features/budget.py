@@ -6,7 +6,6 @@ from __future__ import annotations
 from PIL import Image
 
 from ..types import PATCH
-from .maps import check_image_size
 
 # ---------------------------------------------------------------------------------------------------------
 # token budget
@@ -15,6 +14,8 @@ from .maps import check_image_size
 def _size_of(item) -> tuple[int, int]:
     if isinstance(item, Image.Image):
         return item.size
+    from .maps import check_image_size  # maps needs torch: imported only for a PIL-less item
+
     return check_image_size(item, "image size")
 
 

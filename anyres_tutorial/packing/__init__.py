@@ -18,10 +18,6 @@ are ``Size(width, height)`` and patch grids ``Grid(rows, cols)`` (:mod:`anyres_t
 
 from __future__ import annotations
 
-from .batch import PackedBatch, build_batch, pack_images
-from .dropping import check_keep, drop_tokens, num_kept, pool_per_image
-from .masks import cu_seqlens, dense_mask, flex_block_mask, segment_ids
-from .memory import mask_memory
 from .packer import (
     STRATEGIES,
     bucket_by_resolution,
@@ -30,14 +26,7 @@ from .packer import (
     padded_batches_padding,
     padding_report,
 )
-from .patchify import grid_coords, patchify, unpatchify
-from .positions import (
-    FactorizedPositionEmbedding,
-    apply_rope_2d,
-    learned_grid,
-    packed_learned_grid,
-    rope_2d,
-)
+from .patchify import grid_coords, patchify, unpatchify  # (its name is also the submodule's: bound here)
 from .sizing import (
     RULES,
     native_size,
@@ -47,6 +36,28 @@ from .sizing import (
     qwen2_vl_size,
     siglip2_naflex_size,
 )
+
+# the parts that need torch are imported on first use (the explorers only need sizes and packing)
+_LAZY = {
+    ".batch": ("PackedBatch", "build_batch", "pack_images"),
+    ".dropping": ("check_keep", "drop_tokens", "num_kept", "pool_per_image"),
+    ".masks": ("cu_seqlens", "dense_mask", "flex_block_mask", "segment_ids"),
+    ".memory": ("mask_memory",),
+    ".positions": ("FactorizedPositionEmbedding", "apply_rope_2d", "learned_grid", "packed_learned_grid",
+                  "rope_2d"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PackedBatch", "build_batch", "pack_images",

@@ -9,10 +9,11 @@ equals the convolution. Tokens are in row-major (raster) order.
 
 from __future__ import annotations
 
-import torch
-
 from ..checks import check_pair, check_positive_int
+from ..lazy import lazy_module
 from ..types import Grid
+
+torch = lazy_module("torch")  # imported on first use (``packing`` is imported by the explorers)
 
 
 def check_grid(grid_hw, name: str = "grid") -> Grid:

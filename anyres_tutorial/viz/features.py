@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -30,9 +29,25 @@ from PIL import Image
 
 from .. import features as _f
 from ..checks import check_positive_int, check_size
-from ..features.maps import as_grid, check_pil
-from ..pca import pca_rgb
+from ..lazy import lazy_module
 from .palette import DUPLICATED, PADDING, USEFUL, closed
+
+# imported when a picture first needs them (the explorers' pictures never do)
+torch = lazy_module("torch")
+_maps = lazy_module("anyres_tutorial.features.maps")
+_pca = lazy_module("anyres_tutorial.pca")
+
+
+def as_grid(*args, **kwargs):
+    return _maps.as_grid(*args, **kwargs)
+
+
+def check_pil(*args, **kwargs):
+    return _maps.check_pil(*args, **kwargs)
+
+
+def pca_rgb(*args, **kwargs):
+    return _pca.pca_rgb(*args, **kwargs)
 
 __all__ = [
     "compression_map", "downsample_comparison", "patch_grid", "pca_map", "pos_embed_resize",

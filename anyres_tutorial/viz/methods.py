@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from ..tiling.protocol import TILE0, encoder_order, tile_map
+from .fit import OPTIONAL, short_form
 from .palette import (
     CHOSEN_COLOR,
     CONTENT_FILL,
@@ -72,8 +73,9 @@ def _template_aspect_axis(ax, plan, data) -> None:
         y = 0.55 - 0.55 * level
         ax.plot([a], [y], marker="*" if d["chosen"] else "o", markersize=16 if d["chosen"] else 9,
                 color=CHOSEN_COLOR if d["chosen"] else "0.4", zorder=3)
-        ax.annotate(f"{c}:{rr} (cols:rows)\n|Δlog| = {d['log_distance']:.3f}", (a, y), xytext=(8, 0),
-                    textcoords="offset points", fontsize=10, va="center")
+        note = ax.annotate(f"{c}:{rr} (cols:rows)\n|Δlog| = {d['log_distance']:.3f}", (a, y), xytext=(8, 0),
+                           textcoords="offset points", fontsize=10, va="center")
+        short_form(note, f"{c}:{rr}")  # a narrow picture: the template's name only
     ax.set_yticks([])
     ax.set_xlabel("aspect ratio W/H (log scale)")
     ax.legend(loc="upper left", fontsize=10)
@@ -106,8 +108,9 @@ def _template_canvases(ax, plan, data) -> None:
         ax.add_patch(Rectangle((x, 0), cw, ch, fill=False, edgecolor=CHOSEN_COLOR if d["chosen"] else "0.5",
                                linewidth=4 if d["chosen"] else 1))
         note = "holds it without downscaling" if d["covers_image"] else f"image scaled ×{nw / w:.2f}"
-        ax.text(x + cw / 2, ch + t * 0.08, f"{c}:{rr} → {wh((cw, ch))}\nimage {wh((nw, nh))}\n{note}"
-                + ("\n★ chosen" if d["chosen"] else ""), ha="center", va="top", fontsize=10)
+        label = ax.text(x + cw / 2, ch + t * 0.08, f"{c}:{rr} → {wh((cw, ch))}\nimage {wh((nw, nh))}\n{note}"
+                        + ("\n★ chosen" if d["chosen"] else ""), ha="center", va="top", fontsize=10)
+        short_form(label, f"{c}:{rr}" + (" ★" if d["chosen"] else ""))
         x += cw + gap
         top = max(top, ch)
     ax.set_xlim(-gap * 0.2, x - gap * 0.8)
@@ -241,7 +244,8 @@ def _anchor_panel(ax, fig, anchors, vals, title: str, fmt: str, picks: dict, rob
         size = 10 if max(H, W) <= 11 else 8
         for (nh, nw), v in zip(anchors, vals):
             ax.text(nw, nh, fmt.format(v), ha="center", va="center", fontsize=size, zorder=5,
-                    color="white" if v < (lo + finite.max()) / 2 else "black")
+                    color="white" if v < (lo + finite.max()) / 2 else "black",
+                    gid=OPTIONAL)  # a narrow picture keeps the colours only
     for rule, inset, style, color in (("code", 0.0, "-", CODE_MARK), ("paper", 0.1, "--", PAPER_MARK)):
         nh, nw = picks[rule]
         ax.add_patch(Rectangle((nw - 0.5 + inset, nh - 0.5 + inset), 1 - 2 * inset, 1 - 2 * inset, fill=False,
@@ -274,13 +278,14 @@ def ureader_scores(plan, *, axes=None) -> Figure:
     if axes is None:
         axes = list(np.ravel(new_figure((10.6, 10.6)).subplots(2, 2)))
     fig = axes[0].figure
-    panels = [("Srr = IoU(anchor, image)  (resolution-related)", "Srr", "{:.2f}"),
-              ("Sra = IoU(anchor, image at anchor width)  (shape)", "Sra", "{:.2f}"),
-              ("code: 100·Sra + Srr  (doc_processor.py::anchor_rank)", "score_code", "{:.1f}"),
-              ("paper: Sra + Srr  (arXiv:2310.05126 §3.2)", "score_paper", "{:.2f}")]
-    for ax, (title, key, fmt) in zip(axes, panels):
+    panels = [("Srr = IoU(anchor, image)  (resolution-related)", "Srr", "{:.2f}", "Srr (resolution)"),
+              ("Sra = IoU(anchor, image at anchor width)  (shape)", "Sra", "{:.2f}", "Sra (shape)"),
+              ("code: 100·Sra + Srr  (doc_processor.py::anchor_rank)", "score_code", "{:.1f}", "code score"),
+              ("paper: Sra + Srr  (arXiv:2310.05126 §3.2)", "score_paper", "{:.2f}", "paper score")]
+    for ax, (title, key, fmt, short) in zip(axes, panels):
         vals = np.array([d[key] for d in data], dtype=float)
         _anchor_panel(ax, fig, anchors, vals, title, fmt, picks, robust=key == "score_code")
+        short_form(ax.title, short)  # a narrow picture: the short name (the docstring has the rule)
     w, h = plan.image_size
     (ch, cw), (ph, pw) = picks["code"], picks["paper"]
     rr, cc = plan.grid

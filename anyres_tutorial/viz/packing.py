@@ -15,18 +15,22 @@ import numbers
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .. import features as _features
-from ..packing import masks as _masks
-from ..packing import memory as _memory
+from ..lazy import lazy_module
 from ..packing import packer as _packer
 from ..packing import sizing as _sizing
+from .fit import OPTIONAL, short_form
 from .palette import NEWLINE_COLOR, PAD_EDGE, PADDING, fig_ax, image_color, subplots
+
+# imported when a picture first needs them: the explorers' pictures need neither torch nor the masks
+torch = lazy_module("torch")
+_features = lazy_module("anyres_tutorial.features")
+_masks = lazy_module("anyres_tutorial.packing.masks")
+_memory = lazy_module("anyres_tutorial.packing.memory")
 
 __all__ = [
     "packed_rows",
@@ -73,7 +77,9 @@ def packed_rows(rows, lengths, max_len: int, ax=None, *, title: str | None = Non
                                    label=f"image {i}"))
             name = str(labels[i]) if labels is not None else f"#{i}"
             text = f"{name}\n{n}" if n >= 0.07 * max_len else (name if n >= 0.03 * max_len else "")
-            ax.text(x + n / 2, r, text, ha="center", va="center", fontsize=8, color="black")
+            label = ax.text(x + n / 2, r, text, ha="center", va="center", fontsize=8, color="black",
+                            gid=OPTIONAL)  # a narrow picture: the name only, or nothing (the legend/table)
+            short_form(label, name)
             x += n
         if x < max_len:
             ax.add_patch(Rectangle((x, r - 0.4), max_len - x, 0.8, facecolor=PAD_COLOR, edgecolor=PAD_EDGE,

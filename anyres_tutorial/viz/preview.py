@@ -39,11 +39,13 @@ def display_copy(image, max_side: int = DISPLAY_SIDE):
 
 def source_scale(plan, image) -> float:
     """Pixels of ``image`` per pixel of the plan's image: 1 for the full image, < 1 for a display copy.
-    ValueError when ``image`` is not ``plan.image_size`` up to a uniform scale (±1 px of rounding)."""
+    The scale is taken from the longer side (the one :func:`display_copy` fits exactly); the shorter side
+    may be off by the rounding of a few pixels (a 20×2000 strip becomes 5×480, not 4.8×480). ValueError when
+    ``image`` is not ``plan.image_size`` up to a uniform scale."""
     w, h = plan.image_size
     sw, sh = image.size
-    f = sw / w
-    if abs(sh - h * f) > 1.0 + 1e-9 or sw > w:
+    f = sw / w if w >= h else sh / h
+    if sw > w or sh > h or abs(sw - w * f) > 1.0 + 1e-9 or abs(sh - h * f) > 1.0 + 1e-9:
         raise ValueError(f"image of size {sw}×{sh} is neither the plan's image ({w}×{h}) nor a downscaled "
                          f"copy of it (viz.display_copy)")
     return f
@@ -96,7 +98,11 @@ def view_pixels(view, image, max_side: int = DISPLAY_SIDE) -> np.ndarray:
 def block_pixels(plan, image, box) -> object:
     """The part of ``image`` (full or a display copy) under ``box`` (l, t, r, b in the plan's image px)."""
     f = source_scale(plan, image)
-    return image.crop(tuple(round(v * f) for v in box))
+    sw, sh = image.size
+    left, top, right, bottom = (round(v * f) for v in box)
+    left, right = min(max(0, left), sw - 1), min(max(1, right), sw)  # a block thinner than a source
+    top, bottom = min(max(0, top), sh - 1), min(max(1, bottom), sh)   # pixel keeps one pixel
+    return image.crop((left, top, max(right, left + 1), max(bottom, top + 1)))
 
 
 __all__ = ["display_copy", "DISPLAY_SIDE"]

@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..registry import Registry
+from .fit import OPTIONAL, short_form
 from .palette import CHOSEN_COLOR, NEWLINE_COLOR, PAD_EDGE, PADDING, USEFUL, fig_ax, wh
 
 __all__ = ["score_picture", "register_score_picture", "SCORE_PICTURES", "candidate_scores", "table_picture",
@@ -94,7 +95,8 @@ def _resolution_candidates(plan, data, ax) -> Figure:
     ax.invert_yaxis()
     total = eff + waste
     for yi, e, tt in zip(y, eff, total):
-        ax.text(tt, yi, f" {int(e):,} / {int(tt):,}", va="center", fontsize=10)
+        ax.text(tt, yi, f" {int(e):,} / {int(tt):,}", va="center", fontsize=10,
+                gid=OPTIONAL)  # a narrow picture leaves the numbers to the table below it
     w, h = plan.image_size
     ax.axvline(w * h, color=NEWLINE_COLOR, linestyle=":", linewidth=1.2,
                label=f"image pixels W·H = {w * h:,}")
@@ -102,7 +104,7 @@ def _resolution_candidates(plan, data, ax) -> Figure:
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlabel("pixels")
-    ax.set_ylabel("candidate canvas W×H (rows×cols)")
+    short_form(ax.set_ylabel("candidate canvas W×H (rows×cols)"), "canvas W×H")
     _legend_below(ax)
     ax.set_title(f"{plan.method}: select_best_resolution for a {wh(plan.image_size)} image → "
                  f"{wh(chosen['candidate'])}\nmost effective resolution first, then least waste; full tie → "
@@ -144,7 +146,8 @@ def _aspect_candidates(plan, data, ax) -> Figure:
     _mark_chosen_ticks(ax, rows)
     for yi, d in zip(y, rows):
         if d["event"]:
-            ax.text(d["aspect_diff"], yi, f"  {d['event']}", va="center", fontsize=10)
+            event = ax.text(d["aspect_diff"], yi, f"  {d['event']}", va="center", fontsize=10)
+            short_form(event, f"  {d['event'].split(':')[0]}")  # narrow: "tie" / "better"
     marks = [(yi, d["aspect_diff"], c, d["chosen"]) for yi, d, c in zip(y, rows, colors)
              if d["chosen"] or d["event"].startswith("tie")]  # zero-length bars stay visible
     for star in (True, False):
@@ -154,9 +157,10 @@ def _aspect_candidates(plan, data, ax) -> Figure:
                        marker="*" if star else "o")
     ax.invert_yaxis()
     ax.set_xlim(0, max(diff.max(), 1e-3) * 1.6)
-    ax.set_xlabel("|W/H − cols/rows|  (smaller is better;\nstrict < keeps the earlier grid)")
+    short_form(ax.set_xlabel("|W/H − cols/rows|  (smaller is better;\nstrict < keeps the earlier grid)"),
+               "|W/H − cols/rows|")
     some = "" if len(rows) == len(data) else f"\nthe {len(rows)} closest of {len(data)}"
-    ax.set_ylabel(f"grid rows×cols (cols:rows), code's order{some}")
+    short_form(ax.set_ylabel(f"grid rows×cols (cols:rows), code's order{some}"), "grid rows×cols")
     t = plan.tile_size
     _legend_below(ax, [Patch(color=CHOSEN_COLOR, label="chosen"),
                        Patch(color=TIE_COLOR, label=f"exact tie: W·H > 0.5·{t}²·cols·rows decides"),
@@ -208,7 +212,7 @@ def table_picture(plan, table=None, ax=None) -> Figure:
         ax.set_yticks(y, [n + ("  ★ chosen" if c else "") for n, c in zip(names, table.chosen)], fontsize=8)
         _mark_chosen_ticks(ax, [{"chosen": c} for c in table.chosen])
         for yi, v in zip(y, vals):
-            ax.text(v, yi, f" {v:g}", va="center", fontsize=7)
+            ax.text(v, yi, f" {v:g}", va="center", fontsize=7, gid=OPTIONAL)
         ax.invert_yaxis()
         ax.set_xlabel(str(table.columns[col]))
         ax.set_xlim(min(0.0, min(vals)), max(max(vals), 1e-9) * 1.2)

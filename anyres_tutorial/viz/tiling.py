@@ -22,6 +22,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import ScaledTranslation
 
 from ..tiling.protocol import EMPTY, EXTRA, GLOBAL, NEWLINE, TILE0, encoder_order
+from .fit import OPTIONAL, short_form
 from .palette import (
     CONTENT_FILL,
     EXTRA_COLOR,
@@ -129,13 +130,16 @@ def _overlay_padded_views(ax, plan, source, max_side: int) -> tuple[list, float,
     return boxes, width, height
 
 
-def _badge(ax, box, text: str, color, fontsize: float = 10) -> None:
-    """A small half-transparent label in the top-left corner of ``box``: it never hides the tile's middle."""
+def _badge(ax, box, text: str, color, fontsize: float = 10, short: str | None = None) -> None:
+    """A small half-transparent label in the top-left corner of ``box``: it never hides the tile's middle.
+    ``short``: the text a narrow layout uses when this one collides (``viz.fit.short_form``)."""
     x0, y0 = box[0], box[1]
     pad = 0.015 * max(box[2] - box[0], box[3] - box[1])
-    ax.text(x0 + pad, y0 + pad, text, ha="left", va="top", fontsize=fontsize, color="white",
+    t = ax.text(x0 + pad, y0 + pad, text, ha="left", va="top", fontsize=fontsize, color="white",
             fontweight="bold", zorder=4,
             bbox=dict(boxstyle="round,pad=0.15", facecolor=color, alpha=0.6, edgecolor="none"))
+    if short is not None:
+        short_form(t, short)
 
 
 def _tile_width_pt(ax, box, span: float) -> float:
@@ -156,7 +160,7 @@ def _overlay_tiles(ax, plan, index: dict, boxes, span: float | None) -> None:
             continue
         wide = _tile_width_pt(ax, box, span) >= 90
         number = f"#{index[('tile', k)]}"
-        _badge(ax, box, f"{number} (r{r}, c{c})" if wide else number, colors[k])
+        _badge(ax, box, f"{number} (r{r}, c{c})" if wide else number, colors[k], short=number)
 
 
 def _overlay_global_views(ax, plan, source, index: dict, x_start: float, max_side: int,
@@ -176,8 +180,10 @@ def _overlay_global_views(ax, plan, source, index: dict, x_start: float, max_sid
         ax.add_patch(Rectangle((x, y), gw, gh, fill=False, edgecolor=GLOBAL_COLOR, linewidth=2.2))
         if badges:
             label = f"#{index[('global', i)]} global\n{gv.kind}\n{wh(gv.size)}"  # narrow: fits a small panel
-            ax.text(x + gw, y + gh + gap * 0.3, label, ha="right", va="top", fontsize=10,
-                    color=GLOBAL_COLOR)
+            note = ax.text(x + gw, y + gh + gap * 0.3, label, ha="right", va="top", fontsize=10,
+                           color=GLOBAL_COLOR)
+            short_form(note, f"#{index[('global', i)]} global")
+            note.set_gid(OPTIONAL)  # ... and left out when even that collides
         y += gh + gap * 5  # room for the three-line label even in a small panel
         xmax = max(xmax, x + gw)
     return xmax, y
@@ -346,6 +352,12 @@ def _sequence_panel(ax, plan, seq: np.ndarray, cmap, vmin: int, vmax: int) -> No
     ax.set_title(f"{plan.method}: {plan.num_tokens} visual tokens — {plan.token_formula}", fontsize=10)
 
 
+def _label_px(blocks, font_pt: float = 10) -> float:
+    """How wide (CSS px) the widest block label is, with room beside it."""
+    chars = max(len(line) for b in blocks for line in (b.label, f"{b.num_tokens} tokens"))
+    return 0.62 * font_pt * 96 / 72 * chars + 24
+
+
 def _blocks_panel(ax, blocks, cmap, vmin: int, vmax: int, wrap: int | None) -> None:
     """The blocks left to right in sequence order, wrapping after ``wrap`` blocks, each labelled."""
     wrap = wrap or (7 if len(blocks) > 3 else len(blocks))
@@ -361,8 +373,9 @@ def _blocks_panel(ax, blocks, cmap, vmin: int, vmax: int, wrap: int | None) -> N
                   extent=(x, x + w, y + h, y))
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="0.6", linewidth=0.5))
         n = b.num_tokens
-        ax.text(x, y - 0.6, f"{b.label}\n{n} token{'s' if n != 1 else ''}", ha="left", va="bottom",
-                fontsize=10)
+        label = ax.text(x, y - 0.6, f"{b.label}\n{n} token{'s' if n != 1 else ''}", ha="left", va="bottom",
+                        fontsize=10)
+        short_form(label, b.label.split(" ")[0])  # a narrow picture: "#3" / "1", the legend has the rest
         x_max = max(x_max, x + w)
         x += w + gap
         row_h = max(row_h, h)
@@ -372,16 +385,20 @@ def _blocks_panel(ax, blocks, cmap, vmin: int, vmax: int, wrap: int | None) -> N
     ax.axis("off")
 
 
-def token_strip(plan, ax=None, *, wrap: int | None = None) -> Figure:
+def token_strip(plan, ax=None, *, wrap: int | None = None, width_px: int | None = None) -> Figure:
     """How the language model receives the visual tokens: blocks in sequence order, coloured by source.
 
     The blocks are ``tiling.token_layout(plan)`` (the method's own layout). Black = global view, tile colours
     as in :func:`grid_overlay`, red = newline tokens, pink = separator / extra tokens. Without ``ax`` a second
     panel shows the flat sequence (one pixel column per token), where periodic newline tokens are visible.
+    ``wrap``: blocks per row; ``width_px``: the width the picture will be shown at, which sets ``wrap`` to as
+    many blocks as their 10-pt labels fit side by side (the explorer's narrow and wide layouts).
     Used by `tiling_basics`, `llava_next_anyres`, `ureader_shape_adaptive`, `deepseek_vl2_and_internvl` and
     `grid_explorer`.
     """
     blocks = token_layout(plan)
+    if wrap is None and width_px is not None:
+        wrap = max(1, min(len(blocks), int(width_px // _label_px(blocks))))
     seq = np.concatenate([b.codes[b.codes != EMPTY].ravel() for b in blocks])  # (num_tokens,)
     n_tiles = plan.num_tiles
     cmap = _layout_cmap(n_tiles)

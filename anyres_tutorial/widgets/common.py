@@ -1,119 +1,42 @@
-"""What both explorers share: PNG rendering sized for the screen, error messages, HTML tables, the
-presentation switch."""
+"""What both explorers share: pictures drawn for the width the browser reports, error messages, HTML
+tables, the presentation switch (one size preset for every explorer)."""
 
 from __future__ import annotations
 
 import html
-import io
+import os
 from typing import Any
 
 import ipywidgets as W
-import matplotlib.pyplot as plt
-import numpy as np
-from matplotlib.image import AxesImage
+import traitlets as T
 
 from .. import tiling
+from .picture import DEFAULT_WIDTH
 
-CSS_DPI = 96  # CSS pixels per inch: a picture shown at its natural size has 96 pixels per inch
-MIN_FONT_PT = 10  # smallest text of a picture at its displayed size (normal mode)
-PRESENTATION_FONT_PT = 13  # ... in presentation mode
-# the box a picture is drawn for (CSS px): beside the controls at 1280×800 even with JupyterLab's file
-# browser open (about 470 px are left there), so a change and its result fit one screen and the picture is
-# shown unshrunk, its text >= 10 pt; presentation mode (a projector, no sidebar) draws larger
-PICTURE_BOX = (440, 500)
-PRESENTATION_BOX = (760, 560)
+MIN_FONT_PT = 10  # smallest text of a picture at its displayed size (normal size)
+PRESENTATION_FONT_PT = 14  # ... in presentation mode (a projector: larger text, the same width)
+PRESENT_FULL_PX = 800  # presenting, a column at least this wide gets the full PRESENTATION_FONT_PT
+MIN_PICTURE_PX = 400  # never draw for a narrower column (a phone-sized window scrolls instead)
+SCREEN_MARGIN_PX = 140  # a picture is at most the window's height minus this (tabs and title above it)
 #: the largest upload: ``dev.py lab`` and ``dev.py app`` raise the server's websocket message limit to match
 UPLOAD_LIMIT_MB = 100
 USER_ERRORS = (ValueError, TypeError)  # documented bad-input errors of the library: shown as a message
+#: the environment variable that starts every explorer in presentation mode (``dev.py app --present``)
+PRESENT_ENV = "ANYRES_PRESENT"
 
 
-def _texts(fig) -> list:
-    """Every text a figure shows: its own, its legends', and each axes' (tick labels only where the axes
-    are shown). Cheaper than ``fig.findobj(Text)``, which walks every patch and makes hidden axes' ticks."""
-    out = list(fig.texts)
-    for leg in fig.legends:
-        out += leg.get_texts()
-    for ax in fig.axes:
-        out += [*ax.texts, ax.title, ax._left_title, ax._right_title]
-        if ax.axison:
-            out += [ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]
-        if ax.get_legend() is not None:
-            out += ax.get_legend().get_texts()
-    return out
+def figure_png(fig, width: int | None = None, presentation: bool = False) -> bytes:
+    """PNG bytes of a matplotlib figure laid out for ``width`` CSS pixels (``viz.fit.figure_png``: text >= 10
+    pt, or 14 pt in presentation mode, nothing overlapping); ``None``: as it is. The figure is closed."""
+    from ..viz.fit import figure_png as _png
+
+    return _png(fig, width, min_font_pt=PRESENTATION_FONT_PT if presentation else MIN_FONT_PT)[0]
 
 
-def _smallest_font(fig) -> float:
-    sizes = [t.get_fontsize() for t in _texts(fig) if t.get_visible() and t.get_text().strip()]
-    return min(sizes, default=MIN_FONT_PT)
-
-
-def _downsample_rasters(fig, width_px: int, height_px: int) -> None:
-    """Shrink RGB pictures far larger than the figure's pixels (a 3136×1792 canvas shown 700 px wide) before
-    drawing: the same picture on screen, drawn in a fraction of the time. The data extent is kept."""
-    from PIL import Image
-
-    for im in (im for ax in fig.axes for im in ax.images if isinstance(im, AxesImage)):
-        a = np.asarray(im.get_array())
-        if a.ndim != 3 or a.shape[2] not in (3, 4):
-            continue
-        h, w = a.shape[:2]
-        scale = min(1.0, 1.5 * width_px / w, 1.5 * height_px / h)
-        if scale >= 0.9:
-            continue
-        u8 = a if a.dtype == np.uint8 else (np.clip(a, 0, 1) * 255).astype(np.uint8)
-        small = Image.fromarray(u8).resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.BOX)
-        im.set_extent(im.get_extent())  # freeze the data coordinates before the array changes shape
-        im.set_data(np.asarray(small))
-
-
-def figure_png(fig, box: tuple[int, int] | None = None, min_font_pt: float = MIN_FONT_PT) -> bytes:
-    """PNG bytes of a matplotlib figure, sized to be shown at its natural size; the figure is closed after.
-
-    With ``box`` = (width, height) in CSS pixels the figure is scaled (aspect kept) to fit the box, at a
-    resolution chosen so that its smallest text is at least ``min_font_pt`` points on screen when the PNG is
-    shown unstretched (96 px per inch). Long titles wrap. ``box=None``: the figure as it is, at 96 dpi.
-    """
-    try:
-        dpi = float(CSS_DPI)
-        if box is not None:
-            w_in, h_in = fig.get_size_inches()
-            dpi = CSS_DPI * max(1.0, min_font_pt / _smallest_font(fig))
-            # never wider than the box (the picture column: a wider picture would be shrunk on screen);
-            # its height fits the box too, but a tall picture keeps at least half the inches it was
-            # designed for (a long candidate list grows taller than the box rather than collapsing)
-            scale = min(box[0] / (w_in * dpi), max(0.5, box[1] / (h_in * dpi)))
-            fig.set_size_inches(w_in * scale, h_in * scale)
-            for ax in fig.axes:
-                ax.title.set_wrap(True)
-            for t in fig.texts:
-                t.set_wrap(True)
-        w_in, h_in = fig.get_size_inches()
-        _downsample_rasters(fig, int(w_in * dpi), int(h_in * dpi))
-        png = _save(fig, dpi)
-        width = _png_width(png)
-        if box is not None and width > box[0] + 2:  # labels reach out of the axes: narrow the figure once
-            k = (box[0] - (width - w_in * dpi)) / (w_in * dpi)
-            if k > 0.3:
-                fig.set_size_inches(w_in * k, h_in)
-                png = _save(fig, dpi)
-        return png
-    finally:
-        plt.close(fig)
-
-
-def _save(fig, dpi: float) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
-    return buf.getvalue()
-
-
-def _png_width(png: bytes) -> int:
-    return int.from_bytes(png[16:20], "big")  # the IHDR chunk: width, then height (big-endian)
-
-
-def legends_outside(fig):
+def legends_outside(fig, width_px: int = 640, font_pt: float = MIN_FONT_PT):
     """Move every axes legend of ``fig`` into one figure legend below the panels, so that no legend covers
-    data (labels shown once). Returns ``fig``."""
+    data (labels shown once), in as many columns as ``width_px`` has room for at ``font_pt``. Returns
+    ``fig``."""
     handles, labels, size = [], [], None
     for ax in fig.axes:
         leg = ax.get_legend()
@@ -126,43 +49,47 @@ def legends_outside(fig):
                 labels.append(t.get_text())
         leg.remove()
     if handles:
-        ncol = max(1, min(4, len(labels), 80 // max(len(t) for t in labels)))
+        column_px = 0.62 * font_pt * 96 / 72 * max(len(t) for t in labels) + 48  # handle, gap, text
+        ncol = max(1, min(4, len(labels), int(width_px // column_px)))
         fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False, fontsize=size)
     return fig
 
 
-def fewer_ticks(fig):
-    """At least 10-pt text leaves room for fewer tick labels: automatic numeric ticks get at most 5."""
-    from matplotlib.ticker import AutoLocator, MaxNLocator
-
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            if type(axis.get_major_locator()) is AutoLocator:
-                axis.set_major_locator(MaxNLocator(5))
-    return fig
-
-
-def explorer_png(fig, presentation: bool) -> bytes:
-    """An explorer's picture: legends below the panels (never over data), fewer ticks, sized for the picture
-    box with >= 10 pt text (larger box and >= 13 pt text in presentation mode)."""
-    fig = fewer_ticks(legends_outside(fig))
-    if presentation:
-        return figure_png(fig, PRESENTATION_BOX, PRESENTATION_FONT_PT)
-    return figure_png(fig, PICTURE_BOX)
+def picture_font_pt(width: int, presentation: bool) -> float:
+    """The smallest text of a picture: 10 pt; presenting, 14 pt in a column of at least ``PRESENT_FULL_PX``
+    (a projector's wide screen), less in a narrower one, down to 10 pt at ``MIN_PICTURE_PX`` + 60 (larger
+    text there would only crowd the picture; the controls and tables are still enlarged)."""
+    if not presentation:
+        return MIN_FONT_PT
+    lo, hi = MIN_PICTURE_PX + 60, PRESENT_FULL_PX
+    k = min(1.0, max(0.0, (width - lo) / (hi - lo)))
+    return MIN_FONT_PT + k * (PRESENTATION_FONT_PT - MIN_FONT_PT)
 
 
-def image_widget() -> W.Image:
-    """A picture shown at its natural size (never stretched to its column: its text keeps the size it was
-    drawn at), shrunk only when the page is narrower; hidden
-    while it has no picture (no broken-image icon)."""
-    img = W.Image(format="png", layout=W.Layout(max_width="100%", width="auto", height="auto",
-                                                display="none", align_self="flex-start"))  # not stretched
-    img.add_class("anyres-picture")
-    return img
+def explorer_png(fig, width: int, screen_height: int, presentation: bool) -> tuple[bytes, dict]:
+    """An explorer's picture and its layout report: legends below the panels (never over data), laid out for
+    the column's ``width`` (CSS px) and at most the window's height, text >= 10 pt (14 pt presenting)."""
+    from ..viz.fit import figure_png as _png
+
+    width = max(MIN_PICTURE_PX, int(width))
+    pt = picture_font_pt(width, presentation)
+    return _png(legends_outside(fig, width, pt), width, min_font_pt=pt,
+                max_height_px=max(360, int(screen_height) - SCREEN_MARGIN_PX, int(0.65 * width)))
 
 
-def show_png(img: W.Image, png: bytes) -> None:
-    """Put ``png`` into ``img``; an empty picture hides the widget instead of showing a broken image."""
+def image_widget():
+    """A picture (:class:`~anyres_tutorial.widgets.picture.Picture`) that fills its column's width, reports
+    that width back, and is hidden while it has no picture."""
+    from .picture import Picture
+
+    pic = Picture(layout=W.Layout(width="100%", min_width="0", display="none"))
+    pic.add_class("anyres-picture-widget")
+    return pic
+
+
+def show_png(img, png: bytes, report: dict | None = None) -> None:
+    """Put ``png`` (and its layout report) into the picture ``img``; an empty picture hides it."""
+    img.report = dict(report or {})
     img.value = png
     img.layout.display = None if png else "none"
 
@@ -180,7 +107,7 @@ def font_px(presentation: bool) -> int:
 def table_html(headers: list[str], rows: list[list[Any]], highlight: list[bool] | None = None,
                presentation: bool = False, marked: list[bool] | None = None) -> str:
     """An HTML table; ``highlight`` rows green (the chosen one), ``marked`` rows red (does not fit)."""
-    th = "".join(f'<th style="padding:2px 8px;text-align:right">{html.escape(h)}</th>' for h in headers)
+    th = "".join(f'<th style="padding:2px 6px;text-align:right">{html.escape(h)}</th>' for h in headers)
     body = []
     for i, r in enumerate(rows):
         style = ""
@@ -188,7 +115,7 @@ def table_html(headers: list[str], rows: list[list[Any]], highlight: list[bool] 
             style = ' style="background:#e6f4ea;font-weight:bold"'
         if marked and marked[i]:
             style = ' class="anyres-does-not-fit" style="background:#fdecea;color:#b00020"'
-        td = '<td style="padding:2px 8px;text-align:right;white-space:nowrap">'
+        td = '<td style="padding:2px 6px;text-align:right">'
         tds = "".join(f"{td}{html.escape(str(c))}</td>" for c in r)
         body.append(f"<tr{style}>{tds}</tr>")
     return (f'<div style="overflow-x:auto;max-width:100%"><table style="border-collapse:collapse;'
@@ -204,39 +131,56 @@ def swatch(rgb_hex: str | None) -> str:
             f'border:1px solid #888;background:{html.escape(rgb_hex)}"></span> ')
 
 
+class SizePreset(T.HasTraits):
+    """The size every explorer in a kernel is drawn at: ``presentation`` (larger text everywhere, for a
+    projector). One switch: each explorer's toggle is linked to :data:`PRESET`, so turning it on in one turns
+    it on in all; ``dev.py app --present`` starts the app with it on (environment variable
+    ``ANYRES_PRESENT``)."""
+
+    presentation = T.Bool(False)
+
+
+PRESET = SizePreset(presentation=os.environ.get(PRESENT_ENV, "") not in ("", "0"))
+
+
 def presentation_toggle() -> W.ToggleButton:
-    t = W.ToggleButton(value=False, description="Presentation mode", icon="",
-                       tooltip="larger text in the card, the tables and the pictures (for a projector)",
-                       layout=W.Layout(width="180px"))
+    """The presentation switch, linked to :data:`PRESET` (all explorers follow it)."""
+    t = W.ToggleButton(value=PRESET.presentation, description="Presentation mode", icon="",
+                       tooltip="larger text in the controls, card, tables and pictures (projector)",
+                       layout=W.Layout(width="auto", min_width="180px"))
     t.add_class("anyres-presentation")
+    T.link((PRESET, "presentation"), (t, "value"))
     return t
 
 
 _STYLE = """<style>
+.anyres-explorer .lm-TabBar-tab { flex: 0 0 auto !important; max-width: none !important; }
+.anyres-explorer .lm-TabBar-content { flex-wrap: wrap; }
+.anyres-explorer .widget-dropdown > select { text-overflow: ellipsis; }
 .anyres-present .widget-label, .anyres-present select, .anyres-present button, .anyres-present input,
-.anyres-present .widget-inline-hbox, .anyres-present .lm-TabBar-tab { font-size: 16px !important; }
-.anyres-present .widget-dropdown select, .anyres-present .widget-text input { height: 30px !important; }
+.anyres-present .widget-inline-hbox, .anyres-present .lm-TabBar-tab, .anyres-present .widget-html-content
+{ font-size: 17px !important; }
+.anyres-present .lm-TabBar-tab { min-height: 32px; line-height: 30px !important; }
+.anyres-present .widget-dropdown, .anyres-present .widget-select-multiple, .anyres-present .widget-text,
+.anyres-present .widget-upload { width: 100% !important; height: auto !important; }
+.anyres-present .widget-dropdown select, .anyres-present .widget-text input { height: 34px !important; }
+.anyres-present .widget-label { width: auto !important; min-width: 110px; }
+.anyres-present .anyres-controls { width: 420px !important; min-width: 420px !important; }
 .anyres-picture { display: block; }
 </style>"""
 
 
-def picture_column_flex(presentation: bool) -> str:
-    """The picture column's CSS flex: it grows, and its basis is the width of the picture box."""
-    return f"1 1 {(PRESENTATION_BOX if presentation else PICTURE_BOX)[0]}px"
-
-
 def explorer_columns() -> tuple[W.Layout, W.Layout]:
-    """Controls beside the picture while both fit, the picture below the controls when the notebook is
-    narrower: the picture's column never gets narrower than the picture box (its basis, which follows the
-    presentation switch through :func:`picture_column_flex`), so the picture is never shrunk (its text
-    stays >= 10 pt) unless the page itself is narrower. Returns the layouts for the row and the column."""
+    """Controls beside the picture while the picture gets at least ``MIN_PICTURE_PX``, else the
+    picture column moves below the controls; either way it takes all the width left (the picture is drawn
+    for it). Returns the layouts for the row and the picture column."""
     row = W.Layout(width="100%", flex_flow="row wrap", align_items="flex-start")
-    column = W.Layout(flex=picture_column_flex(False), min_width="0", max_width="100%")
+    column = W.Layout(flex=f"1 1 {MIN_PICTURE_PX}px", min_width="0", max_width="100%")
     return row, column
 
 
 def explorer_style() -> W.HTML:
-    """The explorers' CSS (presentation mode enlarges the controls); an invisible HTML widget."""
+    """The explorers' CSS (tabs never clip; presentation mode enlarges the controls); an invisible widget."""
     return W.HTML(_STYLE, layout=W.Layout(width="0px", height="0px", margin="0"))
 
 
@@ -245,8 +189,44 @@ def method_options() -> list[str]:
     return list(tiling.METHODS)
 
 
-class Explorer:
-    """What both explorers share: their pictures are drawn at the size the presentation switch asks for."""
+def describe_error(what: str, e: Exception) -> str:
+    """A drawing error as the explorer's message (a bug shows here instead of only in a log console)."""
+    return error_html(f"Could not draw {what}: {type(e).__name__}: {e}")
 
-    def _png(self, fig) -> bytes:
-        return explorer_png(fig, self.presentation.value)
+
+class Explorer:
+    """What both explorers share: one picture per tab (:func:`image_widget`), drawn for the width the browser
+    reports, at the size the presentation switch asks for. Subclasses define ``TABS``, ``tabs``, ``widget``,
+    ``message``, ``presentation`` and ``_render_tab``."""
+
+    width = DEFAULT_WIDTH
+    screen_height = 900
+
+    def _make_pictures(self) -> dict:
+        pictures = {t: image_widget() for t in self.TABS}
+        for p in pictures.values():
+            p.observe(self._on_width, names=["width", "screen_height"])
+        return pictures
+
+    def _on_width(self, change) -> None:
+        """A picture reports its column's width (or the window's height): all pictures share the column, so
+        the explorer keeps one width, and the visible tab is redrawn for it."""
+        pic = change["owner"]
+        width, height = max(MIN_PICTURE_PX, pic.width), pic.screen_height
+        if (width, height) == (self.width, self.screen_height):
+            return
+        self.width, self.screen_height = width, height
+        self._render_tab()
+
+    def _png(self, fig) -> tuple[bytes, dict]:
+        png, report = explorer_png(fig, self.width, self.screen_height, self.presentation.value)
+        report["drawn_for"] = self.width
+        return png, report
+
+    def _size_key(self) -> tuple:
+        return (self.width, self.screen_height, self.presentation.value)
+
+    def _present_classes(self) -> None:
+        self.widget.remove_class("anyres-present")
+        if self.presentation.value:
+            self.widget.add_class("anyres-present")

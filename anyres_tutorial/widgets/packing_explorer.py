@@ -8,16 +8,16 @@ import html
 import ipywidgets as W
 
 from .. import explore, tiling, viz
+from ..viz.fit import OPTIONAL
 from ..viz.palette import ENCODER_COLOR, LLM_COLOR, PACKED_COLOR, subplots, wh
 from .common import (
     USER_ERRORS,
     Explorer,
+    describe_error,
     error_html,
     explorer_columns,
     explorer_style,
     font_px,
-    image_widget,
-    picture_column_flex,
     presentation_toggle,
     show_png,
     table_html,
@@ -43,7 +43,7 @@ def _tokens_bars(summary: dict):
     for k, (label, vals, color) in enumerate(series):
         ax.barh(y + (k - 1) * h, vals, height=h, color=color, label=label)
         for yi, v in zip(y, vals):
-            ax.text(v, yi + (k - 1) * h, f" {v}", va="center", fontsize=8)
+            ax.text(v, yi + (k - 1) * h, f" {v}", va="center", fontsize=8, gid=OPTIONAL)  # the table has it
     ax.set_yticks(y, [f"{r['name']}\n{wh(r['size'])}" for r in ims], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("tokens per image")
@@ -80,6 +80,30 @@ def _block_codes_picture(codes, block_size: int, title: str):
     return fig
 
 
+BUDGET_RANGE, MAX_LEN_RANGE = (16, 2048), (64, 8192)  # the sliders' ends
+
+
+def _check_arguments(names, images, rule, budget, max_len, strategy, tiling_method) -> None:
+    """A clear ValueError (naming the argument and what it may be) instead of a widget's TraitError or a
+    value the slider would silently clamp."""
+    from ..packing import RULES, STRATEGIES
+
+    if isinstance(images, str):
+        raise ValueError(f"images must be a sequence of image names, not the string {images!r}; "
+                         f"e.g. images=({images!r},)")
+    unknown = [n for n in images if n not in names]
+    if unknown or not images:
+        raise ValueError(f"images must name at least one data image; unknown {unknown}; choose from {names}")
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {list(RULES)}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    for arg, value, (lo, hi) in (("budget", budget, BUDGET_RANGE), ("max_len", max_len, MAX_LEN_RANGE)):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"{arg} must be an integer from {lo} to {hi}, got {value!r}")
+    tiling.get(tiling_method)  # an unknown name: ValueError naming the registered methods
+
+
 class PackingExplorer(Explorer):
     """Pick several images, a native-resolution rule, a per-image token budget, max_len and a packing
     strategy; see the packed rows with their padding, the block-diagonal mask of one row, and how many tokens
@@ -100,6 +124,7 @@ class PackingExplorer(Explorer):
         names = data.list_images()
         images = tuple(images) if images is not None else tuple(
             n for n in ("astronaut", "chart", "panorama", "phone_screenshot", "icon") if n in names)
+        _check_arguments(names, images, rule, budget, max_len, strategy, tiling_method)
         self.last_result: dict | None = None
         self._cache: dict[tuple, bytes] = {}
         self.images_sel = W.SelectMultiple(options=names, value=images, rows=len(names), description="Images",
@@ -108,11 +133,13 @@ class PackingExplorer(Explorer):
         style = {"description_width": "110px"}
         self.rule_dd = W.Dropdown(options=list(RULES), value=rule, description="sizing rule", style=style,
                                   layout=W.Layout(width="300px"))
-        self.budget = W.IntSlider(value=budget, min=16, max=2048, step=16, description="budget",
+        self.budget = W.IntSlider(value=budget, min=BUDGET_RANGE[0], max=BUDGET_RANGE[1], step=16,
+                                  description="budget",
                                   tooltip="budget: tokens per image", style=style, continuous_update=False,
                                   layout=W.Layout(width="350px"))
         self.budget.add_class("anyres-pack-budget")
-        self.max_len = W.IntSlider(value=max_len, min=64, max=8192, step=64, description="max_len",
+        self.max_len = W.IntSlider(value=max_len, min=MAX_LEN_RANGE[0], max=MAX_LEN_RANGE[1], step=64,
+                                   description="max_len",
                                    style=style, continuous_update=False, layout=W.Layout(width="350px"))
         self.max_len.add_class("anyres-pack-maxlen")
         self.strategy = W.ToggleButtons(options=list(STRATEGIES), value=strategy, description="strategy",
@@ -126,7 +153,7 @@ class PackingExplorer(Explorer):
         self.numbers = W.HTML()
         self.numbers.add_class("anyres-packing-numbers")
         self.presentation = presentation_toggle()
-        self.pictures = {t: image_widget() for t in self.TABS}
+        self.pictures = self._make_pictures()
         self.tabs = W.Tab(children=[W.VBox([self.pictures["Packed rows"]]),
                                     W.VBox([self.row, self.pictures["Mask of one row"]]),
                                     W.VBox([self.pictures["Packing vs tiling"]])])
@@ -144,6 +171,7 @@ class PackingExplorer(Explorer):
         right = W.VBox([self.message, self.tabs, self.numbers], layout=column)
         self.widget = W.HBox([explorer_style(), left, right], layout=row)
         self.widget.add_class("anyres-packing-explorer")
+        self.widget.add_class("anyres-explorer")
         for w in (self.images_sel, self.rule_dd, self.budget, self.max_len, self.strategy, self.tiling_dd,
                   self.presentation):
             w.observe(self._on_change, names="value")
@@ -172,10 +200,7 @@ class PackingExplorer(Explorer):
 
     def update(self) -> None:
         s = self.state
-        self.widget.remove_class("anyres-present")
-        if s["presentation"]:
-            self.widget.add_class("anyres-present")
-        self.widget.children[-1].layout.flex = picture_column_flex(s["presentation"])
+        self._present_classes()
         sizes = [tuple(self._data.IMAGES[n].size) for n in s["images"]]
         try:
             res = explore.packing_summary(sizes, s["rule"], s["max_len"], s["strategy"], s["budget"],
@@ -188,9 +213,9 @@ class PackingExplorer(Explorer):
             self.numbers.value = self._images_table(sizes, s)
             return
         self.last_result = res
+        self.message.value = ""
         self.row.max = len(res["rows"]) - 1  # clamps .value (may fire _on_tab)
         self._render_tab()  # draw first, so the picture and the numbers change together
-        self.message.value = ""
         self.numbers.value = self._summary_html(res) + self._table_html(res["images"], res, s["max_len"])
 
     def _images_table(self, sizes: list, s: dict) -> str:
@@ -231,32 +256,38 @@ class PackingExplorer(Explorer):
                 f'<b>{r["tiling_llm_tokens"]}</b>.</div>')
 
     def _render_tab(self) -> None:
+        """Draw the visible tab for the current width; a drawing error goes to the message pane."""
         r = self.last_result
         if r is None:
             return
         s = self.state
         tab = s["tab"]
         key = (s["images"], s["rule"], s["budget"], s["max_len"], s["strategy"], s["tiling_method"], tab,
-               s["row"] if tab == "Mask of one row" else None, s["presentation"])
-        if key not in self._cache:
-            if tab == "Packed rows":
-                fig = viz.packed_rows(r["rows"], r["lengths"], r["max_len"],
-                                      labels=[x["name"] for x in r["images"]],
-                                      title=f"{r['strategy']} packing of {len(r['lengths'])} images")
-            elif tab == "Mask of one row":
-                row = min(s["row"], len(r["rows"]) - 1)
-                names = ", ".join(f"img {i} = {r['images'][i]['name']}" for i in r["rows"][row])
-                if r["max_len"] <= 512:  # image k keeps its colour of the packed rows
-                    fig = viz.mask_heatmap(explore.row_segment_ids(r, row), title=f"Row {row}: {names}",
-                                           image_ids=r["rows"][row])
-                else:
-                    fig = _block_codes_picture(explore.row_block_codes(r, row, 128), 128,
-                                               f"Row {row}: {names} (FlexAttention blocks; the dense "
-                                               f"picture needs max_len ≤ 512)")
-            else:
-                fig = _tokens_bars(r)
-            self._cache[key] = self._png(fig)
-        show_png(self.pictures[tab], self._cache[key])
+               s["row"] if tab == "Mask of one row" else None, *self._size_key())
+        try:
+            if key not in self._cache:
+                self._cache[key] = self._png(self._figure(r, s, tab))
+        except Exception as e:  # a bug: shown where the learner looks, not only in a log console
+            self.message.value = describe_error(f"the {tab!r} tab", e)
+            show_png(self.pictures[tab], b"")
+            return
+        show_png(self.pictures[tab], *self._cache[key])
+
+    def _figure(self, r: dict, s: dict, tab: str):
+        if tab == "Packed rows":
+            return viz.packed_rows(r["rows"], r["lengths"], r["max_len"],
+                                   labels=[x["name"] for x in r["images"]],
+                                   title=f"{r['strategy']} packing of {len(r['lengths'])} images")
+        if tab == "Mask of one row":
+            row = min(s["row"], len(r["rows"]) - 1)
+            names = ", ".join(f"img {i} = {r['images'][i]['name']}" for i in r["rows"][row])
+            if r["max_len"] <= 512:  # image k keeps its colour of the packed rows
+                return viz.mask_heatmap(explore.row_segment_ids(r, row), title=f"Row {row}: {names}",
+                                        image_ids=r["rows"][row])
+            return _block_codes_picture(explore.row_block_codes(r, row, 128), 128,
+                                        f"Row {row}: {names} (FlexAttention blocks; the dense "
+                                        f"picture needs max_len ≤ 512)")
+        return _tokens_bars(r)
 
 
 def packing_explorer(images: tuple | None = None, rule: str = "navit", budget: int = 256, max_len: int = 512,

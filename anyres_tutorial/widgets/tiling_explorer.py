@@ -15,13 +15,12 @@ from .common import (
     UPLOAD_LIMIT_MB,
     USER_ERRORS,
     Explorer,
+    describe_error,
     error_html,
     explorer_columns,
     explorer_style,
     font_px,
-    image_widget,
     method_options,
-    picture_column_flex,
     presentation_toggle,
     show_png,
     swatch,
@@ -80,6 +79,7 @@ class TilingExplorer(Explorer):
         self.tabs.observe(self._on_tab, names="selected_index")
         self.compare_select.observe(self._on_change, names="value")
         self.presentation.observe(self._on_presentation, names="value")
+        self._present_classes()  # the app may start presenting (dev.py app --present)
         self.update()
 
     def _build_controls(self, names: list[str], image: str, method: str) -> None:
@@ -105,7 +105,7 @@ class TilingExplorer(Explorer):
 
     def _build_tabs(self, compare: tuple) -> None:
         """One picture per tab, the score table under the scores, the method picker of the comparison."""
-        self.pictures = {t: image_widget() for t in self.TABS}
+        self.pictures = self._make_pictures()
         self.scores_html = W.HTML()
         self.compare_select = W.SelectMultiple(options=method_options(), value=compare,
                                                rows=len(method_options()), description="Compare",
@@ -137,6 +137,7 @@ class TilingExplorer(Explorer):
         right = W.VBox([self.tabs], layout=column)
         box = W.HBox([explorer_style(), left, right], layout=row)
         box.add_class("anyres-tiling-explorer")
+        box.add_class("anyres-explorer")
         return box
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -210,10 +211,7 @@ class TilingExplorer(Explorer):
         self._render_tab()
 
     def _on_presentation(self, change) -> None:
-        self.widget.remove_class("anyres-present")
-        if change["new"]:
-            self.widget.add_class("anyres-present")
-        self.widget.children[-1].layout.flex = picture_column_flex(change["new"])
+        self._present_classes()
         self.update()
 
     def _on_upload(self, change) -> None:
@@ -262,8 +260,8 @@ class TilingExplorer(Explorer):
             self.scores_html.value = self.compare_table.value = ""
             return
         self.last_result = res
-        self._render_tab()  # draw first, so the picture and the numbers change together
         self.message.value = ""
+        self._render_tab()  # draw first, so the picture and the numbers change together
         self.numbers.value = self._numbers_html(res)
 
     def _numbers_html(self, r: dict) -> str:
@@ -296,15 +294,22 @@ class TilingExplorer(Explorer):
                 f'<small style="color:#555">LLM tokens = {html.escape(r["token_formula"])}</small></div>')
 
     def _render_tab(self) -> None:
+        """Draw the visible tab for the current width; a drawing error is shown in the message pane (the
+        numbers card still follows the dropdowns) and the picture is hidden."""
         if self.last_result is None:
             return
         tab = self.TABS[self.tabs.selected_index or 0]
         key = (*self._key(), tab, tuple(self.compare_select.value) if tab == "Side by side" else (),
-               self.presentation.value)
-        if key not in self._cache:
-            self._cache[key] = self._draw(tab)
-        png, extra = self._cache[key]
-        show_png(self.pictures[tab], png)
+               *self._size_key())
+        try:
+            if key not in self._cache:
+                self._cache[key] = self._draw(tab)
+        except Exception as e:  # a bug or an image no picture can show: say so where the learner looks
+            self.message.value = describe_error(f"the {tab!r} tab", e)
+            show_png(self.pictures[tab], b"")
+            return
+        png, report, extra = self._cache[key]
+        show_png(self.pictures[tab], png, report)
         if tab == "Candidate scores":
             self.scores_html.value = extra
         elif tab == "Side by side":
@@ -317,25 +322,25 @@ class TilingExplorer(Explorer):
             rows, cols = plan.grid  # a short title: the narrow picture box, and the card has the rest
             title = (f"{plan.method}: canvas {wh(plan.canvas_size)}, grid {rows}×{cols}\n"
                      f"{plan.num_images} images to the ViT, {plan.num_tokens} LLM tokens")
-            return self._png(viz.grid_overlay(plan, self.display_image(OVERLAY_SIDE), title=title)), ""
+            return (*self._png(viz.grid_overlay(plan, self.display_image(OVERLAY_SIDE), title=title)), "")
         if tab == "Encoder images":
-            return self._png(viz.tile_montage(tiling.apply(plan, img), plan=plan)), ""
+            return (*self._png(viz.tile_montage(tiling.apply(plan, img), plan=plan)), "")
         if tab == "LLM tokens":
-            return self._png(viz.token_strip(plan)), ""
+            return (*self._png(viz.token_strip(plan, width_px=self.width)), "")
         if tab == "Candidate scores":
             return self._draw_scores(r)
         return self._draw_compare()
 
-    def _draw_scores(self, r: dict) -> tuple[bytes, str]:
+    def _draw_scores(self, r: dict) -> tuple[bytes, dict, str]:
         """The method's score table (``tiling.score_table``) and its picture (``viz.score_picture``)."""
         table = r["score_table"]
         fig = viz.score_picture(r["plan"])
         rows = table_html(list(table.columns), [list(x) for x in table.rows], list(table.chosen),
                           presentation=self.presentation.value) if table.rows else ""
-        png = self._png(fig) if fig is not None else b""
-        return png, f"<p><small>{html.escape(table.rule)}</small></p>{rows}"
+        png, report = self._png(fig) if fig is not None else (b"", {})
+        return png, report, f"<p><small>{html.escape(table.rule)}</small></p>{rows}"
 
-    def _draw_compare(self) -> tuple[bytes, str]:
+    def _draw_compare(self) -> tuple[bytes, dict, str]:
         s = self.state
         methods = list(s["compare"]) or [s["method"]]
         opts = {s["method"]: s["options"]}
@@ -344,7 +349,7 @@ class TilingExplorer(Explorer):
         rows = explore.compare_methods(img.size, methods, opts)
         self.last_compare = rows
         n = len(rows)
-        ncols = min(2, n)  # two panels a row: legible in the narrow picture box
+        ncols = min(n, max(2, min(4, self.width // 220)))  # as many panels a row as the column has room for
         nrows = -(-n // ncols)
         fig, axes = subplots(nrows, ncols, figsize=(3.4 * ncols, 3.2 * nrows), squeeze=False)
         for ax in axes.ravel()[n:]:
@@ -363,7 +368,7 @@ class TilingExplorer(Explorer):
             [[r["method"], f"{r['grid'][0]}×{r['grid'][1]}", f"{r['tile_size']}×{r['tile_size']}",
               wh(r["canvas_size"]), r["encoder_images"], r["encoder_tokens"], r["llm_tokens"],
               f"{r['padding_fraction']:.1%}"] for r in rows], presentation=self.presentation.value)
-        return self._png(fig), table
+        return (*self._png(fig), table)
 
 
 def tiling_explorer(image: str | None = None, method: str = tiling.DEFAULT_METHOD,
