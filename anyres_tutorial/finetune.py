@@ -16,8 +16,9 @@ DINOv2 ViT-S/14, one optimiser step per batch, with the per-image loss of :mod:`
 The two see the same samples from the same start, so their losses agree step by step; what differs is the
 number of slots each run pays for (``FinetuneRun.slots`` vs ``FinetuneRun.tokens``).
 
-:func:`time_drop_rates` times one training step (forward + backward + SGD step) of a packed batch at several
-NaViT token-dropping rates for each backend that can train on the device.
+:func:`time_drop_rates` times one training step (forward + backward + SGD step) at a fixed number of packed
+rows at several NaViT token-dropping rates: a step runs every slot of its rows, so what dropping buys is room
+for more images in the same step (:func:`fill_rows`), not a cheaper step.
 """
 
 from __future__ import annotations
@@ -31,11 +32,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checks import check_choice, check_number, check_positive_int
+from .checks import check_choice, check_lengths, check_number, check_positive_int
 from .packing.batch import pack_images
 from .packing.dropping import drop_tokens
+from .packing.packer import pack
 from .packing.sizing import native_size
-from .training import make_head, packed_loss, pool, reduce_losses, restored, sgd_step, trainable
+from .training import (
+    check_targets,
+    make_head,
+    packed_loss,
+    pool,
+    reduce_losses,
+    restored,
+    sgd_step,
+    trainable,
+)
 from .types import PATCH, Size
 
 CROP_CLASSES = ("chelsea", "coffee", "astronaut", "rocket", "camera", "hubble_deep_field")
@@ -180,15 +191,34 @@ def _progress(items, show: bool, desc: str):
     return tqdm(items, desc=desc, leave=True)
 
 
-def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25, 0.5, 0.75), backends=None,
-                    max_len: int = 256, repeats: int = 2, seed: int = 0, lr: float = 1e-4) -> list[dict]:
-    """Seconds of one training step (forward + backward + SGD step on every parameter that requires grad)
-    of the packed batch ``pack_images(images, 14, max_len, keep=drop_tokens(..., rate), cls_token=True)``
-    for every rate and backend (default: the packed backends that can train on the model's device, i.e.
-    without ``loop``); the best of ``repeats``, after one warm-up step per backend. Model and head are
-    restored afterwards.
+def fill_rows(lengths, max_len: int, rows: int) -> int:
+    """How many images, taken in order, fit in ``rows`` rows of ``max_len`` slots: a sampler hands images over
+    one by one and the step takes them (first-fit decreasing) while the next one still fits."""
+    lengths = check_lengths(lengths)
+    max_len, rows = check_positive_int("max_len", max_len), check_positive_int("rows", rows)
+    n = 0
+    while n < len(lengths) and lengths[n] <= max_len and len(pack(lengths[: n + 1], max_len)) <= rows:
+        n += 1
+    return n
 
-    Returns one dict per (rate, backend): ``backend, rate, seconds, tokens, rows, images_per_s``.
+
+def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25, 0.5, 0.75), backends=None,
+                    max_len: int = 256, repeats: int = 3, seed: int = 0, lr: float = 1e-4, *, rows: int = 2,
+                    train_blocks: int | None = None, progress: bool = True) -> list[dict]:
+    """One training step at a FIXED compute budget -- ``rows`` packed rows of ``max_len`` slots, every slot
+    run, padding included -- at every NaViT token-drop rate: ``images`` (normalised (3, H, W) tensors in the
+    order a sampler hands them over, one class in ``targets`` each) enter the step while they still fit
+    (:func:`fill_rows`, after dropping), so the higher the rate, the more images one step trains on.
+
+    ``backends``: default every packed backend that can train on the model's device (not ``loop``).
+    ``train_blocks``: None trains every parameter that requires grad; k trains the last k blocks, the final
+    norm and the head (as :func:`finetune`). Timing: one warm-up step per backend, then ``repeats`` rounds
+    over every (rate, backend), interleaved so that a change of the machine's load hits every configuration
+    alike; the minimum over the rounds is reported. Model and head are restored afterwards. ``progress``: a
+    tqdm bar.
+
+    Returns one dict per (rate, backend): ``backend, rate, images, tokens, slots, rows, seconds`` (minimum),
+    ``times`` (every round), ``images_per_s``.
     """
     from .encoder import attention as registry
 
@@ -198,26 +228,84 @@ def time_drop_rates(model, head, images, targets: torch.Tensor, rates=(0.0, 0.25
     if isinstance(backends, (str, bytes)):
         raise TypeError(f"backends must be a list of backend names, got the string {backends!r}: "
                         f"write [{backends!r}]")
+    backends = list(backends)
+    if not backends:
+        raise ValueError("backends is empty: name at least one packed attention backend")
     rates = [check_number("rates", r, 0.0, 1.0, max_inclusive=False) for r in rates]
+    if not rates:
+        raise ValueError("rates is empty: give at least one drop rate in [0, 1)")
     lr = check_number("lr", lr, 0)
     repeats = check_positive_int("repeats", repeats)
-    params = trainable(model, head)
-    if not params:
-        raise ValueError("nothing requires grad: load_dinov2(trainable=True) or train the head")
+    max_len, rows = check_positive_int("max_len", max_len), check_positive_int("rows", rows)
+    if train_blocks is not None:
+        train_blocks = check_positive_int("train_blocks", train_blocks, len(model.blocks))
+    images = list(images)
+    check_targets(targets, len(images), head.out_features)
     counts = [(im.shape[1] // PATCH) * (im.shape[2] // PATCH) for im in images]
-    results, warm = [], set()
+    batches = []
+    for rate in rates:  # every batch is built (and the stream checked) before the first timed step
+        keep = drop_tokens(counts, rate, seed=seed) if rate > 0 else [None] * len(images)
+        lengths = [1 + (c if k is None else len(k)) for c, k in zip(counts, keep)]  # CLS included
+        n = fill_rows(lengths, max_len, rows)
+        if n == len(images) and len(pack(lengths, max_len)) < rows:
+            raise ValueError(f"images: all {len(images)} images fill only {len(pack(lengths, max_len))} of "
+                             f"{rows} rows of {max_len} slots at drop rate {rate}; pass more images (or "
+                             "fewer rows)")
+        if n == 0:
+            raise ValueError(f"images: the first image needs {lengths[0]} slots (CLS included), more than "
+                             f"max_len={max_len}")
+        keep_n = None if rate == 0 else keep[:n]
+        batches.append((rate, pack_images(images[:n], PATCH, max_len=max_len, keep=keep_n, cls_token=True),
+                        targets[:n]))
+    configs = [(rate, batch, tg, name) for rate, batch, tg in batches for name in backends]
+    times: dict[int, list[float]] = {k: [] for k in range(len(configs))}
     with restored(model, head):
-        for rate in rates:
-            keep = drop_tokens(counts, rate, seed=seed) if rate > 0 else None
-            batch = pack_images(images, PATCH, max_len=max_len, keep=keep, cls_token=True)
-            for name in backends:
-                if name not in warm:
-                    _timed_step(model, head, batch, targets, name, params, lr)
-                    warm.add(name)
-                best = min(_timed_step(model, head, batch, targets, name, params, lr) for _ in range(repeats))
-                results.append(dict(backend=name, rate=float(rate), seconds=best, tokens=sum(batch.lengths),
-                                    rows=batch.num_rows, images_per_s=len(images) / best))
+        if train_blocks is not None:
+            model.requires_grad_(False)
+            for m in (*model.blocks[-train_blocks:], model.norm):
+                m.requires_grad_(True)
+            head.requires_grad_(True)
+        params = trainable(model, head)
+        if not params:
+            raise ValueError("nothing requires grad: load_dinov2(trainable=True), train the head or give "
+                             "train_blocks")
+        bar = _bar(len(backends) + repeats * len(configs), progress, "training steps timed")
+        for name in backends:  # warm-up: first use of a backend and of the shapes
+            _timed_step(model, head, batches[0][1], batches[0][2], name, params, lr)
+            bar.update(1)
+        for _ in range(repeats):  # interleaved rounds: every configuration once per round
+            for k, (rate, batch, tg, name) in enumerate(configs):
+                bar.set_postfix_str(f"{name}, rate {rate:.2f}")
+                times[k].append(_timed_step(model, head, batch, tg, name, params, lr))
+                bar.update(1)
+        bar.close()
+    results = []
+    for k, (rate, batch, _, name) in enumerate(configs):
+        best = min(times[k])
+        results.append(dict(backend=name, rate=float(rate), images=batch.num_images,
+                            tokens=sum(batch.lengths), slots=batch.num_rows * batch.row_len,
+                            rows=batch.num_rows, seconds=best, times=times[k],
+                            images_per_s=batch.num_images / best))
     return results
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(total: int, show: bool, desc: str):
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=True)
 
 
 def _timed_step(model, head, batch, targets, attention, params, lr) -> float:
@@ -227,4 +315,5 @@ def _timed_step(model, head, batch, targets, attention, params, lr) -> float:
     return time.perf_counter() - t0
 
 
-__all__ = ["CROP_CLASSES", "MODES", "FinetuneRun", "Sample", "crop_task", "finetune", "time_drop_rates"]
+__all__ = ["CROP_CLASSES", "MODES", "FinetuneRun", "Sample", "crop_task", "fill_rows", "finetune",
+           "time_drop_rates"]

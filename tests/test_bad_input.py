@@ -90,6 +90,16 @@ def test_time_drop_rates_refuses_bad_rates_and_a_string_of_backends(dinov2):
         _refused(ValueError, "rates", finetune.time_drop_rates, dinov2, head, images, targets, rates=rates)
     _refused(TypeError, "write \\['dense_mask'\\]", finetune.time_drop_rates, dinov2, head, images, targets,
              backends="dense_mask")
+    for kw, words in ((dict(rows=0), "rows"), (dict(max_len=0), "max_len"), (dict(repeats=0), "repeats"),
+                      (dict(train_blocks=13), "train_blocks"), (dict(backends=[]), "backends is empty")):
+        _refused(ValueError, words, finetune.time_drop_rates, dinov2, head, images, targets, **kw)
+    _refused(ValueError, "targets must be", finetune.time_drop_rates, dinov2, head, images,
+             torch.tensor([0, 1]))
+    # one 2x2-patch image cannot fill two rows: a fixed budget of rows needs more images
+    _refused(ValueError, "images: all 1 images fill only 1 of 2 rows", finetune.time_drop_rates, dinov2, head,
+             images, targets, max_len=8, progress=False)
+    _refused(ValueError, "more than max_len=4", finetune.time_drop_rates, dinov2, head, images, targets,
+             max_len=4, rows=1, progress=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

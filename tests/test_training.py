@@ -218,8 +218,24 @@ def test_finetune_packed_and_padded_agree_step_by_step(dinov2):
     assert all(w >= 0 for r in runs for w in r.wasted)
 
 
-def test_time_drop_rates_reports_every_rate(model, head, images):
+def test_fill_rows_takes_images_in_order_while_the_next_one_fits():
+    assert finetune.fill_rows([13, 11, 21, 10, 2], 32, 2) == 5
+    assert finetune.fill_rows([13, 11, 21, 10, 2], 32, 1) == 2  # 13 + 11 fit, 21 no longer does
+    assert finetune.fill_rows([20, 20, 5], 32, 1) == 1  # in order: the 5 behind the second 20 never enters
+    assert finetune.fill_rows([40, 5], 32, 3) == 0  # the first image alone is longer than a row
+    assert finetune.fill_rows([16] * 9, 32, 4) == 8
+
+
+def test_time_drop_rates_fills_the_same_rows_with_more_images(model, head, images):
+    before = [p.detach().clone() for p in model.parameters()]
     res = finetune.time_drop_rates(model, head, images, TARGETS, rates=(0.0, 0.5), backends=["sdpa_segments"],
-                                   max_len=MAX_LEN, repeats=1)
+                                   max_len=MAX_LEN, rows=1, repeats=2, train_blocks=1, progress=False)
     assert [(r["backend"], r["rate"]) for r in res] == [("sdpa_segments", 0.0), ("sdpa_segments", 0.5)]
-    assert res[1]["tokens"] < res[0]["tokens"] and all(r["seconds"] > 0 for r in res)
+    # lengths with CLS 13, 11, 21, ... -> 2 images in one row of 32; halved (7, 6, 11, 5, 2) -> all 5
+    assert [r["images"] for r in res] == [2, 5] and [r["tokens"] for r in res] == [24, 31]
+    assert all(r["slots"] == MAX_LEN and r["rows"] == 1 for r in res)
+    assert all(len(r["times"]) == 2 and r["seconds"] == min(r["times"]) > 0 for r in res)
+    assert all(abs(r["images_per_s"] - r["images"] / r["seconds"]) < 1e-9 for r in res)
+    # the model is left as it was: weights and requires_grad (train_blocks froze the rest only inside)
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    assert all(p.requires_grad for p in model.parameters())
