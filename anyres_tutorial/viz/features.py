@@ -321,34 +321,35 @@ def seams_comparison(image: Image.Image, tiled, native, show_edges: bool = True,
     has_borders = bool(tiled.tile_rows or tiled.tile_cols)
     st = _f.seam_contrast(tiled, tiled.tile_rows, tiled.tile_cols) if has_borders else None
     sn = _f.seams_at_image_borders(native, tiled, image.size) if has_borders else None
-    _draw_map(axes[0, 1], rgb_t, tiled, f"tiled: {tiled.label}\n{tiled.num_tokens} tokens, each tile "
-              f"encoded alone" + (f"; seam ratio {st['ratio']:.2f}" if st else ""))
-    _draw_map(axes[0, 2], rgb_n, native, f"native: {native.label}\n{native.num_tokens} tokens, one pass"
-              + (f"; same places ratio {sn['ratio']:.2f}" if sn else ""))
+    _draw_map(axes[0, 1], rgb_t, tiled, f"tiled: {tiled.label}\n{tiled.num_tokens} tokens, each tile alone"
+              + (f"\nseam ratio {st['ratio']:.2f}" if st else ""))
+    _draw_map(axes[0, 2], rgb_n, native, f"whole image: {native.label}\n{native.num_tokens} tokens, one pass"
+              + (f"\nratio at the same places {sn['ratio']:.2f}" if sn else ""))
     if show_edges:
         et, en = _np(_f.edge_map(tiled)), _np(_f.edge_map(native))
         vmax = float(np.quantile(np.concatenate([et.ravel(), en.ravel()]), 0.99))
         axes[1, 0].axis("off")
+        padded = any(fm.padding is not None and bool(fm.padding.any()) for fm in (tiled, native))
         axes[1, 0].text(0.02, 0.5, "Bottom row: cosine distance between\n"
                         "neighbouring patches (bright = jump).\n\n"
                         "Tiled: bright lines at tile borders =\nseams (a tile never saw its neighbour).\n"
-                        "Native: jumps only at object edges.\n\nseam ratio = mean distance across\n"
-                        "borders / elsewhere (1 = no seam);\nhatched padding is left out.",
-                        fontsize=10, va="center")
-        for ax, e, fm, name in ((axes[1, 1], et, tiled, "tiled"), (axes[1, 2], en, native, "native")):
+                        "Whole image: jumps only at object edges.\n\nseam ratio = mean distance across\n"
+                        "borders / elsewhere (1 = no seam)"
+                        + (";\nhatched padding is left out." if padded else "."), fontsize=10, va="center")
+        for ax, e, fm, name in ((axes[1, 1], et, tiled, "tiled"), (axes[1, 2], en, native, "whole image")):
             rows, cols = e.shape
             im = ax.imshow(e, extent=(0, cols, rows, 0), cmap="magma", vmin=0, vmax=vmax,
                            interpolation="nearest")
             if fm.padding is not None and bool(fm.padding.any()):
                 _shade_padding(ax, _np(fm.padding))
             if fm is tiled:
-                for c in fm.tile_cols:
-                    ax.plot([c, c], [-0.04 * rows, 0], color="cyan", lw=3, clip_on=False)
+                for c in fm.tile_cols:  # inside the frame, at its top and left edges
+                    ax.plot([c, c], [0, 0.05 * rows], color="cyan", lw=3)
                 for r in fm.tile_rows:
-                    ax.plot([-0.04 * cols, 0], [r, r], color="cyan", lw=3, clip_on=False)
+                    ax.plot([0, 0.05 * cols], [r, r], color="cyan", lw=3)
             ax.set_xlim(0, cols)
             ax.set_ylim(rows, 0)
-            ax.set_title(f"{name}: neighbour cosine distance" + (" (cyan ticks = tile borders)"
+            ax.set_title(f"{name}: neighbour cosine distance" + ("\n(cyan ticks = tile borders)"
                          if fm is tiled else ""), fontsize=10)
             ax.tick_params(labelsize=10)
         fig.colorbar(im, ax=axes[1, 1:].tolist(), shrink=0.8, label="1 - cos")

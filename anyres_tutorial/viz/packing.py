@@ -52,6 +52,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _text_px(text: str, size: float, dpi: float) -> float:
+    """Width in pixels of the widest line of ``text`` at font ``size`` (points)."""
+    from matplotlib.textpath import TextPath
+
+    return max(TextPath((0, 0), line, size=size).get_extents().width for line in text.split("\n")) * dpi / 72
+
+
 # ---------------------------------------------------------------------------------------------------------
 # packed rows
 
@@ -69,6 +76,8 @@ def packed_rows(rows, lengths, max_len: int, ax=None, *, title: str | None = Non
     if labels is not None and len(labels) != len(lengths):
         raise ValueError(f"got {len(labels)} labels for {len(lengths)} images")
     fig, ax = fig_ax(ax, (9, 0.55 * len(rows) + 1.4))
+    bbox = ax.get_position()  # pixels per slot: a label is written only where it fits inside its segment
+    px_per_slot = bbox.width * fig.get_figwidth() * fig.dpi / (max_len * 1.13)
     for r, row in enumerate(rows):
         x = 0
         for i in row:
@@ -76,15 +85,16 @@ def packed_rows(rows, lengths, max_len: int, ax=None, *, title: str | None = Non
             ax.add_patch(Rectangle((x, r - 0.4), n, 0.8, facecolor=image_color(i), edgecolor="white", lw=1.5,
                                    label=f"image {i}"))
             name = str(labels[i]) if labels is not None else f"#{i}"
-            text = f"{name}\n{n}" if n >= 0.07 * max_len else (name if n >= 0.03 * max_len else "")
-            label = ax.text(x + n / 2, r, text, ha="center", va="center", fontsize=8, color="black",
-                            gid=OPTIONAL)  # a narrow picture: the name only, or nothing (the legend/table)
-            short_form(label, name)
+            fits = [t for t in (f"{name}\n{n}", name, str(n))
+                    if _text_px(t, 9, fig.dpi) <= 0.9 * n * px_per_slot]
+            label = ax.text(x + n / 2, r, fits[0] if fits else "", ha="center", va="center", fontsize=9,
+                            color="black", gid=OPTIONAL)  # a narrow picture: the name only, or nothing
+            short_form(label, str(n) if fits and fits[0] == str(n) else name)
             x += n
         if x < max_len:
             ax.add_patch(Rectangle((x, r - 0.4), max_len - x, 0.8, facecolor=PAD_COLOR, edgecolor=PAD_EDGE,
                                    hatch="///", lw=0.8))
-        ax.text(max_len * 1.01, r, f"pad {_pct(1 - rep['fill'][r])}", va="center", fontsize=8)
+        ax.text(max_len * 1.01, r, f"pad {_pct(1 - rep['fill'][r])}", va="center", fontsize=9)
     ax.set_xlim(0, max_len * 1.13)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_yticks(range(len(rows)), [f"row {r}" for r in range(len(rows))])
@@ -486,11 +496,11 @@ def mask_memory_plot(num_images: int = 8, sizes=None, block_size: int = 128, ax=
         ax.loglog(N, ys, marker="o", ms=3.5, color=color, ls=ls, label=label)
     for val, name in ((2 ** 20, "1 MiB"), (2 ** 30, "1 GiB")):
         ax.axhline(val, color="#888888", lw=0.8, ls=":")
-        ax.text(N[0], val * 1.25, name, fontsize=8, color="#555555")
+        ax.text(N[-1], val * 1.25, name, fontsize=9, color="#555555", ha="right")
     ax.set_xlabel("N = tokens in the packed sequence")
     ax.set_ylabel("bytes")
     ax.set_title(f"Mask memory for one packed sequence of {num_images} images: dense masks grow as N²",
                  fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=9, loc="upper left")
     return fig
