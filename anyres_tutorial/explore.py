@@ -12,18 +12,9 @@ can also be computed (and tested) without a browser:
     explore.packing_summary([(1920, 1080), (512, 512)], rule="navit", max_len=512, budget=256)
     explore.reading_summary("text_page", method)["text"]       # what a text reader reads of the tiles
 
-Sizes are (width, height) everywhere.
-
-Token vocabulary used by every function here:
-
-- *encoder images*: how many t x t images the vision encoder (ViT) runs on (tiles + global views);
-- *encoder tokens*: the patch tokens of those images, ``(t // 14)**2`` per image (all the tutorial's
-  encoders use 14-pixel patches), split into useful / padding / duplicated-thumbnail tokens by the one
-  accounting of the tutorial, ``Plan.encoder_tokens()`` (``features.token_budget`` and the benchmark report
-  the same numbers);
-- *LLM tokens*: what the language model receives, by each method's own accounting (``Plan.num_tokens``);
-- *packed tokens*: the tokens of an image resized by a native-resolution rule (NaViT packing, 打包),
-  in the rule's own unit (a 14- or 16-pixel patch, Qwen2-VL's 28-pixel merged patch).
+Sizes are (width, height) everywhere. *Encoder tokens* are the patch tokens of the t x t images the ViT runs
+(``Plan.encoder_tokens()``: useful / padding / duplicated); *LLM tokens* what the language model receives
+(``Plan.num_tokens``); *packed tokens* those of an image resized by a native-resolution rule, in its own unit.
 """
 
 from __future__ import annotations

@@ -2,10 +2,8 @@
 
 Taught in `training_with_packed_sequences`.
 
-The task (:func:`crop_task`): tell which ``data/`` image a random crop comes from. Every sample is a random
-crop (random area and aspect ratio) of one of a few curated images, resized NaViT-style to its native aspect
-ratio under a token budget drawn at random *per image* (NaViT samples the resolution of every image), so one
-batch mixes many sizes and shapes.
+The task (:func:`crop_task`): tell which ``data/`` image a random crop comes from; every crop is resized
+NaViT-style under a budget drawn per image, so one batch mixes many sizes and shapes.
 
 :func:`finetune` trains a linear head on the CLS token plus the last block(s) and the final norm of the real
 DINOv2 ViT-S/14, one optimiser step per batch, with the per-image loss of :mod:`anyres_tutorial.training`:
@@ -15,7 +13,6 @@ DINOv2 ViT-S/14, one optimiser step per batch, with the per-image loss of :mod:`
 
 The two see the same samples from the same start, so their losses agree step by step; what differs is the
 number of slots each run pays for (``FinetuneRun.slots`` vs ``FinetuneRun.tokens``).
-
 :func:`time_drop_rates` times one training step (forward + backward + SGD step) at a fixed number of packed
 rows at several NaViT token-dropping rates: a step runs every slot of its rows, so what dropping buys is room
 for more images in the same step (:func:`fill_rows`), not a cheaper step.

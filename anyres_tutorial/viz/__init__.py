@@ -3,7 +3,8 @@
 - ``viz.tiling``    grid overlays, tile montages, LLM token strips: every tiling method, drawn alike
 - ``viz.scores``    why a grid won: ``score_picture(plan)`` picks the picture by the score table's kind
 - ``viz.methods``   one method's own step: template matching, UReader anchors and crop ids, LLaVA-NeXT unpad
-- ``viz.packing``   packed-sequence bars, block-diagonal mask heat-maps, position-id maps, memory plots
+- ``viz.packing``   packed-sequence bars, block-diagonal mask heat-maps, position-id maps
+- ``viz.sizes``     native sizes per rule, the memory of each mask form
 - ``viz.prompt``    what the LLM receives: whole-prompt strips, connector shape flows, 1-D vs M-RoPE ids
 - ``viz.training``  loss weights of the two reductions, gradient differences, loss curves, step times
 - ``viz.distributed`` data-parallel ranks: packed rows per rank, image weights per reduction, the DDP
@@ -46,6 +47,8 @@ from .reading import *  # noqa: F403
 from .reading import __all__ as _reading_all
 from .scores import *  # noqa: F403
 from .scores import __all__ as _scores_all
+from .sizes import *  # noqa: F403
+from .sizes import __all__ as _sizes_all
 from .tiling import *  # noqa: F403
 from .tiling import __all__ as _tiling_all
 from .training import *  # noqa: F403
@@ -53,6 +56,6 @@ from .training import __all__ as _training_all
 
 _palette_all = ["TOKEN_COLORS", "token_color", "tile_colors", "tile_color", "image_color", "backend_color",
                 "rank_color"]
-__all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_prompt_all, *_features_all,
-           *_training_all, *_distributed_all, *_compare_all, *_reading_all,
+__all__ = [*_tiling_all, *_scores_all, *_methods_all, *_packing_all, *_sizes_all, *_prompt_all,
+           *_features_all, *_training_all, *_distributed_all, *_compare_all, *_reading_all,
            *_palette_all]
