@@ -15,6 +15,7 @@ from PIL import Image  # noqa: E402
 
 from anyres_tutorial import packing as P  # noqa: E402
 from anyres_tutorial.viz import packing as V  # noqa: E402
+from anyres_tutorial.viz import sizes as S  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +146,7 @@ def test_position_similarity_cosine_and_rope():
 def test_native_sizes_draws_each_image_at_its_native_size(rule):
     sizes = [(640, 480), (300, 1200), (64, 48)]
     ims = [Image.new("RGB", s, (200, 30, 30)) for s in sizes]
-    fig = V.native_sizes(ims, rule, names=["a", "b", "c"])
+    fig = S.native_sizes(ims, rule, names=["a", "b", "c"])
     assert len(fig.axes) == 3
     for ax, s in zip(fig.axes, sizes):
         W, H = P.native_size(s, rule)
@@ -157,12 +158,12 @@ def test_native_sizes_draws_each_image_at_its_native_size(rule):
         gh, gw = d["grid"]  # (rows, cols)
         assert len(ax.lines) == (gw - 1) + (gh - 1)  # the patch grid
     with pytest.raises(TypeError):
-        V.native_sizes([np.zeros((4, 4, 3))], rule)
+        S.native_sizes([np.zeros((4, 4, 3))], rule)
 
 
 def test_mask_memory_plot_lines_are_the_library_numbers():
     sizes = [256, 1024, 4096]
-    fig = V.mask_memory_plot(num_images=4, sizes=sizes)
+    fig = S.mask_memory_plot(num_images=4, sizes=sizes)
     ax = fig.axes[0]
     lines = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
     assert len(lines) == 4
@@ -172,4 +173,4 @@ def test_mask_memory_plot_lines_are_the_library_numbers():
     assert list(cu.get_ydata()) == [P.mask_memory([n // 4] * 4)["cu_seqlens"] for n in sizes]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     with pytest.raises(ValueError):
-        V.mask_memory_plot(num_images=0)
+        S.mask_memory_plot(num_images=0)

@@ -85,12 +85,14 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
 
 def __getattr__(name: str):
-    if name in _WHERE:
-        import importlib
+    import importlib
 
+    if name in _WHERE:
         value = getattr(importlib.import_module(_WHERE[name], __name__), name)
         globals()[name] = value
         return value
+    if f".{name}" in _LAZY:  # the submodule itself, e.g. ``features.maps.stitch_tiles``
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
