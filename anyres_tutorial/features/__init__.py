@@ -25,6 +25,7 @@ are ``(x0, y0, x1, y1)``.
 
 from __future__ import annotations
 
+from ..lazy import lazy_attributes
 from .budget import format_token_table, token_budget
 from .equal_budget import (
     CAPPED,
@@ -81,19 +82,7 @@ _LAZY = {
     ".seams": ("borders_in_image", "edge_map", "neighbour_dissimilarity", "seam_contrast",
                "seams_at_image_borders"),
 }
-_WHERE = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name: str):
-    import importlib
-
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-        globals()[name] = value
-        return value
-    if f".{name}" in _LAZY:  # the submodule itself, e.g. ``features.maps.stitch_tiles``
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -18,6 +18,7 @@ are ``Size(width, height)`` and patch grids ``Grid(rows, cols)`` (:mod:`anyres_t
 
 from __future__ import annotations
 
+from ..lazy import lazy_attributes
 from .packer import (
     STRATEGIES,
     bucket_by_resolution,
@@ -46,17 +47,7 @@ _LAZY = {
     ".positions": ("FactorizedPositionEmbedding", "apply_rope_2d", "learned_grid", "packed_learned_grid",
                   "rope_2d"),
 }
-_WHERE = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        import importlib
-
-        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [
