@@ -237,3 +237,25 @@ def test_pictures_draw_every_row(rows):
                                    features.equal_budget({"chart": img}), x_src=5)
     fig = viz.legibility_crops(crops, source=img.crop(features.small_print_box("chart")))
     assert sum(len(ax.images) for ax in fig.axes) == len(crops) + 1
+
+
+def test_equal_llm_view_merges_as_qwen2_vl_does():
+    """The equal-LLM-token view's merge is Qwen2-VL's: the packing spec's and its PatchMerger's."""
+    import importlib
+
+    from anyres_tutorial import llm
+
+    EB = importlib.import_module("anyres_tutorial.features.equal_budget")  # (the name is also a function's)
+
+    assert EB.MERGE == llm.get("qwen2_vl").merge == llm.connector("qwen2_vl", (280, 280)).merge
+
+
+def test_explorers_reading_numbers_import_no_torch():
+    """The explorers' equal-budget numbers (explore.reading_summary) stay torch-free (the app's kernels)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from anyres_tutorial import explore; "
+            "explore.reading_summary('chart', 'llava_next'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -25,6 +25,7 @@ import math
 from PIL import Image
 
 from ..checks import check_positive_int, check_size
+from ..packing.sizing import QWEN2_VL_MERGE
 from ..types import PATCH, Grid, Size
 from .budget import named_items
 
@@ -32,8 +33,9 @@ from .budget import named_items
 TILED, SAME_ENCODER, SAME_LLM, CAPPED = "tiled", "packed, same encoder tokens", "packed, same LLM tokens", \
     "packed, capped"
 VIEWS = (TILED, SAME_ENCODER, SAME_LLM, CAPPED)
-#: The native-resolution model whose 2x2 merge sizes the equal-LLM-token view (an ``llm`` packing spec).
-MERGE_SPEC = "qwen2_vl"
+#: Patches per side merged into one LLM token in the equal-LLM-token view: Qwen2-VL's 2x2 PatchMerger (the
+#: ``merge`` of its ``llm`` packing spec; a test checks they agree).
+MERGE = QWEN2_VL_MERGE
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -71,14 +73,6 @@ def fit_native_grid(image_size, budget: int, unit: int = PATCH) -> dict:
     assert grid.count <= budget and budget - grid.count < grid.cols, "fill within one row of the budget"
     return dict(grid=grid, tokens=grid.count, size=size, scale=(size.width / w, size.height / h),
                 navit_grid=nav["grid"], navit_tokens=nav["tokens"], unit=unit, budget=budget)
-
-
-def merge_factor(spec: str = MERGE_SPEC) -> int:
-    """Patches per side merged into one LLM token by the packing spec ``spec`` of :mod:`..llm` (2 for
-    Qwen2-VL's PatchMerger)."""
-    from .. import llm
-
-    return int(llm.get(spec).merge)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -207,7 +201,7 @@ def equal_budget(images, methods=None, options: dict | None = None, capped_token
         raise TypeError(f"options must be a dict method -> plan options, got {type(options).__name__}")
     if capped_tokens is not None:
         capped_tokens = check_positive_int("capped_tokens", capped_tokens)
-    merge = merge_factor()
+    merge = MERGE
     rows = []
     for name, size in items:
         for m in methods:
@@ -250,6 +244,6 @@ def format_equal_budget(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["TILED", "SAME_ENCODER", "SAME_LLM", "CAPPED", "VIEWS", "MERGE_SPEC", "fit_native_grid",
-           "merge_factor", "box_scale", "tile_regions", "patch_pitch", "plan_views", "effective_resolution",
+__all__ = ["TILED", "SAME_ENCODER", "SAME_LLM", "CAPPED", "VIEWS", "MERGE", "fit_native_grid",
+           "box_scale", "tile_regions", "patch_pitch", "plan_views", "effective_resolution",
            "equal_budget", "find_row", "format_equal_budget"]

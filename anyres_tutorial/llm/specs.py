@@ -31,7 +31,7 @@ import torch
 
 from .. import tiling
 from ..checks import check_choice, check_int, check_size
-from ..packing.sizing import native_size_details
+from ..packing.sizing import QWEN2_VL_MERGE, native_size_details
 from ..registry import Registry
 from ..tiling.protocol import EMPTY, EXTRA, GLOBAL, NEWLINE, TILE0
 from ..types import Grid
@@ -352,8 +352,8 @@ _TILING = {
 _PACKING = {
     "qwen2_vl": PackingSpec(
         title="Qwen2-VL: packed patches, 2×2 PatchMerger", rule="qwen2_vl", connector=C.Qwen2VLPatchMerger,
-        merge=2, image_token="<|image_pad|>", before=("<|vision_start|>",), after=("<|vision_end|>",),
-        frames=2, options=("min_pixels", "max_pixels"), settings=QWEN2_VL_SETTINGS,
+        merge=QWEN2_VL_MERGE, image_token="<|image_pad|>", before=("<|vision_start|>",),
+        after=("<|vision_end|>",), frames=2, options=("min_pixels", "max_pixels"), settings=QWEN2_VL_SETTINGS,
         source="transformers models/qwen2_vl"),
     "pixtral": PackingSpec(
         title="Pixtral: patches + [IMG_BREAK] rows", rule="pixtral", connector=C.PixtralConnector,

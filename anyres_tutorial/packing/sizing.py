@@ -78,6 +78,10 @@ def navit_size(image_size, patch_size: int = 14, max_tokens: int | None = 256,
 # ---------------------------------------------------------------------------------------------------------
 # Qwen2-VL
 
+#: Patches per side Qwen2-VL's PatchMerger merges into one LLM token (``spatial_merge_size``); its sizing
+#: factor 28 is one merged token's side, 14 * 2.
+QWEN2_VL_MERGE = 2
+
 
 def qwen2_vl_size(image_size, factor: int = 28, min_pixels: int = 56 * 56,
                   max_pixels: int = 28 * 28 * 1280) -> dict:

@@ -21,6 +21,7 @@ and the benchmark then know it. Sizes are (width, height) and grids (rows, cols)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..registry import Registry
@@ -112,16 +113,21 @@ def title(method: str) -> str:
 class TiledImages:
     """The result of ``apply``: what the vision encoder sees, plus PIL images for pictures.
 
-    tensor: (N, 3, t, t) float32 in [0, 1], *not* normalised (callers apply the ViT's normalize()), in the
-    order the encoder sees them (global views before/after the tiles as the method does); labels: one string
-    per row ("global" or "r{row}c{col}"); tiles / global_views: PIL images; canvas: the resized/padded canvas.
+    images: the t x t PIL images in the order the encoder sees them (global views before/after the tiles as
+    the method does); tensor: the same as (N, 3, t, t) float32 in [0, 1], *not* normalised (callers apply the
+    ViT's normalize()), made on first use (pictures need no torch); labels: one string per image ("global" or
+    "r{row}c{col}"); tiles / global_views: PIL images; canvas: the resized/padded canvas.
     """
 
-    tensor: Any
+    images: list
     tiles: list
     global_views: list
     canvas: Any
     labels: list
+
+    @cached_property
+    def tensor(self):
+        return pil_to_tensor(self.images)  # (N, 3, t, t)
 
 
 def apply(plan: Plan, image: Any) -> TiledImages:
@@ -141,9 +147,8 @@ def apply(plan: Plan, image: Any) -> TiledImages:
         ordered, labels = tiles + views, tile_labels + view_labels
     t = plan.tile_size
     assert all(im.size == (t, t) for im in ordered), "every encoder image must be t x t"
-    tensor = pil_to_tensor(ordered)  # (N, 3, t, t)
-    assert tensor.shape[0] == plan.num_images, "one encoder image per tile and global view"
-    return TiledImages(tensor=tensor, tiles=tiles, global_views=views, canvas=canvas, labels=labels)
+    assert len(ordered) == plan.num_images, "one encoder image per tile and global view"
+    return TiledImages(images=ordered, tiles=tiles, global_views=views, canvas=canvas, labels=labels)
 
 
 for _name, _module in (("template", template), ("llava_next", llava_next), ("ureader", ureader),
