@@ -8,6 +8,10 @@ time: the words of its text at ``WPM`` words per minute, its code at ``CODE_LPM`
 through on screen) and ``FIGURE_MIN`` per figure it shows (pace assumptions, stated in the output); an
 exercise given in the room costs ``EXERCISE_MIN`` minutes; an app demo ``DEMO_MIN``. The machine's load
 average is printed with the numbers (a shared machine runs slower).
+
+``--self-study`` runs nothing: it prints the self-study table of WORKSHOP.md from the notebooks themselves
+(words of their text, exercises, the run time their introduction states; study time = text at
+``STUDY_WPM`` + ``STUDY_EXERCISE_MIN`` per exercise + run time).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ CODE_LPM = 12  # lines of code per minute, walked through on screen
 FIGURE_MIN = 1.0  # minutes per figure shown and discussed
 EXERCISE_MIN = 7  # an exercise done in the room, with the discussion of its solution
 DEMO_MIN = 4  # one app demo
+STUDY_WPM = 150  # self-study: words per minute when reading alone
+STUDY_EXERCISE_MIN = 8  # self-study: minutes per exercise, solution included
 
 #: path -> [(notebook stem, Steps presented (numbers as in the headings), exercises given in the room)],
 #: then the app demos. The same choices as the tables of notebooks/WORKSHOP.md.
@@ -40,8 +46,8 @@ PATHS = {
             ("04_ureader_shape_adaptive", ["2"], []),
             ("05_deepseek_vl2_and_internvl", ["1"], []),
             ("07_navit_packing", ["1", "3", "5", "7"], ["1"]),
-            ("10_tiling_vs_packing", ["1", "3", "6"], []),
-            ("12_what_the_language_model_receives", ["1", "4"], []),
+            ("11_tiling_vs_packing", ["1", "3", "6"], []),
+            ("13_what_the_language_model_receives", ["1", "4"], []),
         ],
         "demos": ["text page: UReader vs InternVL", "phone screenshot: all methods side by side",
                   "packing explorer: budget and max_len"],
@@ -57,8 +63,9 @@ PATHS = {
             ("06_llava_mini", ["1", "3"], []),
             ("07_navit_packing", ["1", "2", "3", "4", "5", "6", "7"], ["1"]),
             ("08_positions", ["5"], []),
-            ("10_tiling_vs_packing", ["1", "2", "3", "6"], []),
-            ("12_what_the_language_model_receives", ["1", "4", "5"], ["1"]),
+            ("10_data_parallel_training", ["1", "2"], []),
+            ("11_tiling_vs_packing", ["1", "2", "3", "6"], []),
+            ("13_what_the_language_model_receives", ["1", "4", "5"], ["1"]),
         ],
         "demos": ["text page: UReader vs InternVL", "phone screenshot: all methods side by side",
                   "packing explorer: budget and max_len"],
@@ -155,12 +162,61 @@ def time_path(name: str, log=print) -> dict:
             "cpus": os.cpu_count(), "python": sys.version.split()[0]}
 
 
+def stated_run_s(nb) -> int:
+    """The run time a notebook's introduction states (its first "measured N s" / "about N–M s" / "about N–M
+    minutes" after "run time"; the upper end of a range), in seconds."""
+    intro = nb.cells[0].source
+    m = re.search(r"run time\W+(.{0,300}?)\b(?:measured|about)\s+(\d+)(?:–(\d+))?\s*(s|minutes)\b", intro,
+                  flags=re.S | re.I)
+    if not m:
+        raise ValueError(f"{nb.metadata.get('name', 'notebook')}: no stated run time in its introduction")
+    value = int(m.group(3) or m.group(2))
+    return value * 60 if m.group(4) == "minutes" else value
+
+
+def self_study() -> tuple[list[dict], dict]:
+    """One row per notebook (stem, words, exercises, stated run seconds, study minutes) and the totals."""
+    import nbformat
+
+    rows = []
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        words = sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
+        exercises = sum("raises-exception" in c.metadata.get("tags", []) for c in nb.cells)
+        run_s = stated_run_s(nb)
+        study = words / STUDY_WPM + STUDY_EXERCISE_MIN * exercises + run_s / 60
+        rows.append({"notebook": path.stem, "words": words, "exercises": exercises, "run_s": run_s,
+                     "study_min": round(study)})
+    total = {"words": sum(r["words"] for r in rows), "exercises": sum(r["exercises"] for r in rows),
+             "study_min": sum(r["study_min"] for r in rows)}
+    return rows, total
+
+
+def run_label(run_s: int) -> str:
+    """The run-time column of the self-study table: "22 s", or whole minutes from 3 minutes up."""
+    return f"{run_s} s" if run_s < 180 else f"{run_s // 60} min"
+
+
+def print_self_study() -> None:
+    rows, total = self_study()
+    print("| notebook | words | exercises | run time | study (min) |\n|---|---|---|---|---|")
+    for r in rows:
+        run = run_label(r["run_s"])
+        print(f"| `{r['notebook']}` | {r['words']:,} | {r['exercises']} | {run} | {r['study_min']} |")
+    print(f"| **all** | {total['words']:,} | {total['exercises']} | | **{total['study_min']}** |")
+
+
 def main(argv=None) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--path", choices=sorted(PATHS), default="2h")
     parser.add_argument("--json", type=Path, help="also write the result as JSON")
+    parser.add_argument("--self-study", action="store_true",
+                        help="print the self-study table (words, exercises, stated run time) and exit")
     args = parser.parse_args(argv)
+    if args.self_study:
+        print_self_study()
+        return
     res = time_path(args.path)
     for r in res["rows"]:
         m = "" if r["minutes"] is None else f"{r['minutes']:5.1f} min"
