@@ -14,6 +14,8 @@ an IPython startup file through ``IPYTHONDIR``), for the notebooks and for the h
 from __future__ import annotations
 
 import ast
+import json
+import os
 
 from .fit import _draw, layout_problems, texts
 
@@ -21,6 +23,11 @@ COLUMN_PX = 1100  # the width of a notebook's output column (CSS px); wider figu
 MIN_PT = 9  # the smallest text a reader should meet, in points on screen
 CSS_DPI = 96
 PAD_IN = 0.1  # the inline backend's pad around the tight bounding box (savefig's default pad_inches)
+
+
+#: titles of figures whose problems are known and not fixed yet: reported, not raised (the test suite sets it)
+TOLERATED: set[str] = set()
+REPORT_ENV = "ANYRES_FIGURE_REPORT"  # a file path: append each problem (JSON, PNG beside it), do not raise
 
 
 class FigureLayoutError(AssertionError):
@@ -81,6 +88,22 @@ def check_figure(fig, column_px: int = COLUMN_PX, min_pt: float = MIN_PT) -> dic
     return rep
 
 
+def _check_shown(fig) -> None:
+    """:func:`check_figure`, raising unless the figure is :data:`TOLERATED` or a report file is set."""
+    try:
+        check_figure(fig)
+    except FigureLayoutError as e:
+        report = os.environ.get(REPORT_ENV)
+        if report:
+            n = sum(1 for _ in open(report)) if os.path.exists(report) else 0
+            fig.savefig(f"{report}.{n}.png", bbox_inches="tight")
+            entry = {"title": figure_title(fig), "problem": str(e), "png": f"{report}.{n}.png"}
+            with open(report, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        elif figure_title(fig) not in TOLERATED:
+            raise
+
+
 def check_open_figures(result=None):
     """Check every pyplot figure still open and not checked yet (the inline backend shows and closes them
     after the cell); return ``result`` unchanged (the cell's value)."""
@@ -90,7 +113,7 @@ def check_open_figures(result=None):
         fig = plt.figure(num)
         if not getattr(fig, "_anyres_checked", False):
             fig._anyres_checked = True
-            check_figure(fig)
+            _check_shown(fig)
     return result
 
 
@@ -125,7 +148,7 @@ def install(ip=None) -> None:
 
     def format(obj, *args, **kwargs):  # noqa: A001 - the name IPython calls
         if isinstance(obj, Figure):
-            check_figure(obj)
+            _check_shown(obj)
         return original(obj, *args, **kwargs)
 
     formatter.format = format
@@ -133,5 +156,5 @@ def install(ip=None) -> None:
     ip._anyres_figure_check = True
 
 
-__all__ = ["COLUMN_PX", "MIN_PT", "FigureLayoutError", "figure_title", "shown_report", "check_figure",
-           "check_open_figures", "install"]
+__all__ = ["COLUMN_PX", "MIN_PT", "TOLERATED", "FigureLayoutError", "figure_title", "shown_report",
+           "check_figure", "check_open_figures", "install"]
