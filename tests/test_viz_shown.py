@@ -70,3 +70,29 @@ def test_installed_in_a_shell_a_cell_with_a_bad_figure_fails():
         res = ip.run_cell(cell)
         assert isinstance(res.error_in_exec, shown.FigureLayoutError), cell
     plt.close("all")
+
+
+def test_nbmake_kernels_run_the_check(tmp_path):
+    """The root conftest.py gives every kernel of the session the check: a notebook showing an unreadable
+    figure fails under nbmake, naming the figure; the same notebook with readable text passes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nbformat
+
+    startup = Path(os.environ["IPYTHONDIR"]) / "profile_default" / "startup" / "00-anyres-figure-check.py"
+    assert "shown.install()" in startup.read_text()
+    results = {}
+    for size in (5, 11):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(4, 3))\n"
+            f"ax.set_title('tiny title', fontsize={size})\nax.tick_params(labelsize={size})\nfig")])
+        path = tmp_path / f"fig{size}.ipynb"
+        nbformat.write(nb, path)
+        run = subprocess.run([sys.executable, "-m", "pytest", "--nbmake", str(path), "-p", "no:cacheprovider",
+                              "-q"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        results[size] = (run.returncode, run.stdout)
+    assert results[5][0] != 0 and "FigureLayoutError" in results[5][1] and "tiny title" in results[5][1]
+    assert results[11][0] == 0, results[11][1][-2000:]
