@@ -123,15 +123,16 @@ def token_cost_curve(sides=None, patch_sizes=(14, 16), marks=(224, 336, 448, 518
         base = _f.tokens_for_side(224, p)
         a2.semilogy(sides, (n.astype(float) / base) ** 2, label=f"patch {p}")
     p0 = patch_sizes[0]
-    for m in marks:
+    for k, m in enumerate(marks):
         n = _f.tokens_for_side(int(m), p0)
         a1.plot([m], [n], "o", color="k", ms=4)
-        a1.annotate(f"{m}px: {n}", (m, n), textcoords="offset points", xytext=(6, -10), fontsize=9.5,
-                    ha="left")
+        below = k % 2 == 0  # alternate below-right / above-left, so that neighbouring marks never collide
+        a1.annotate(f"{m}px: {n}", (m, n), textcoords="offset points", xytext=(6, -12) if below else (-6, 8),
+                    fontsize=9.5, ha="left" if below else "right")
         r = (n / _f.tokens_for_side(224, p0)) ** 2
         a2.plot([m], [r], "o", color="k", ms=4)
-        a2.annotate(f"{m}px: x{r:,.0f}", (m, r), textcoords="offset points", xytext=(-8, 6), fontsize=9.5,
-                    ha="right")
+        a2.annotate(f"{m}px: x{r:,.0f}", (m, r), textcoords="offset points", xytext=(8, -12), fontsize=9.5,
+                    ha="left")
     a1.set_xlabel("image side (px), square image")
     a1.set_ylabel("patch tokens N = (side // patch)^2")
     a1.set_title("Tokens grow with the square of the side")
@@ -177,11 +178,12 @@ def patch_grid(image: Image.Image, size=(224, 224), patch_size: int = 14, highli
     a1.set_title(f"{w}x{h} image, patch {p}: {cols} x {rows} = {rows * cols} tokens", fontsize=10)
     a1.set_xlabel("width (px)")
     a1.set_ylabel("height (px)")
-    a2.set_title(f"token sequence (raster order): the first {highlight} of {rows * cols}", fontsize=10)
+    a2.set_title(f"token sequence (raster order): the first {highlight} of {rows * cols},\n"
+                 "(row, col) under each", fontsize=10)
     for i in range(highlight):
         r, c = divmod(i, cols)
         a2.imshow(arr[r * p:(r + 1) * p, c * p:(c + 1) * p], extent=(i * 1.2, i * 1.2 + 1, 1, 0))
-        a2.text(i * 1.2 + 0.5, 1.25, f"token {i}\n(row {r}, col {c})", ha="center", va="top", fontsize=9)
+        a2.text(i * 1.2 + 0.5, 1.25, f"token {i}\n({r}, {c})", ha="center", va="top", fontsize=9)
     a2.text(highlight * 1.2 + 0.2, 0.5, "...", fontsize=16, va="center")
     a2.set_xlim(-0.2, highlight * 1.2 + 1)
     a2.set_ylim(1.9, -0.3)
