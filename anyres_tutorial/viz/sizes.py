@@ -79,6 +79,7 @@ def native_sizes(images, rule: str = "navit", *, names=None, title: str | None =
     if title is None and opts:
         head += f" ({opts})"
     fig.suptitle(f"{head}\nsame pixel scale; grid = {unit}; sizes are width×height", fontsize=10)
+    fig.get_layout_engine().set(h_pad=0.15)  # room between the suptitle and the four-line panel titles
     return fig
 
 
