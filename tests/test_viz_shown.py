@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from anyres_tutorial.viz import shown  # noqa: E402
+from anyres_tutorial.viz import fit, shown  # noqa: E402
 
 
 def _fig(figsize=(6, 3), size=10, overlap=False, title="a title"):
@@ -96,3 +96,18 @@ def test_nbmake_kernels_run_the_check(tmp_path):
         results[size] = (run.returncode, run.stdout)
     assert results[5][0] != 0 and "FigureLayoutError" in results[5][1] and "tiny title" in results[5][1]
     assert results[11][0] == 0, results[11][1][-2000:]
+
+
+def test_slanted_labels_count_as_drawn():
+    """Tick labels at 45 degrees whose upright boxes overlap but whose letters do not pass; labels that
+    really run into each other do not."""
+    names = ["template", "llava_next", "ureader", "deepseek_vl2", "internvl", "llava_mini"]
+    for width, clash in ((4.6, False), (1.6, True)):
+        fig, ax = plt.subplots(figsize=(width, 3), layout="constrained")
+        ax.bar(range(6), range(1, 7))
+        ax.set_xticks(range(6), names, rotation=45, ha="right", fontsize=10)
+        plt.close(fig)
+        rep = shown.shown_report(fig)
+        assert bool(rep["overlaps"]) == clash, (width, rep["overlaps"])
+        if not clash:  # the upright boxes of 'ureader' and 'deepseek_vl2' do overlap at this width
+            assert fit.layout_problems(fig)["overlaps"]

@@ -17,7 +17,9 @@ import ast
 import json
 import os
 
-from .fit import _draw, layout_problems, texts
+import numpy as np
+
+from .fit import _boxes, _draw, _hit, layout_problems, texts
 
 COLUMN_PX = 1100  # the width of a notebook's output column (CSS px); wider figures are scaled down to it
 MIN_PT = 9  # the smallest text a reader should meet, in points on screen
@@ -44,6 +46,44 @@ def figure_title(fig) -> str:
     return f"untitled figure with {len(fig.axes)} axes"
 
 
+def _footprint(t, bb, renderer) -> np.ndarray:
+    """The 4 corners (px) of the rectangle a text is drawn in: its axis-aligned box, or for a slanted text
+    (a tick label at 45°) the rotated rectangle of its unrotated size around the same centre."""
+    angle = t.get_rotation() % 180
+    if angle % 90 == 0:
+        return np.array([[bb.x0, bb.y0], [bb.x1, bb.y0], [bb.x1, bb.y1], [bb.x0, bb.y1]])
+    t.set_rotation(0)
+    flat = t.get_window_extent(renderer)
+    t.set_rotation(angle)
+    w, h, a = flat.width / 2, flat.height / 2, np.deg2rad(angle)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre = [(bb.x0 + bb.x1) / 2, (bb.y0 + bb.y1) / 2]
+    return (rot @ np.array([[-w, -h], [w, -h], [w, h], [-w, h]]).T).T + centre
+
+
+def _polygons_overlap(p: np.ndarray, q: np.ndarray, tol: float = 1.0) -> bool:
+    """Two convex polygons overlap by more than ``tol`` px (separating-axis test)."""
+    for poly in (p, q):
+        for i in range(len(poly)):
+            edge = poly[(i + 1) % len(poly)] - poly[i]
+            axis = np.array([-edge[1], edge[0]]) / (np.hypot(*edge) or 1.0)
+            a, b = p @ axis, q @ axis
+            if a.max() - tol <= b.min() or b.max() - tol <= a.min():
+                return False
+    return True
+
+
+def _overlaps(fig, renderer) -> list[tuple[str, str]]:
+    """Pairs of texts whose drawn rectangles overlap (slanted texts as slanted rectangles)."""
+    boxes = _boxes(fig, renderer)
+    out = []
+    for i, (a, ba) in enumerate(boxes):
+        for b, bb in boxes[i + 1:]:
+            if _hit(ba, bb) and _polygons_overlap(_footprint(a, ba, renderer), _footprint(b, bb, renderer)):
+                out.append((a.get_text(), b.get_text()))
+    return out
+
+
 def shown_report(fig, column_px: int = COLUMN_PX, min_pt: float = MIN_PT) -> dict:
     """How ``fig`` reads when a notebook shows it: ``width_px`` (its PNG's width), ``scale`` (to fit the
     column), ``overlaps`` (pairs of overlapping texts), ``collapsed`` (axes), ``small`` ((text, pt on
@@ -56,6 +96,7 @@ def shown_report(fig, column_px: int = COLUMN_PX, min_pt: float = MIN_PT) -> dic
     width_px = (fig.get_tightbbox(renderer).width + 2 * PAD_IN) * fig.dpi
     scale = min(1.0, column_px / width_px)
     problems = layout_problems(fig, renderer)
+    problems["overlaps"] = _overlaps(fig, renderer)  # the same test, slanted labels as drawn
     if collapsed_warning and not problems["collapsed"]:
         problems["collapsed"] = ["constrained layout: axes collapsed"]
     small = [(t.get_text(), round(t.get_fontsize() * fig.dpi / CSS_DPI * scale, 1)) for t in texts(fig)]
