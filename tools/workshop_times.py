@@ -203,7 +203,8 @@ def print_self_study() -> None:
     for r in rows:
         run = run_label(r["run_s"])
         print(f"| `{r['notebook']}` | {r['words']:,} | {r['exercises']} | {run} | {r['study_min']} |")
-    print(f"| **all** | {total['words']:,} | {total['exercises']} | | **{total['study_min']}** |")
+    print(f"| **all** | {total['words']:,} | {total['exercises']} | | **{total['study_min']}** (about "
+          f"{total['study_min'] / 60:.1f} hours) |")
 
 
 def main(argv=None) -> None:
