@@ -147,7 +147,8 @@ def connector_flow(traces: dict, title: str | None = None) -> Figure:
 
 def llm_positions(p_1d, p_mrope, ax=None) -> Figure:
     """LLM position ids along the prompt: plain 1-D positions of a LLaVA-style prompt (``p_1d``) against
-    Qwen2-VL's M-RoPE (t, h, w) ids of ``p_mrope``; image tokens shaded in their image colour. Taught in
+    Qwen2-VL's M-RoPE (t, h, w) ids of ``p_mrope`` (told apart by line style); image tokens shaded in their
+    image colour. Taught in
     `what_the_language_model_receives`."""
     from ..llm import mrope, positions_1d
 
@@ -164,8 +165,9 @@ def llm_positions(p_1d, p_mrope, ax=None) -> Figure:
                       fontsize=FONT + 0.5)
     ids = mrope(p_mrope)
     n = np.arange(p_mrope.num_tokens)
-    for row, (name, color) in enumerate((("t", "#333333"), ("h", "#1f77b4"), ("w", "#ff7f0e"))):
-        axes[1].plot(n, ids[row], color=color, lw=0.9 if row else 1.6, label=name, alpha=0.9)
+    # the three ids differ by line style, not colour: colour means an image (the shading) in this figure
+    for row, (name, style, lw) in enumerate((("t", "-", 2.2), ("h", "-", 0.9), ("w", ":", 1.1))):
+        axes[1].plot(n, ids[row], color="#333333" if row == 0 else "black", ls=style, lw=lw, label=name)
     axes[1].set_title(f"{p_mrope.method}: M-RoPE (t, h, w) ids - the sequence is {p_mrope.num_tokens} long "
                       f"but the ids only reach {int(ids.max())}", fontsize=FONT + 0.5)
     axes[1].legend(fontsize=FONT, loc="upper left")
