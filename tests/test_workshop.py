@@ -75,3 +75,11 @@ def test_stated_run_time_is_read_from_the_introduction():
     nb.cells[0].source = "no time here"
     with pytest.raises(ValueError, match="run time"):
         wt.stated_run_s(nb)
+
+
+def test_a_code_cell_counts_the_source_it_shows():
+    show = nbformat.v4.new_code_cell("at.show(packing.pack)")
+    shown = "# anyres_tutorial.packing.pack\ndef pack(lengths):\n    rows = []\n\n    return rows\n"
+    show.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": shown})]
+    assert wt.code_lines(show) == 3  # the three non-empty lines of the shown function, not the call
+    assert wt.code_lines(nbformat.v4.new_code_cell("x = 1\n\ny = 2\n")) == 2

@@ -5,9 +5,10 @@ them in step). For each notebook of a path the notebook is executed top to botto
 size (``ANYRES_FAST`` unset, as a learner runs it) and every code cell's wall time is measured and added to
 the Step (``##`` heading) it belongs to. A presented Step then costs its measured run time plus its talk
 time: the words of its text at ``WPM`` words per minute, its code at ``CODE_LPM`` lines per minute (walked
-through on screen) and ``FIGURE_MIN`` per figure it shows (pace assumptions, stated in the output); an
-exercise given in the room costs ``EXERCISE_MIN`` minutes; an app demo ``DEMO_MIN``. The machine's load
-average is printed with the numbers (a shared machine runs slower).
+through on screen; a "the code" cell counts the library source it shows) and ``FIGURE_MIN`` per figure it
+shows (pace assumptions, stated in the output); an exercise given in the room costs ``EXERCISE_MIN``
+minutes; an app demo ``DEMO_MIN``. The machine's load average is printed with the numbers (a shared machine
+runs slower).
 
 ``--self-study`` runs nothing: it prints the self-study table of WORKSHOP.md from the notebooks themselves
 (words of their text, exercises, the run time their introduction states; study time = text at
@@ -90,6 +91,16 @@ def step_number(heading: str) -> str | None:
     return m.group(1) if m else None
 
 
+def code_lines(cell) -> int:
+    """Non-empty lines a code cell puts on screen: its own, or for a "the code" cell (``at.show(...)``) the
+    library source it shows (read from its output)."""
+    own = len([ln for ln in cell.source.splitlines() if ln.strip()])
+    if not re.fullmatch(r"at\.show\([^\n]+\)", cell.source.strip()):
+        return own
+    shown = "".join(o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []))
+    return max(own, len([ln for ln in shown.splitlines()[1:] if ln.strip()]))  # [1:]: the "# name" title
+
+
 def run_notebook(stem: str, timeout: int = 1800) -> tuple[object, dict[int, float], float]:
     """Execute a notebook at full size; return it, each code cell's wall seconds, and the total."""
     import nbformat
@@ -138,7 +149,7 @@ def time_path(name: str, log=print) -> dict:
             heading, cells = found[s]
             words = sum(len(nb.cells[i].source.split()) for i in cells if nb.cells[i].cell_type == "markdown")
             code = [nb.cells[i] for i in cells if nb.cells[i].cell_type == "code"]
-            lines = sum(len([ln for ln in c.source.splitlines() if ln.strip()]) for c in code)
+            lines = sum(code_lines(c) for c in code)
             figures = sum(1 for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
             run_s = sum(seconds.get(i, 0.0) for i in cells)
             minutes = words / WPM + lines / CODE_LPM + figures * FIGURE_MIN + run_s / 60
