@@ -40,18 +40,17 @@ STUDY_EXERCISE_MIN = 8  # self-study: minutes per exercise, solution included
 PATHS = {
     "2h": {
         "notebooks": [
-            ("00_setup_and_why_resolution", ["2", "3"], []),
+            ("00_setup_and_why_resolution", ["2"], []),
             ("01_patches_tokens_real_vit", ["1"], []),
-            ("02_tiling_basics", ["1", "2", "3", "6"], []),
-            ("03_llava_next_anyres", ["2", "3", "4", "6"], []),
+            ("02_tiling_basics", ["1", "2", "3"], []),
+            ("03_llava_next_anyres", ["2", "3", "4"], []),
             ("04_ureader_shape_adaptive", ["2"], []),
             ("05_deepseek_vl2_and_internvl", ["1"], []),
             ("07_navit_packing", ["1", "3", "5", "7"], ["1"]),
-            ("11_tiling_vs_packing", ["1", "6"], []),
-            ("13_what_the_language_model_receives", ["1", "4"], []),
+            ("11_tiling_vs_packing", ["1"], []),
+            ("13_what_the_language_model_receives", ["1"], []),
         ],
-        "demos": ["text page: UReader vs InternVL", "phone screenshot: all methods side by side",
-                  "packing explorer: budget and max_len"],
+        "demos": ["text page: UReader vs InternVL", "packing explorer: budget and max_len"],
     },
     "3h": {
         "notebooks": [
