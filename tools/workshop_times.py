@@ -55,20 +55,19 @@ PATHS = {
     "3h": {
         "notebooks": [
             ("00_setup_and_why_resolution", ["1", "2", "3"], []),
-            ("01_patches_tokens_real_vit", ["1", "2", "3"], []),
-            ("02_tiling_basics", ["1", "2", "3", "4", "5", "6"], ["1"]),
+            ("01_patches_tokens_real_vit", ["1", "2"], []),
+            ("02_tiling_basics", ["1", "2", "3", "4", "6"], ["1"]),
             ("03_llava_next_anyres", ["1", "2", "3", "4", "5", "6"], []),
-            ("04_ureader_shape_adaptive", ["1", "2", "5"], []),
+            ("04_ureader_shape_adaptive", ["2"], []),
             ("05_deepseek_vl2_and_internvl", ["1", "2"], []),
-            ("06_llava_mini", ["1", "3"], []),
-            ("07_navit_packing", ["1", "3", "4", "5", "7"], ["1"]),
+            ("06_llava_mini", ["1"], []),
+            ("07_navit_packing", ["1", "3", "5", "7"], ["1"]),
             ("08_positions", ["5"], []),
             ("10_data_parallel_training", ["1", "2"], []),
-            ("11_tiling_vs_packing", ["1", "6"], []),
-            ("13_what_the_language_model_receives", ["1", "4"], []),
+            ("11_tiling_vs_packing", ["1"], []),
+            ("13_what_the_language_model_receives", ["1"], []),
         ],
-        "demos": ["text page: UReader vs InternVL", "phone screenshot: all methods side by side",
-                  "packing explorer: budget and max_len"],
+        "demos": ["text page: UReader vs InternVL", "packing explorer: budget and max_len"],
     },
 }
 
