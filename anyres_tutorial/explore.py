@@ -231,6 +231,18 @@ def packing_images(sizes: Any, rule: str = "navit", budget: int | None = 256,
     return images
 
 
+def _check_fits(images: list[dict], max_len, rule: str, budget) -> None:
+    """ValueError naming the longest image if any image has more tokens than a row of ``max_len`` holds."""
+    too_long = [r for r in images if isinstance(max_len, numbers.Integral) and r["tokens"] > max_len]
+    if too_long:
+        r = max(too_long, key=lambda x: x["tokens"])
+        raise ValueError(
+            f"max_len={max_len} is smaller than image {r['name']!r} ({r['size'][0]}×{r['size'][1]}), which "
+            f"needs {r['tokens']} tokens under rule {rule!r} at budget {budget} ({len(too_long)} of "
+            f"{len(images)} images are longer than a row): raise max_len to at least {r['tokens']} or lower "
+            "the budget")
+
+
 def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strategy: str = "ffd",
                     budget: int | None = 256, tiling_method: str = tiling.DEFAULT_METHOD, names: Any = None,
                     tiling_options: dict | None = None) -> dict:
@@ -245,13 +257,14 @@ def packing_summary(sizes: Any, rule: str = "navit", max_len: int = 1024, strate
     Returns a dict: ``images`` (:func:`packing_images`), ``lengths``, ``rows`` (image indices per row),
     ``report`` (``packing.padding_report``: rows, slots, padding, padding_fraction, fill),
     ``packed_tokens``, ``packed_slots``, ``tiling_encoder_tokens``, ``tiling_llm_tokens`` (totals),
-    ``rule``, ``rule_options``, ``token_unit`` and the arguments. ``max_len`` smaller than an image's
-    tokens raises ValueError (from ``packing.pack``).
+    ``rule``, ``rule_options``, ``token_unit`` and the arguments. An image longer than ``max_len`` tokens
+    raises ValueError naming it, its tokens, the budget and the two ways out.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown packing strategy {strategy!r}; choose one of {STRATEGIES}")
     images = packing_images(sizes, rule, budget, tiling_method, names, tiling_options)
     lengths = [r["tokens"] for r in images]
+    _check_fits(images, max_len, rule, budget)
     rows = pack(lengths, max_len, strategy)
     report = padding_report(rows, lengths, max_len)
     return {

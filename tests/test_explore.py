@@ -208,7 +208,8 @@ def test_packing_summary_strategies_differ_as_documented():
 
 
 def test_packing_summary_bad_input():
-    with pytest.raises(ValueError, match="smaller than sequence"):
+    with pytest.raises(ValueError, match=r"max_len=64 is smaller than image 'image0' \(512×512\), which "
+                       r"needs 256 tokens under rule 'navit' at budget 256 .*raise max_len to at least 256"):
         explore.packing_summary([(512, 512)], max_len=64, budget=256)
     with pytest.raises(ValueError, match="empty"):
         explore.packing_summary([], max_len=512)
@@ -222,6 +223,22 @@ def test_packing_summary_bad_input():
         explore.packing_summary("512x512")
     with pytest.raises(ValueError):
         explore.packing_summary([(0, 512)])
+
+
+def test_budget_above_max_len_names_the_image_that_cannot_fit():
+    """grid_explorer's Exercise 2 searches budgets at max_len 1024: past the largest budget that fits, the
+    error names the image, its tokens and the way out (it used to be packing.pack's bare message)."""
+    from anyres_tutorial import data
+
+    names = ["astronaut", "chart", "panorama", "phone_screenshot", "icon"]
+    sizes = [data.IMAGES[n].size for n in names]
+    fits = explore.packing_summary(sizes, "navit", 1024, "ffd", 1024, names=names)
+    assert max(fits["lengths"]) <= 1024
+    with pytest.raises(ValueError, match=r"image 'phone_screenshot' \(600×2400\), which needs 1040 tokens "
+                                         r"under rule 'navit' at budget 1088 \(2 of 5 images"):
+        explore.packing_summary(sizes, "navit", 1024, "ffd", 1088, names=names)
+    with pytest.raises(ValueError, match=r"image 'astronaut'.*1225 tokens .*\(4 of 5 images"):
+        explore.packing_summary(sizes, "navit", 1024, "ffd", 1280, names=names)
 
 
 def test_row_segment_ids():

@@ -99,3 +99,15 @@ def test_notebook_intro_says_stubs_raise_on_purpose(nb):
         f"{nb.name}: the first cell must say that the exercise stubs raise on purpose")
     for c in stubs:
         assert "NotImplementedError" in "".join(c["source"]), f"{nb.name}: a stub raises NotImplementedError"
+
+
+@pytest.mark.parametrize("nb", [p for p in NOTEBOOKS if re.match(r"\d\d_", p.name)], ids=lambda p: p.name)
+def test_notebook_shows_the_code_it_teaches(nb):
+    """At least one "the code" cell: a code cell whose only line is ``at.show(...)``, after prose that says
+    what to look at."""
+    cells = json.loads(nb.read_text())["cells"]
+    shows = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+             and re.fullmatch(r"at\.show\([^\n]+\)", "".join(c["source"]).strip())]
+    assert shows, f"{nb.name} has no 'the code' cell (a cell whose only line is at.show(...))"
+    for i in shows:
+        assert i > 0 and cells[i - 1]["cell_type"] == "markdown", f"{nb.name}: no prose before cell {i}"

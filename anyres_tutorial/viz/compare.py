@@ -38,7 +38,7 @@ def _check_rows(rows) -> list[dict]:
 def _panels(n: int, width: float, height: float):
     ncols = min(2, n)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(min(10.8, width * ncols), height * nrows), squeeze=False)
     for k in range(n, nrows * ncols):
         axes[k // ncols, k % ncols].axis("off")
     return fig, [axes[k // ncols, k % ncols] for k in range(n)]
@@ -69,7 +69,7 @@ def equal_encoder_bars(rows, title: str | None = None) -> Figure:
             for xi, r in zip(x + off, sub):
                 ax.text(xi, r["encoder_tokens"], f"{r['encoder_tokens']:,}", ha="center", va="bottom",
                         fontsize=10, rotation=90)
-        ax.set_xticks(x, [p[0]["method"] for p in pairs], rotation=25, ha="right", fontsize=10)
+        ax.set_xticks(x, [p[0]["method"] for p in pairs], rotation=45, ha="right", fontsize=10)
         ax.set_ylim(0, max(p[0]["encoder_tokens"] for p in pairs) * 1.3)
         w, h = pairs[0][0]["size"]
         ax.set_title(f"{name} ({w}×{h}): left bar tiled, right bar packed", fontsize=11)
@@ -110,7 +110,7 @@ def effective_resolution_bars(rows, title: str | None = None) -> Figure:
             if r["view"] == CAPPED:
                 ax.axhline(r["effective_resolution"], color="k", ls="--", lw=1.2, label=r["label"])
         ax.set_yscale("log")
-        ax.set_xticks(x, methods, rotation=25, ha="right", fontsize=10)
+        ax.set_xticks(x, methods, rotation=45, ha="right", fontsize=10)
         ax.set_ylabel("source px per useful patch", fontsize=10)
         ax.tick_params(axis="y", labelsize=10)
         w, h = sub[0]["size"]

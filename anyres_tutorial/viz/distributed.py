@@ -108,7 +108,7 @@ def ddp_gradient_check(summary, tol: float = 1e-4, title: str | None = None):
     and against the reduction's own weights (right); ``summary`` from ``distributed.check.summary``."""
     cases = list(dict.fromkeys(r["case"] for r in summary))
     reductions = list(dict.fromkeys(r["reduction"] for r in summary))
-    fig, axes = subplots(1, 2, figsize=(12.0, 4.1), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(10.8, 4.1), sharey=True)
     width = 0.8 / len(reductions)
     vals = [max(r[k], 1e-9) for r in summary for k in ("vs_per_image", "vs_own_weights")]
     for ax, key, head in zip(axes, ("vs_per_image", "vs_own_weights"),

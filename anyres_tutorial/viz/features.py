@@ -82,21 +82,22 @@ def downsample_comparison(image: Image.Image, box, sides=(224, 336, 448), title:
         raise ValueError("sides is empty")
     n = 2 + len(sides)
     ratios = [1.3] + [1] * (n - 1)
-    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.4), gridspec_kw={"width_ratios": ratios})
+    fig, axes = plt.subplots(1, n, figsize=(min(10.8, 2.2 * n + 0.6), 3.4),
+                             gridspec_kw={"width_ratios": ratios})
     ax = axes[0]
     ax.imshow(image)
     ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="red", lw=2))
-    ax.set_title(f"whole image {image.width}x{image.height}\n(red box = crop)", fontsize=9)
+    ax.set_title(f"whole image {image.width}x{image.height}\n(red box = crop)", fontsize=10)
     _off(ax)
     crop = image.crop((x0, y0, x1, y1))
     axes[1].imshow(crop)
-    axes[1].set_title(f"native crop {x1 - x0}x{y1 - y0}", fontsize=9)
+    axes[1].set_title(f"native crop\n{x1 - x0}x{y1 - y0}", fontsize=10)
     _off(axes[1])
     for ax, s in zip(axes[2:], sides):
         rt = _f.roundtrip_resize(image, s)
         p = _f.psnr(image, rt, (x0, y0, x1, y1))
         ax.imshow(rt.crop((x0, y0, x1, y1)))
-        ax.set_title(f"whole image -> {s}x{s} -> back\nPSNR {p:.1f} dB", fontsize=9)
+        ax.set_title(f"via {s}x{s} and back\nPSNR {p:.1f} dB", fontsize=10)
         _off(ax)
     fig.suptitle(title or "What a fixed low input resolution erases: the same crop before and after "
                  "squashing the whole image", fontsize=11)
@@ -115,21 +116,23 @@ def token_cost_curve(sides=None, patch_sizes=(14, 16), marks=(224, 336, 448, 518
     if sides is None:
         sides = np.arange(112, 1345, 8)
     sides = np.asarray(sides, dtype=np.int64)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.6, 4.4))
     for p in patch_sizes:
         n = _f.tokens_for_side(sides, p)
         a1.plot(sides, n, label=f"patch {p}")
         base = _f.tokens_for_side(224, p)
         a2.semilogy(sides, (n.astype(float) / base) ** 2, label=f"patch {p}")
     p0 = patch_sizes[0]
-    for m in marks:
+    for k, m in enumerate(marks):
         n = _f.tokens_for_side(int(m), p0)
         a1.plot([m], [n], "o", color="k", ms=4)
-        a1.annotate(f"{m}px: {n}", (m, n), textcoords="offset points", xytext=(6, -10), fontsize=8, ha="left")
+        below = k % 2 == 0  # alternate below-right / above-left, so that neighbouring marks never collide
+        a1.annotate(f"{m}px: {n}", (m, n), textcoords="offset points", xytext=(6, -12) if below else (-6, 8),
+                    fontsize=9.5, ha="left" if below else "right")
         r = (n / _f.tokens_for_side(224, p0)) ** 2
         a2.plot([m], [r], "o", color="k", ms=4)
-        a2.annotate(f"{m}px: x{r:,.0f}", (m, r), textcoords="offset points", xytext=(-8, 6), fontsize=8,
-                    ha="right")
+        a2.annotate(f"{m}px: x{r:,.0f}", (m, r), textcoords="offset points", xytext=(8, -12), fontsize=9.5,
+                    ha="left")
     a1.set_xlabel("image side (px), square image")
     a1.set_ylabel("patch tokens N = (side // patch)^2")
     a1.set_title("Tokens grow with the square of the side")
@@ -168,18 +171,19 @@ def patch_grid(image: Image.Image, size=(224, 224), patch_size: int = 14, highli
     for i in range(highlight):
         r, c = divmod(i, cols)
         a1.add_patch(Rectangle((c * p, r * p), p, p, fill=False, ec="red", lw=1.5))
-        a1.text(c * p + p / 2, r * p + p / 2, str(i), color="yellow", ha="center", va="center", fontsize=7,
+        a1.text(c * p + p / 2, r * p + p / 2, str(i), color="yellow", ha="center", va="center", fontsize=9,
                 fontweight="bold")
     a1.set_xlim(0, w)
     a1.set_ylim(h, 0)
     a1.set_title(f"{w}x{h} image, patch {p}: {cols} x {rows} = {rows * cols} tokens", fontsize=10)
     a1.set_xlabel("width (px)")
     a1.set_ylabel("height (px)")
-    a2.set_title(f"token sequence (raster order): the first {highlight} of {rows * cols}", fontsize=10)
+    a2.set_title(f"token sequence (raster order): the first {highlight} of {rows * cols},\n"
+                 "(row, col) under each", fontsize=10)
     for i in range(highlight):
         r, c = divmod(i, cols)
         a2.imshow(arr[r * p:(r + 1) * p, c * p:(c + 1) * p], extent=(i * 1.2, i * 1.2 + 1, 1, 0))
-        a2.text(i * 1.2 + 0.5, 1.25, f"token {i}\n(row {r}, col {c})", ha="center", va="top", fontsize=7)
+        a2.text(i * 1.2 + 0.5, 1.25, f"token {i}\n({r}, {c})", ha="center", va="top", fontsize=9)
     a2.text(highlight * 1.2 + 0.2, 0.5, "...", fontsize=16, va="center")
     a2.set_xlim(-0.2, highlight * 1.2 + 1)
     a2.set_ylim(1.9, -0.3)
@@ -207,7 +211,7 @@ def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Fi
     r, c = position
     rb = min(b.shape[0] - 1, int(round(r * (b.shape[0] - 1) / max(1, a.shape[0] - 1))))
     cb = min(b.shape[1] - 1, int(round(c * (b.shape[1] - 1) / max(1, a.shape[1] - 1))))
-    fig = plt.figure(figsize=(3.4 * (1 + len(channels)), 6.6), layout="constrained")
+    fig = plt.figure(figsize=(min(10.8, 3.0 * (1 + len(channels))), 6.6), layout="constrained")
     gs = fig.add_gridspec(2, 1 + len(channels))
     sa = _f.position_similarity(a, (r, c))
     sb = _f.position_similarity(b, (rb, cb))
@@ -215,12 +219,12 @@ def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Fi
     ax = fig.add_subplot(gs[0, 0])
     im = ax.imshow(_np(sa), cmap="viridis", vmin=lo, vmax=1)
     ax.plot([c], [r], "r+", ms=10)
-    ax.set_title(f"original {a.shape[0]}x{a.shape[1]}\ncos sim to (row {r}, col {c})", fontsize=9)
+    ax.set_title(f"original {a.shape[0]}x{a.shape[1]}\ncos sim to (row {r}, col {c})", fontsize=10)
     ax0 = ax
     ax = fig.add_subplot(gs[1, 0])
     ax.imshow(_np(sb), cmap="viridis", vmin=lo, vmax=1)
     ax.plot([cb], [rb], "r+", ms=10)
-    ax.set_title(f"resized {b.shape[0]}x{b.shape[1]}\ncos sim to (row {rb}, col {cb})", fontsize=9)
+    ax.set_title(f"resized {b.shape[0]}x{b.shape[1]}\ncos sim to (row {rb}, col {cb})", fontsize=10)
     fig.colorbar(im, ax=[ax0, ax], location="left", shrink=0.7, label="cosine similarity")
     for j, ch in enumerate(channels):
         lo = float(torch.minimum(a[..., ch].min(), b[..., ch].min()))
@@ -228,11 +232,11 @@ def pos_embed_resize(original, resized, position=None, channels=(0, 1, 2)) -> Fi
         for i, (g, name) in enumerate(((a, "original"), (b, "resized"))):
             ax = fig.add_subplot(gs[i, 1 + j])
             ax.imshow(_np(g[..., ch]), cmap="coolwarm", vmin=lo, vmax=hi)
-            ax.set_title(f"{name}: channel {ch}", fontsize=9)
+            ax.set_title(f"{name}: channel {ch}", fontsize=10)
     for ax in fig.axes:
         if ax.get_label() != "<colorbar>":
-            ax.set_xlabel("col", fontsize=8)
-            ax.set_ylabel("row", fontsize=8)
+            ax.set_xlabel("col", fontsize=9.5)
+            ax.set_ylabel("row", fontsize=9.5)
     fig.suptitle(f"Position embedding {a.shape[0]}x{a.shape[1]} -> {b.shape[0]}x{b.shape[1]}: "
                  "interpolation keeps the spatial pattern", fontsize=11)
     return closed(fig)
@@ -279,7 +283,7 @@ def pca_map(image: Image.Image, features, title: str | None = None, foreground: 
     fmap = features if isinstance(features, _f.FeatureMap) else None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.6))
     a1.imshow(image)
-    a1.set_title(f"image {image.width}x{image.height} (width x height)", fontsize=9)
+    a1.set_title(f"image {image.width}x{image.height} (width x height)", fontsize=10)
     _off(a1)
     rows, cols = rgb.shape[:2]
     _draw_map(a2, rgb, fmap, f"PCA of {rows}x{cols} = {rows * cols} patch features -> RGB")

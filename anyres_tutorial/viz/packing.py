@@ -115,7 +115,8 @@ def packing_comparison(lengths, max_len: int, strategies=("next_fit", "ffd"), *,
         raise ValueError("strategies is empty")
     results = [(s, _packer.pack(lengths, max_len, s)) for s in strategies]
     nrows = max(len(r) for _, r in results)
-    fig, axes = subplots(1, len(results), figsize=(6.2 * len(results), 0.55 * nrows + 1.8), squeeze=False)
+    fig, axes = subplots(1, len(results), figsize=(min(10.8, 6.2 * len(results)), 0.55 * nrows + 1.8),
+                         squeeze=False)
     names = {"next_fit": "next-fit (keeps order)", "ffd": "first-fit decreasing"}
     for ax, (s, rows) in zip(axes[0], results):
         packed_rows(rows, lengths, max_len, ax=ax, title=names.get(s, s), labels=labels)
@@ -200,8 +201,8 @@ def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = Non
     if pad.any():
         ticks.append(float(np.nonzero(pad)[0].mean()))
         names.append(f"pad\n({int(pad.sum())})")
-    ax.set_xticks(ticks, names, fontsize=10 if k <= 6 else 8)
-    ax.set_yticks(ticks, [s.replace("\n", " ") for s in names], fontsize=10 if k <= 6 else 8)
+    ax.set_xticks(ticks, names, fontsize=10 if k <= 6 else 9)
+    ax.set_yticks(ticks, [s.replace("\n", " ") for s in names], fontsize=10 if k <= 6 else 9)
     ax.set_xlabel("key token j")
     ax.set_ylabel("query token i")
     allowed = int(mask.sum())
@@ -211,7 +212,7 @@ def mask_heatmap(seg_or_batch, row: int = 0, ax=None, *, title: str | None = Non
     handles = [Patch(facecolor="white", edgecolor="black", label="masked (other image)")]
     if pad.any():
         handles.append(Patch(facecolor=PAD_COLOR, label="padding (never attends, never attended)"))
-    ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.9)
+    ax.legend(handles=handles, loc="upper right", fontsize=9, framealpha=0.9)
     return fig
 
 
@@ -277,7 +278,7 @@ def block_mask_view(seg_or_batch, block_size: int = 128, row: int = 0, ax=None, 
     ax.legend(handles=[Patch(facecolor=BLOCK_COLORS[k], edgecolor="#888888", label=k)
                        for k in ("full", "partial", "empty")] +
               [plt.Line2D([], [], color="black", lw=1.2, label="image boundary")],
-              loc="upper right", fontsize=7, framealpha=0.9)
+              loc="upper right", fontsize=9, framealpha=0.9)
     return fig
 
 
@@ -324,7 +325,7 @@ def position_map(batch, row: int = 0, *, show_wrong: bool = True, annotate: bool
                    ("WRONG: row id\ncontinuing", rows_cont, "viridis", True)]
     if annotate is None:
         annotate = n <= 48
-    fig, axes = subplots(len(strips), 1, figsize=(min(14, max(7, 0.28 * n)), 0.9 * len(strips) + 1.1),
+    fig, axes = subplots(len(strips), 1, figsize=(min(10.8, max(7, 0.28 * n)), 0.9 * len(strips) + 1.1),
                          sharex=True)
     bounds = _boundaries(seg)
     for ax, (name, vals, cmap_name, wrong) in zip(axes, strips):
@@ -344,7 +345,7 @@ def position_map(batch, row: int = 0, *, show_wrong: bool = True, annotate: bool
             for j in range(n):
                 if not pad[j]:
                     light = name == "image id" or vals[j] / top > 0.6  # bright cell: dark text
-                    ax.text(j, 0, str(int(vals[j])), ha="center", va="center", fontsize=7,
+                    ax.text(j, 0, str(int(vals[j])), ha="center", va="center", fontsize=9,
                             color="black" if light else "white")
         for b in bounds:
             ax.axvline(b - 0.5, color="black", lw=1.5)

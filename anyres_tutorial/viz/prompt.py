@@ -1,9 +1,11 @@
 """Pictures of what the language model receives: whole-prompt strips, connector shape flows, LLM positions.
 
 Taught in `what_the_language_model_receives`. Colours come from the shared palette (``viz.palette``): image k
-has :func:`image_color` ``(k)``, global views :data:`GLOBAL_COLOR`, local tiles :func:`tile_color`, newline
-tokens :data:`NEWLINE_COLOR`, separator / extra / row-end tokens :data:`EXTRA_COLOR`; text and wrapper
-markers, which the palette does not cover, get the two neutral colours below.
+has :func:`image_color` ``(k)``, global views :data:`GLOBAL_COLOR`, newline tokens :data:`NEWLINE_COLOR`,
+separator / extra / row-end tokens :data:`EXTRA_COLOR`; text, wrapper markers and the local tiles of the view
+lane, which the palette does not cover, get the neutral colours below (tiles alternate two greys, so that no
+colour means an image in one lane and a tile in the other). Every text is at least 10 pt at the width a
+notebook shows the figure.
 """
 
 from __future__ import annotations
@@ -11,28 +13,30 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .palette import EXTRA_COLOR, GLOBAL_COLOR, NEWLINE_COLOR, fig_ax, image_color, subplots, tile_color
+from .palette import EXTRA_COLOR, GLOBAL_COLOR, NEWLINE_COLOR, fig_ax, image_color, subplots
 
 TEXT_COLOR = "#e3dcc2"  # text tokens (beige: not a token category of the palette)
 MARKER_COLOR = "#8c6d31"  # wrapper markers such as <img> / <|vision_start|> (olive)
+TILE_SHADES = ("#a9a9a9", "#d9d9d9")  # local tiles in the view lane: tile k gets TILE_SHADES[k % 2]
+FONT = 10  # points: every text of these figures
 #: Kinds drawn as thin lines: single special tokens that would vanish as bars.
 _THIN = {"newline": NEWLINE_COLOR, "separator": EXTRA_COLOR, "extra": EXTRA_COLOR, "break": NEWLINE_COLOR,
          "end": EXTRA_COLOR, "marker": MARKER_COLOR}
 
 
-def _view_color(view: str | None, n_tiles: int):
+def _view_color(view: str | None):
     if view and view.startswith("tile "):
-        return tile_color(int(view.split()[1]), max(n_tiles, 1))
-    return GLOBAL_COLOR if view == "global" else "#9e9e9e"
+        return TILE_SHADES[int(view.split()[1]) % 2]
+    return GLOBAL_COLOR if view == "global" else None
 
 
 def _draw_prompt(ax, p, y: float) -> None:
-    """One prompt as two lanes at height ``y``: what each token is (top) and which view it came from."""
-    n_tiles = 1 + max((int(s.view.split()[1]) for s in p.segments if s.view and s.view.startswith("tile ")),
-                      default=-1)
+    """One prompt as two lanes at height ``y``: what each token is (top: colour = image) and which view it
+    came from (bottom: global view or local tile)."""
     x = 0
     for s in p.segments:
         if s.kind in _THIN and s.count <= 2:
@@ -41,9 +45,9 @@ def _draw_prompt(ax, p, y: float) -> None:
             color = TEXT_COLOR if s.kind == "text" else _THIN.get(s.kind, image_color(s.image or 0))
             ax.add_patch(FancyBboxPatch((x, y + 0.22), s.count, 0.4, boxstyle="square,pad=0", lw=0,
                                         fc=color))
-            if s.kind == "image" and s.view and (s.view == "global" or s.view.startswith("tile ")):
-                ax.add_patch(FancyBboxPatch((x, y), s.count, 0.18, boxstyle="square,pad=0", lw=0,
-                                            fc=_view_color(s.view, n_tiles)))
+            lane = _view_color(s.view) if s.kind == "image" else None
+            if lane is not None:
+                ax.add_patch(FancyBboxPatch((x, y), s.count, 0.18, boxstyle="square,pad=0", lw=0, fc=lane))
         x += s.count
 
 
@@ -60,73 +64,91 @@ def _summary(p) -> str:
 
 
 def prompt_strips(prompts, title: str | None = None) -> Figure:
-    """Whole-prompt strips, one per laid-out prompt (``llm.layout`` results), on a common token axis: text
-    (beige), each image's tokens in its image colour, newline / separator / row tokens as thin red / pink
-    lines, wrapper markers olive; the thin lane below an image's tokens shows the view (global view black,
-    tiles in their tile colours). Taught in `what_the_language_model_receives`."""
+    """Whole-prompt strips, one per laid-out prompt (``llm.layout`` results), on a common token axis. Upper
+    lane, what each token is: text (beige), each image's tokens in its image colour, newline / separator /
+    row tokens as thin red / pink lines, wrapper markers olive. Lower lane, which view an image token comes
+    from: the global view (black) or a local tile (two greys, alternating tile by tile). Taught in
+    `what_the_language_model_receives`."""
     from ..llm import get
 
     prompts = list(prompts)
     if not prompts:
         raise ValueError("prompt_strips needs at least one laid-out prompt")
-    fig, ax = subplots(figsize=(11, 0.95 * len(prompts) + 0.9))
+    fig, ax = subplots(figsize=(10.6, 1.15 * len(prompts) + 1.5))
     longest = max(p.num_tokens for p in prompts)
     for row, p in enumerate(prompts):
         y = len(prompts) - 1 - row
         _draw_prompt(ax, p, y)
         ax.text(-0.01 * longest, y + 0.4, f"{get(p.method).title}\n{p.num_tokens} tokens", ha="right",
-                va="center", fontsize=8)
-        ax.text(0, y + 0.66, _summary(p), ha="left", va="bottom", fontsize=7.5)
+                va="center", fontsize=FONT)
+        ax.text(0, y + 0.66, _summary(p), ha="left", va="bottom", fontsize=FONT)
     ax.set_xlim(0, longest * 1.01)
     ax.set_ylim(-0.15, len(prompts) + 0.05)
     ax.set_yticks([])
-    ax.set_xlabel("LLM position (tokens)")
+    ax.set_xlabel("LLM position (tokens)", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    handles = [FancyBboxPatch((0, 0), 1, 1, fc=c, lw=0) for c in
-               (TEXT_COLOR, image_color(0), image_color(1), NEWLINE_COLOR, EXTRA_COLOR, MARKER_COLOR,
-                GLOBAL_COLOR)]
-    fig.legend(handles, ["text (whitespace words)", "image 0 tokens", "image 1 tokens",
-                         "newline / [IMG_BREAK]", "separator / extra / [IMG_END]", "wrapper marker",
-                         "lower lane: global view (tiles: tile colours)"],
-               loc="outside lower center", ncol=4, fontsize=7.5, frameon=False)
-    ax.set_title(title or "What the language model receives: a two-image prompt per method", fontsize=10)
+    n_images = max(len(p.image_sizes) for p in prompts)
+    colors = [TEXT_COLOR, *(image_color(k) for k in range(n_images)), NEWLINE_COLOR, EXTRA_COLOR,
+              MARKER_COLOR, GLOBAL_COLOR, TILE_SHADES[0]]
+    names = ["text (whitespace words)", *(f"image {k} tokens" for k in range(n_images)),
+             "newline / [IMG_BREAK]", "separator / extra / [IMG_END]", "wrapper marker",
+             "lower lane: global view", "lower lane: local tiles (alternating)"]
+    handles = [FancyBboxPatch((0, 0), 1, 1, fc=c, lw=0) for c in colors]
+    fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize=FONT, frameon=False)
+    ax.set_title(title or "What the language model receives: a two-image prompt per method", fontsize=11)
     return fig
 
 
+BOX_IN, ROW_IN = 1.75, 1.7  # connector_flow: inches per step box, per method row
+_PT = 1 / 72  # one point in inches
+
+
+def _box_texts(ax, x: float, y: float, step: str, shape, last: bool) -> None:
+    """One step of a connector flow: a box with the step's name, its symbolic shape and the real shape."""
+    name, sym = (step.rsplit(" (", 1) + [""])[:2] if step.endswith(")") else (step, "")
+    ax.add_patch(FancyBboxPatch((x + 0.04, y - 0.42), 0.84, 0.78, boxstyle="round,pad=0.02",
+                                fc="#fde0c5" if last else "#e8eef7", ec="#555555", lw=0.6))
+    unit = _PT / ROW_IN  # a point in row units
+    top = y + 0.36 - 5 * unit
+    name = textwrap.fill(name, 17, break_on_hyphens=False)
+    ax.text(x + 0.46, top, name, ha="center", va="top", fontsize=FONT, linespacing=1.05)
+    if sym:
+        sym = textwrap.fill("(" + sym, 19, break_on_hyphens=False)
+        ax.text(x + 0.46, top - (name.count("\n") + 1) * 12.5 * unit - 3 * unit, sym, ha="center", va="top",
+                fontsize=FONT, color="#555555", linespacing=1.05)
+    ax.text(x + 0.46, y - 0.42 + 5 * unit, "(" + ", ".join(map(str, shape)) + ")", ha="center", va="bottom",
+            fontsize=FONT, family="monospace")
+
+
 def connector_flow(traces: dict, title: str | None = None) -> Figure:
-    """The shape flow from pixels to LLM embeddings, one row per method: ``traces`` maps a label to the
-    trace of ``llm.run_connector`` ((step, shape) pairs). Taught in `what_the_language_model_receives`."""
+    """The shape flow from pixels to LLM embeddings, one row per method (its label above it): ``traces``
+    maps a label to the trace of ``llm.run_connector`` ((step, shape) pairs). Taught in
+    `what_the_language_model_receives`."""
     if not traces:
         raise ValueError("connector_flow needs at least one trace")
     width = max(len(t) for t in traces.values())
-    fig, ax = subplots(figsize=(2.05 * width + 1.6, 1.05 * len(traces) + 0.4))
+    fig, ax = subplots(figsize=(BOX_IN * width, ROW_IN * len(traces) + 0.45))
     for row, (label, trace) in enumerate(traces.items()):
         y = len(traces) - 1 - row
-        ax.text(-0.15, y, label, ha="right", va="center", fontsize=8.5, fontweight="bold")
+        ax.text(0.06, y + 0.41, label, ha="left", va="bottom", fontsize=FONT + 0.5, fontweight="bold")
         for i, (step, shape) in enumerate(trace):
-            last = i == len(trace) - 1
-            name, sym = (step.rsplit(" (", 1) + [""])[:2] if step.endswith(")") else (step, "")
-            ax.add_patch(FancyBboxPatch((i + 0.04, y - 0.4), 0.84, 0.8, boxstyle="round,pad=0.02",
-                                        fc="#fde0c5" if last else "#e8eef7", ec="#555555", lw=0.6))
-            ax.text(i + 0.46, y + 0.2, textwrap.fill(name, 26), ha="center", va="center", fontsize=6.2,
-                    linespacing=1.0)
-            if sym:
-                ax.text(i + 0.46, y - 0.08, "(" + sym, ha="center", va="center", fontsize=6, color="#555555")
-            ax.text(i + 0.46, y - 0.27, "(" + ", ".join(map(str, shape)) + ")", ha="center", va="center",
-                    fontsize=7.3, family="monospace")
-            if not last:
-                ax.annotate("", (i + 1.04, y), (i + 0.88, y), arrowprops={"arrowstyle": "->", "lw": 0.8})
-    ax.set_xlim(-1.6, width)
-    ax.set_ylim(-0.5, len(traces) - 0.5)
+            _box_texts(ax, i, y, step, shape, last=i == len(trace) - 1)
+            if i < len(trace) - 1:
+                ax.annotate("", (i + 1.04, y - 0.03), (i + 0.88, y - 0.03),
+                            arrowprops={"arrowstyle": "->", "lw": 0.8})
+    ax.set_xlim(0, width)
+    ax.set_ylim(-0.47, len(traces) - 0.5 + 0.05)
     ax.axis("off")
-    ax.set_title(title or "Connector shape flow (random weights; small widths Dv, D)", fontsize=10)
+    ax.set_title(title or "Connector shape flow (random weights; small widths Dv, D)", fontsize=11)
     return fig
 
 
 def llm_positions(p_1d, p_mrope, ax=None) -> Figure:
     """LLM position ids along the prompt: plain 1-D positions of a LLaVA-style prompt (``p_1d``) against
-    Qwen2-VL's M-RoPE (t, h, w) ids of ``p_mrope``; image tokens shaded in their image colour. Taught in
+    Qwen2-VL's M-RoPE (t, h, w) ids of ``p_mrope`` (told apart by line style); image tokens shaded in their
+    image colour. Taught in
     `what_the_language_model_receives`."""
     from ..llm import mrope, positions_1d
 
@@ -140,22 +162,27 @@ def llm_positions(p_1d, p_mrope, ax=None) -> Figure:
     n = np.arange(p_1d.num_tokens)
     axes[0].plot(n, positions_1d(p_1d), color="#333333", lw=1)
     axes[0].set_title(f"{p_1d.method}: 1-D positions 0..{p_1d.num_tokens - 1} (image tokens shaded)",
-                      fontsize=9)
+                      fontsize=FONT + 0.5)
     ids = mrope(p_mrope)
     n = np.arange(p_mrope.num_tokens)
-    for row, (name, color) in enumerate((("t", "#333333"), ("h", "#1f77b4"), ("w", "#ff7f0e"))):
-        axes[1].plot(n, ids[row], color=color, lw=0.9 if row else 1.6, label=name, alpha=0.9)
+    # the three ids differ by line style, not colour: colour means an image (the shading) in this figure
+    for row, (name, style, lw) in enumerate((("t", "-", 2.2), ("h", "-", 0.9), ("w", ":", 1.1))):
+        axes[1].plot(n, ids[row], color="#333333" if row == 0 else "black", ls=style, lw=lw, label=name)
     axes[1].set_title(f"{p_mrope.method}: M-RoPE (t, h, w) ids - the sequence is {p_mrope.num_tokens} long "
-                      f"but the ids only reach {int(ids.max())}", fontsize=9)
-    axes[1].legend(fontsize=8, loc="upper left")
+                      f"but the ids only reach {int(ids.max())}", fontsize=FONT + 0.5)
+    axes[1].legend(fontsize=FONT, loc="upper left")
     for a in axes:
-        a.set_xlabel("token index in the LLM input")
-        a.set_ylabel("position id")
+        a.set_xlabel("token index in the LLM input", fontsize=FONT)
+        a.set_ylabel("position id", fontsize=FONT)
+        a.tick_params(labelsize=FONT)
     return fig
 
 
-def mrope_grid(p, image: int = 0, ax=None) -> Figure:
-    """The (h, w) M-RoPE ids of one image's tokens as a little grid of numbers (small images only)."""
+def mrope_grid(p, image: int = 0, picture=None, ax=None) -> Figure:
+    """The M-RoPE ids (h, w) of one image's tokens, written on its grid of merged tokens (each cell is one
+    LLM token: a 28×28-pixel block of the resized image); ``picture`` (a PIL image): drawn under the grid,
+    resized to the grid's pixels as the processor does. The title gives the shared t. Taught in
+    `what_the_language_model_receives`."""
     from ..llm import mrope
 
     seg = [s for s in p.segments if s.kind == "image" and s.image == image]
@@ -165,15 +192,31 @@ def mrope_grid(p, image: int = 0, ax=None) -> Figure:
     start = sum(x.count for x in p.segments[: p.segments.index(s)])
     ids = mrope(p)[:, start:start + s.count]
     rows, cols = s.grid
-    fig, ax = fig_ax(ax, (0.55 * cols + 1, 0.45 * rows + 0.9))
-    ax.imshow(np.zeros((rows, cols)), cmap="Greys", vmin=0, vmax=1)
+    cell = 0.62  # inches per token: room for "h,w" at 10 pt
+    fig, ax = fig_ax(ax, (cell * cols + 0.9, cell * rows + 0.9))
+    if picture is not None:
+        ax.imshow(np.asarray(picture.convert("RGB").resize((28 * cols, 28 * rows))),
+                  extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))
+    else:
+        ax.imshow(np.zeros((rows, cols)), cmap="Greys", vmin=0, vmax=1)
+    for k in range(1, max(rows, cols)):
+        if k < rows:
+            ax.axhline(k - 0.5, color="white", lw=0.8)
+        if k < cols:
+            ax.axvline(k - 0.5, color="white", lw=0.8)
+    outline = [patheffects.withStroke(linewidth=2.5, foreground="white")]
     for k in range(s.count):
         r, c = divmod(k, cols)
-        ax.text(c, r, f"{ids[1, k]},{ids[2, k]}", ha="center", va="center", fontsize=6.5)
+        ax.text(c, r, f"{ids[1, k]},{ids[2, k]}", ha="center", va="center", fontsize=FONT,
+                path_effects=outline)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"image {image}: (h, w) ids, t = {ids[0, 0]}", fontsize=8.5)
+    ax.set_xlim(-0.5, cols - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_title(f"image {image}: {rows}×{cols} merged tokens, ids (h, w) in each; t = {ids[0, 0]} for all",
+                 fontsize=FONT + 0.5)
     return fig
 
 
-__all__ = ["TEXT_COLOR", "MARKER_COLOR", "prompt_strips", "connector_flow", "llm_positions", "mrope_grid"]
+__all__ = ["TEXT_COLOR", "MARKER_COLOR", "TILE_SHADES", "prompt_strips", "connector_flow", "llm_positions",
+           "mrope_grid"]

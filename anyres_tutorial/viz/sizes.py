@@ -50,7 +50,7 @@ def native_sizes(images, rule: str = "navit", *, names=None, title: str | None =
     widths = [d["size"][0] for d in details]
     hmax = max(d["size"][1] for d in details)
     total_w = sum(widths)
-    fig_w = min(15.0, max(7.0, 2.2 * len(items)))
+    fig_w = min(10.8, max(7.0, 2.2 * len(items)))
     eff = [max(w, 0.15 * total_w) for w in widths]  # narrow images get room for their labels
     fig_h = max(2.8, min(7.5, fig_w * hmax / sum(eff) + 1.2))
     fig, axes = subplots(1, len(items), figsize=(fig_w, fig_h), squeeze=False,
@@ -72,13 +72,14 @@ def native_sizes(images, rule: str = "navit", *, names=None, title: str | None =
         for s in ax.spines.values():
             s.set_visible(False)
         iw, ih = d["input"]
-        ax.set_title(f"{name}\n{iw}×{ih}\n→ {W}×{H}\n{gw}×{gh} = {d['tokens']} tok", fontsize=8, loc="left")
+        ax.set_title(f"{name}\n{iw}×{ih}\n→ {W}×{H}\n{gw}×{gh} = {d['tokens']} tok", fontsize=9.5, loc="left")
     unit = "28-px cells (2×2 merged 14-px patches)" if rule == "qwen2_vl" else "patches"
     opts = ", ".join(f"{k}={v}" for k, v in options.items())
     head = title if title is not None else f"Native resolution, rule {rule!r}"
     if title is None and opts:
         head += f" ({opts})"
     fig.suptitle(f"{head}\nsame pixel scale; grid = {unit}; sizes are width×height", fontsize=10)
+    fig.get_layout_engine().set(h_pad=0.15)  # room between the suptitle and the four-line panel titles
     return fig
 
 

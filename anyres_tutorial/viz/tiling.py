@@ -246,7 +246,7 @@ def grid_overlay(plan, image=None, ax=None, *, show_global: bool = True, title: 
     _overlay_tiles(ax, plan, index, boxes, xmax if badges else None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(_overlay_title(plan) if title is None else title, fontsize=10)
+    ax.set_title(_overlay_title(plan) if title is None else title, fontsize=10, pad=9)  # clear of tick "0"
     _overlay_legend(ax, n_pad, views)
     return fig
 
