@@ -451,8 +451,14 @@ def test_app_fits_every_screen(tmp_path):
 def _kernels(server_pid: int) -> list:
     import psutil
 
-    procs = psutil.Process(server_pid).children(recursive=True)
-    return [p for p in procs if "ipykernel" in " ".join(p.cmdline())]
+    out = []
+    for p in psutil.Process(server_pid).children(recursive=True):
+        try:  # a kernel being culled is a zombie (or gone) for a moment: it is not a live kernel
+            if p.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(p.cmdline()):
+                out.append(p)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return out
 
 
 def _wait_kernels(proc, n: int, seconds: float) -> int:

@@ -111,3 +111,16 @@ def test_notebook_shows_the_code_it_teaches(nb):
     assert shows, f"{nb.name} has no 'the code' cell (a cell whose only line is at.show(...))"
     for i in shows:
         assert i > 0 and cells[i - 1]["cell_type"] == "markdown", f"{nb.name}: no prose before cell {i}"
+
+
+def test_no_private_name_is_imported_across_library_files():
+    """A name starting with ``_`` stays in its file: shared helpers get public names."""
+    import ast
+
+    bad = []
+    for path in sorted((ROOT / "anyres_tutorial").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("anyres")):
+                bad += [f"{path.relative_to(ROOT)}: {a.name} from {node.module}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not bad, bad

@@ -246,7 +246,7 @@ def test_packing_mask_tab_dense_and_block_views():
 def test_packing_errors_are_messages():
     px = PackingExplorer(images=("astronaut", "chart"), max_len=512, budget=256)
     px.max_len.value = 64  # below the 256-token images
-    assert "smaller than sequence" in px.message.value and px.last_result is None
+    assert "longer than a row" in px.message.value and px.last_result is None
     assert px.pictures["Packed rows"].value == b""
     px.max_len.value = 512
     assert px.message.value == "" and px.last_result["max_len"] == 512
@@ -285,7 +285,7 @@ def test_refused_upload_leaves_the_counter_on_accepted_files():
 def test_error_states_hide_the_picture_and_keep_the_table():
     px = PackingExplorer(images=("astronaut", "chart", "icon"), max_len=512)
     px.rule_dd.value = "pixtral"  # no token budget: the big images exceed max_len 512
-    assert px.last_result is None and "smaller than sequence" in px.message.value
+    assert px.last_result is None and "longer than a row" in px.message.value
     assert px.pictures["Packed rows"].layout.display == "none"
     assert "does not fit" in px.numbers.value and "icon" in px.numbers.value
     px.max_len.value = 8192

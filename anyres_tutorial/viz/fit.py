@@ -65,7 +65,8 @@ def _extent(t, renderer):
     return t.get_window_extent(renderer)
 
 
-def _boxes(fig, renderer) -> list[tuple]:
+def text_boxes(fig, renderer) -> list[tuple]:
+    """(text artist, its drawn extent) for every visible, non-empty text of ``fig``."""
     out = []
     for t in texts(fig):
         bb = _extent(t, renderer)
@@ -74,7 +75,8 @@ def _boxes(fig, renderer) -> list[tuple]:
     return out
 
 
-def _hit(a, b, tol: float = 1.0) -> bool:
+def boxes_hit(a, b, tol: float = 1.0) -> bool:
+    """Whether two extents overlap by more than ``tol`` pixels on both axes."""
     return (a.x0 + tol < b.x1 and b.x0 + tol < a.x1) and (a.y0 + tol < b.y1 and b.y0 + tol < a.y1)
 
 
@@ -83,10 +85,10 @@ def layout_problems(fig, renderer=None) -> dict:
     intersect), ``outside`` (texts past the figure's left or right edge), ``collapsed`` (axes thinner than
     :data:`MIN_AXES_PX`); :func:`fit_figure` adds ``small`` (texts below the minimum size)."""
     renderer = renderer or fig.canvas.get_renderer()
-    boxes = _boxes(fig, renderer)
+    boxes = text_boxes(fig, renderer)
     fw = fig.bbox.width
     overlaps = [(a.get_text(), b.get_text()) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
-                if _hit(ba, bb)]
+                if boxes_hit(ba, bb)]
     # (above or below the figure is no loss: the PNG is cropped to what is drawn; wider would not fit)
     outside = [t.get_text() for t, bb in boxes if bb.x0 < -1 or bb.x1 > fw + 1]
     collapsed = [ax.get_title() or f"axes {i}" for i, ax in enumerate(fig.axes)
@@ -156,7 +158,7 @@ def _fewer_colliding_ticks(fig, renderer) -> bool:
                 continue
             boxes = [t.get_window_extent(renderer) for t in _shown_ticklabels(axis, lim, along)
                      if t.get_text().strip()]
-            if len(boxes) >= 2 and any(_hit(a, b, tol=-2.0) for a, b in zip(boxes, boxes[1:])):
+            if len(boxes) >= 2 and any(boxes_hit(a, b, tol=-2.0) for a, b in zip(boxes, boxes[1:])):
                 n = max(1, len(boxes) - 2)
                 loc = axis.get_major_locator()
                 if isinstance(loc, MaxNLocator) and loc._nbins == n:
@@ -181,7 +183,8 @@ def _thin_fixed(axis, along: int, renderer) -> None:
         axis.set_major_formatter(FixedFormatter([s if i % k == 0 else "" for i, s in enumerate(texts_)]))
 
 
-def _draw(fig):
+def draw_layout(fig):
+    """Draw ``fig`` once: (its renderer, whether constrained layout warned that axes collapsed)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fig.canvas.draw()
@@ -216,12 +219,12 @@ def fit_figure(fig, width_px: int, *, min_font_pt: float = MIN_FONT_PT, max_heig
         t.set_wrap(True)
     _raise_fonts(fig, min_font_pt)
     downsample_rasters(fig, width_px, int(height * CSS_DPI))
-    renderer, collapsed = _draw(fig)
+    renderer, collapsed = draw_layout(fig)
     _thin_ticks(fig, renderer)
     _raise_fonts(fig, min_font_pt)
     grown, before = 0, None
     for _ in range(tries):
-        renderer, collapsed = _draw(fig)
+        renderer, collapsed = draw_layout(fig)
         problems = layout_problems(fig, renderer)
         if collapsed and not problems["collapsed"]:
             problems["collapsed"] = ["constrained layout: axes collapsed"]
@@ -246,7 +249,7 @@ def fit_figure(fig, width_px: int, *, min_font_pt: float = MIN_FONT_PT, max_heig
             grown += 1
             continue
         break
-    renderer, collapsed = _draw(fig)
+    renderer, collapsed = draw_layout(fig)
     problems = layout_problems(fig, renderer)
     if collapsed and not problems["collapsed"]:
         problems["collapsed"] = ["constrained layout: axes collapsed"]
@@ -257,21 +260,21 @@ def fit_figure(fig, width_px: int, *, min_font_pt: float = MIN_FONT_PT, max_heig
 
 def _overlap_area(fig, renderer) -> float:
     """How much the texts of ``fig`` overlap (px², summed over pairs): a growth that helps lowers it."""
-    boxes = [bb for _, bb in _boxes(fig, renderer)]
+    boxes = [bb for _, bb in text_boxes(fig, renderer)]
     total = 0.0
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
-            if _hit(a, b):
+            if boxes_hit(a, b):
                 total += (min(a.x1, b.x1) - max(a.x0, b.x0)) * (min(a.y1, b.y1) - max(a.y0, b.y0))
     return round(total, 1)
 
 
 def _stacked_overlaps(fig, renderer) -> bool:
     """True when some colliding texts sit above one another (a taller figure separates them)."""
-    boxes = _boxes(fig, renderer)
+    boxes = text_boxes(fig, renderer)
     for i, (_, a) in enumerate(boxes):
         for _, b in boxes[i + 1:]:
-            if _hit(a, b):
+            if boxes_hit(a, b):
                 dx = min(a.x1, b.x1) - max(a.x0, b.x0)
                 dy = min(a.y1, b.y1) - max(a.y0, b.y0)
                 if dy < dx:
@@ -294,14 +297,14 @@ def _fit_width(fig, renderer, width_px: int) -> bool:
 
 def _colliding(fig, renderer, wanted) -> list:
     """The texts for which ``wanted(text)`` holds that overlap another text or leave their axes."""
-    boxes = _boxes(fig, renderer)
+    boxes = text_boxes(fig, renderer)
     out = []
     for t, bb in boxes:
         if not wanted(t):
             continue
         ax = t.axes
         outside = ax is not None and (bb.x0 < ax.bbox.x0 - 1 or bb.x1 > ax.bbox.x1 + 1)
-        if outside or any(_hit(bb, ob) for o, ob in boxes if o is not t):
+        if outside or any(boxes_hit(bb, ob) for o, ob in boxes if o is not t):
             out.append(t)
     return out
 

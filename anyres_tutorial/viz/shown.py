@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .fit import _boxes, _draw, _hit, layout_problems, texts
+from .fit import boxes_hit, draw_layout, layout_problems, text_boxes, texts
 
 COLUMN_PX = 1100  # the width of a notebook's output column (CSS px); wider figures are scaled down to it
 MIN_PT = 9  # the smallest text a reader should meet, in points on screen
@@ -72,11 +72,12 @@ def _polygons_overlap(p: np.ndarray, q: np.ndarray, tol: float = 1.0) -> bool:
 
 def _overlaps(fig, renderer) -> list[tuple[str, str]]:
     """Pairs of texts whose drawn rectangles overlap (slanted texts as slanted rectangles)."""
-    boxes = _boxes(fig, renderer)
+    boxes = text_boxes(fig, renderer)
     out = []
     for i, (a, ba) in enumerate(boxes):
         for b, bb in boxes[i + 1:]:
-            if _hit(ba, bb) and _polygons_overlap(_footprint(a, ba, renderer), _footprint(b, bb, renderer)):
+            if boxes_hit(ba, bb) and _polygons_overlap(_footprint(a, ba, renderer),
+                                                       _footprint(b, bb, renderer)):
                 out.append((a.get_text(), b.get_text()))
     return out
 
@@ -89,7 +90,7 @@ def shown_report(fig, column_px: int = COLUMN_PX, min_pt: float = MIN_PT) -> dic
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         FigureCanvasAgg(fig)
-    renderer, collapsed_warning = _draw(fig)
+    renderer, collapsed_warning = draw_layout(fig)
     width_px = (fig.get_tightbbox(renderer).width + 2 * PAD_IN) * fig.dpi
     scale = min(1.0, column_px / width_px)
     problems = layout_problems(fig, renderer)
