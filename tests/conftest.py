@@ -66,3 +66,14 @@ def to_installed_transformers_names(sd, ref_keys):
             k = k.replace(a, b)
         out[k] = v
     return out
+
+
+def refused(error, match, fn, *args, within: float = 30.0, **kwargs):
+    """``fn(*args, **kwargs)`` raises ``error`` matching ``match`` within ``within`` seconds (before any long
+    work starts)."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(error, match=match):
+        fn(*args, **kwargs)
+    assert time.perf_counter() - start < within, "the error came only after long work"

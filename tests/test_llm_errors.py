@@ -3,10 +3,9 @@ values, raised before any long work (every case here must answer within seconds)
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
+from conftest import refused
 
 from anyres_tutorial import llm, tiling
 
@@ -14,11 +13,8 @@ DIMS = {"vision_dim": 8, "llm_dim": 16}
 
 
 def _refused(exc, match, fn, *args, **kwargs):
-    """``fn(*args, **kwargs)`` raises ``exc`` matching ``match`` within 5 s (so before any long work)."""
-    start = time.perf_counter()
-    with pytest.raises(exc, match=match):
-        fn(*args, **kwargs)
-    assert time.perf_counter() - start < 5, "the error came only after long work"
+    """``conftest.refused`` within 5 s."""
+    refused(exc, match, fn, *args, within=5, **kwargs)
 
 
 # -------------------------------------------------------------------------------- sizes that cannot finish
